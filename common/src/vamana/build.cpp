@@ -1,0 +1,438 @@
+// Vamana graph build (DiskANN), multi-threaded, with Filtered DiskANN for labelled data.
+//
+// Phases:
+//  1. Entry points: the medoid (node nearest the centroid) and, for labelled data, one start
+//     node per label (the medoid of that label's nodes).
+//  2. Insertion, in a seeded random order, by all workers: greedy search from the medoid
+//     (L = search_list_size); for a labelled node also a filtered search from its labels'
+//     start nodes that only enters nodes sharing one of its labels; RobustPrune of all
+//     expanded nodes to R with the alpha schedule and label-aware occlusion; then reverse
+//     edges: p is appended to each kept neighbour's list, which is re-pruned to R once it
+//     would exceed ceil(slack * R).
+//  3. Final prune of every list longer than R.
+//  4. Connectivity: every node must be reachable from the medoid; any that is not gets an
+//     in-edge from the nearest reachable node found by a search for it.
+//
+// Concurrency: each node's list is guarded by a one-byte spin lock. Readers copy a list under
+// its lock; a writer that re-prunes copies the list, prunes without the lock and writes back
+// (a concurrent append in between may be lost, as in DiskANN; the list stays valid). Only the
+// calling thread (worker 0) runs the Control callbacks; other workers stop when `stop_` is set.
+#include "vectorscale/vamana/build.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <random>
+
+#include "vectorscale/core/error.hpp"
+#include "vectorscale/core/threads.hpp"
+#include "vectorscale/distance/distance.hpp"
+#include "vectorscale/vamana/prune.hpp"
+#include "vectorscale/vamana/search.hpp"
+
+namespace vs::vamana {
+
+void check(const BuildParams& p) {
+  VS_EXPECTS(p.num_neighbors >= kMinNumNeighbors && p.num_neighbors <= kMaxNumNeighbors,
+             "num_neighbors must be between %u and %u, not %u", kMinNumNeighbors, kMaxNumNeighbors,
+             p.num_neighbors);
+  VS_EXPECTS(p.search_list_size >= 1, "search_list_size must be at least 1");
+  VS_EXPECTS(std::isfinite(p.max_alpha) && p.max_alpha >= 1.0f, "max_alpha must be at least 1.0");
+  VS_EXPECTS(std::isfinite(p.slack) && p.slack >= 1.0f && p.slack <= 4.0f, "slack must be between 1 and 4");
+  VS_EXPECTS(p.threads >= 1 && p.threads <= 1024, "threads must be between 1 and 1024, not %u", p.threads);
+}
+
+void LabelSets::push_back(std::span<const Label> labels) {
+  const std::size_t start = values.size();
+  values.insert(values.end(), labels.begin(), labels.end());
+  std::sort(values.begin() + static_cast<std::ptrdiff_t>(start), values.end());
+  values.erase(std::unique(values.begin() + static_cast<std::ptrdiff_t>(start), values.end()), values.end());
+  offsets.push_back(static_cast<std::uint32_t>(values.size()));
+}
+
+std::uint32_t medoid(const float* vectors, std::size_t n, std::size_t dims, std::span<const std::uint32_t> members) {
+  const std::size_t count = members.empty() ? n : members.size();
+  if (count == 0) return kNoNode;
+  auto id = [&](std::size_t i) { return members.empty() ? static_cast<std::uint32_t>(i) : members[i]; };
+  std::vector<double> sum(dims, 0.0);
+  for (std::size_t i = 0; i < count; ++i) {
+    const float* v = vectors + static_cast<std::size_t>(id(i)) * dims;
+    for (std::size_t d = 0; d < dims; ++d) sum[d] += v[d];
+  }
+  std::vector<float> centroid(dims);
+  for (std::size_t d = 0; d < dims; ++d) centroid[d] = static_cast<float>(sum[d] / static_cast<double>(count));
+  std::uint32_t best = id(0);
+  float best_d = std::numeric_limits<float>::infinity();
+  for (std::size_t i = 0; i < count; ++i) {
+    const float dd = distance::l2_squared(centroid.data(), vectors + static_cast<std::size_t>(id(i)) * dims, dims);
+    if (dd < best_d) {
+      best_d = dd;
+      best = id(i);
+    }
+  }
+  return best;
+}
+
+MemoryEstimate estimate_build_memory(std::uint64_t n, std::uint32_t dims, const BuildParams& params,
+                                     std::uint32_t bits_per_dim, double avg_labels) {
+  MemoryEstimate m;
+  const auto cap = static_cast<std::uint64_t>(std::ceil(params.slack * static_cast<float>(params.num_neighbors)));
+  m.vectors = n * dims * sizeof(float);
+  m.graph = n * (cap * sizeof(std::uint32_t) + sizeof(std::uint32_t) + 1);
+  m.codes = bits_per_dim == 0 ? 0 : n * ((static_cast<std::uint64_t>(dims) * bits_per_dim + 63) / 64) * 8;
+  m.labels = static_cast<std::uint64_t>(static_cast<double>(n) * (avg_labels * sizeof(Label) + sizeof(std::uint32_t)));
+  // Per worker: a visited tag per node, plus lists and candidate buffers of a few L.
+  const std::uint64_t per_worker = n * sizeof(std::uint32_t) + 16ULL * (params.search_list_size + cap) * 16;
+  m.scratch = per_worker * std::max<std::uint32_t>(1, params.threads);
+  return m;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Per-worker buffers, reused across insertions.
+struct Scratch {
+  explicit Scratch(std::size_t n) : visited(n) {}
+  SearchList<std::uint32_t> list;
+  EpochVisited visited;
+  std::vector<Candidate<std::uint32_t>> expanded;
+  std::vector<std::uint32_t> nbuf;   // a copied neighbour list
+  std::vector<std::uint32_t> ids;    // prune candidates
+  std::vector<float> dists;          // their distances
+  std::vector<std::uint32_t> kept;   // prune result (indices into ids)
+  std::vector<float> factor;         // prune occlusion factors
+  std::vector<std::uint32_t> starts;
+  std::uint64_t computed = 0;
+};
+
+class Builder {
+ public:
+  Builder(const float* vectors, std::size_t n, std::size_t dims, const BuildParams& p, const LabelSets* labels,
+          const Control& control, Allocator& alloc, Graph& g)
+      : vecs_(vectors), n_(n), dims_(dims), p_(p), labels_(labels), control_(control), g_(g),
+        ratio_rule_(p.metric != distance::Metric::kInnerProduct),
+        cap_(static_cast<std::uint32_t>(std::ceil(p.slack * static_cast<float>(p.num_neighbors)))),
+        locks_(n, alloc) {
+    g_.num_nodes = static_cast<std::uint32_t>(n);
+    g_.stride = cap_;
+    g_.neighbors = Array<std::uint32_t>(n * cap_, alloc);
+    g_.degrees = Array<std::uint32_t>(n, alloc);
+  }
+
+  void run(BuildStats* stats) {
+    const auto t0 = Clock::now();
+    if (n_ == 0) return;
+    g_.medoid = medoid(vecs_, n_, dims_);
+    if (labels_ != nullptr && !labels_->empty()) choose_label_starts();
+
+    std::vector<std::uint32_t> order(n_);
+    std::iota(order.begin(), order.end(), 0u);
+    std::mt19937_64 rng(p_.seed);
+    std::shuffle(order.begin(), order.end(), rng);
+
+    // Phase 2: insert every node.
+    const std::size_t threads = std::min<std::size_t>(p_.threads, std::max<std::size_t>(1, n_ / 64));
+    std::vector<std::uint64_t> computed(threads, 0);
+    parallel_for(threads, n_, [&](std::size_t k, Scratch& s) { insert(order[k], s); },
+                 [&](std::size_t w, Scratch& s) { computed[w] += s.computed; });
+
+    // Phase 3: every list to at most R.
+    parallel_for(threads, n_, [&](std::size_t i, Scratch& s) {
+      const auto node = static_cast<std::uint32_t>(i);
+      if (g_.degrees[node] <= p_.num_neighbors) return;
+      copy_list(node, s.nbuf);
+      prune_list(node, s.nbuf, s);
+      write_list(node, s);
+    }, [&](std::size_t w, Scratch& s) { computed[w] += s.computed; });
+
+    // Phase 4: reachability from the medoid.
+    Scratch s(n_);
+    const std::uint32_t repaired = connect_unreachable(s);
+    if (stats != nullptr) {
+      stats->distance_computations = std::accumulate(computed.begin(), computed.end(), s.computed);
+      stats->repaired_unreachable = repaired;
+      stats->seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+  }
+
+ private:
+  const float* vec(std::uint32_t i) const noexcept { return vecs_ + static_cast<std::size_t>(i) * dims_; }
+  float dist(std::uint32_t a, std::uint32_t b) const noexcept {
+    return distance::index_distance(p_.metric, vec(a), vec(b), dims_);
+  }
+
+  void lock(std::uint32_t i) noexcept {
+    std::atomic_ref<std::uint8_t> l(locks_[i]);
+    for (;;) {
+      if (l.exchange(1, std::memory_order_acquire) == 0) return;
+      while (l.load(std::memory_order_relaxed) != 0) __builtin_ia32_pause();
+    }
+  }
+  void unlock(std::uint32_t i) noexcept { std::atomic_ref<std::uint8_t>(locks_[i]).store(0, std::memory_order_release); }
+
+  std::uint32_t* slots(std::uint32_t i) noexcept { return g_.neighbors.data() + static_cast<std::size_t>(i) * cap_; }
+
+  void copy_list(std::uint32_t i, std::vector<std::uint32_t>& out) {
+    lock(i);
+    out.assign(slots(i), slots(i) + g_.degrees[i]);
+    unlock(i);
+  }
+
+  // Runs body(k, scratch) for k in [0, count) on `threads` workers; the calling thread also
+  // polls cancellation and reports progress.
+  template <class Body, class Done>
+  void parallel_for(std::size_t threads, std::size_t count, Body&& body, Done&& done) {
+    std::atomic<std::size_t> next{0};
+    std::atomic<std::size_t> finished{0};
+    stop_.store(false);
+    auto last_poll = Clock::now();
+    run_workers(threads, [&](std::size_t w) {
+      Scratch s(n_);
+      try {
+        constexpr std::size_t kChunk = 8;
+        for (;;) {
+          if (stop_.load(std::memory_order_relaxed)) break;
+          const std::size_t begin = next.fetch_add(kChunk, std::memory_order_relaxed);
+          if (begin >= count) break;
+          const std::size_t end = std::min(count, begin + kChunk);
+          for (std::size_t k = begin; k < end; ++k) body(k, s);
+          const std::size_t total_done = finished.fetch_add(end - begin, std::memory_order_relaxed) + (end - begin);
+          if (w == 0 && Clock::now() - last_poll > std::chrono::milliseconds(20)) {
+            last_poll = Clock::now();
+            poll(total_done, count);
+          }
+        }
+      } catch (...) {
+        stop_.store(true);
+        throw;
+      }
+      done(w, s);
+    });
+    poll(count, count);
+  }
+
+  void poll(std::size_t done, std::size_t total) {
+    if (control_.cancel && control_.cancel()) {
+      stop_.store(true);
+      throw Cancelled();
+    }
+    if (control_.progress) control_.progress(done, total);
+  }
+
+  // One start node per label: the medoid of the nodes carrying it.
+  void choose_label_starts() {
+    std::map<Label, std::vector<std::uint32_t>> members;
+    for (std::size_t i = 0; i < n_; ++i)
+      for (const Label l : labels_->of(i)) members[l].push_back(static_cast<std::uint32_t>(i));
+    for (const auto& [label, ids] : members) g_.label_starts.emplace_back(label, medoid(vecs_, n_, dims_, ids));
+  }
+
+  // Greedy search for node p from `starts`; when filter_labels is non-empty only nodes whose
+  // labels overlap it are entered. Expanded nodes are appended to s.expanded.
+  void search(std::uint32_t p, std::span<const std::uint32_t> starts, std::span<const Label> filter_labels,
+              Scratch& s) {
+    s.list.reset(p_.search_list_size);
+    s.visited.clear();
+    const bool filtered = !filter_labels.empty();
+    for (const std::uint32_t st : starts) {
+      if (s.visited.test_and_set(st)) continue;
+      s.list.insert(st, dist(p, st));
+      ++s.computed;
+    }
+    std::vector<std::uint32_t>& nb = s.nbuf;
+    s.computed += greedy_search(
+        s.list,
+        [&](std::uint32_t id, auto&& visit) {
+          copy_list(id, nb);
+          for (const std::uint32_t x : nb) {
+            if (filtered && !labels_overlap(labels_->of(x), filter_labels)) continue;
+            visit(x);
+          }
+        },
+        [&](std::uint32_t id) { return dist(p, id); }, s.visited,
+        [&](const Candidate<std::uint32_t>& c) { s.expanded.push_back(c); });
+  }
+
+  // RobustPrune of node p over candidate ids (any order, may hold p and duplicates); leaves
+  // the kept ids in s.ids[s.kept[...]].
+  void prune_list(std::uint32_t p, const std::vector<std::uint32_t>& candidates, Scratch& s) {
+    s.expanded.clear();
+    for (const std::uint32_t c : candidates) s.expanded.push_back({dist(p, c), c, true});
+    s.computed += candidates.size();
+    prune_expanded(p, s);
+  }
+
+  void prune_expanded(std::uint32_t p, Scratch& s) {
+    auto& cands = s.expanded;
+    std::sort(cands.begin(), cands.end(), [](const auto& a, const auto& b) {
+      return a.distance < b.distance || (a.distance == b.distance && a.id < b.id);
+    });
+    s.ids.clear();
+    s.dists.clear();
+    for (std::size_t i = 0; i < cands.size(); ++i) {
+      if (cands[i].id == p) continue;
+      if (!s.ids.empty() && std::find(s.ids.begin(), s.ids.end(), cands[i].id) != s.ids.end()) continue;
+      s.ids.push_back(cands[i].id);
+      s.dists.push_back(cands[i].distance);
+    }
+    const bool labelled = labels_ != nullptr && !labels_->empty();
+    const auto plabels = labelled ? labels_->of(p) : std::span<const Label>{};
+    std::uint64_t pairs = 0;
+    robust_prune(
+        s.dists, p_.num_neighbors, p_.max_alpha, ratio_rule_,
+        [&](std::size_t i, std::size_t j) {
+          ++pairs;
+          return dist(s.ids[i], s.ids[j]);
+        },
+        [&](std::size_t i, std::size_t j) {
+          return !labelled || covers_intersection(labels_->of(s.ids[i]), labels_->of(s.ids[j]), plabels);
+        },
+        s.kept, s.factor);
+    s.computed += pairs;
+  }
+
+  void write_list(std::uint32_t p, Scratch& s) {
+    lock(p);
+    std::uint32_t* out = slots(p);
+    for (std::size_t i = 0; i < s.kept.size(); ++i) out[i] = s.ids[s.kept[i]];
+    g_.degrees[p] = static_cast<std::uint32_t>(s.kept.size());
+    unlock(p);
+  }
+
+  void insert(std::uint32_t p, Scratch& s) {
+    s.expanded.clear();
+    const std::uint32_t entry = g_.medoid;
+    search(p, std::span<const std::uint32_t>(&entry, 1), {}, s);
+    if (labels_ != nullptr && !labels_->empty() && !labels_->of(p).empty()) {
+      s.starts.clear();
+      for (const Label l : labels_->of(p)) s.starts.push_back(label_start(l));
+      search(p, s.starts, labels_->of(p), s);
+    }
+    prune_expanded(p, s);
+    write_list(p, s);
+    // Reverse edges. s.kept indexes s.ids, which add_reverse_edge does not touch.
+    const std::vector<std::uint32_t> kept_ids = [&] {
+      std::vector<std::uint32_t> v;
+      v.reserve(s.kept.size());
+      for (const std::uint32_t k : s.kept) v.push_back(s.ids[k]);
+      return v;
+    }();
+    for (const std::uint32_t j : kept_ids) add_reverse_edge(j, p, s);
+  }
+
+  std::uint32_t label_start(Label l) const {
+    const auto it = std::lower_bound(g_.label_starts.begin(), g_.label_starts.end(), l,
+                                     [](const auto& e, Label v) { return e.first < v; });
+    return it->second;  // every label of a node has a start node
+  }
+
+  // Adds edge j -> p; re-prunes j's list to R when it is full at slack capacity.
+  void add_reverse_edge(std::uint32_t j, std::uint32_t p, Scratch& s) {
+    lock(j);
+    std::uint32_t* list = slots(j);
+    const std::uint32_t deg = g_.degrees[j];
+    if (std::find(list, list + deg, p) != list + deg) {
+      unlock(j);
+      return;
+    }
+    if (deg < cap_) {
+      list[deg] = p;
+      g_.degrees[j] = deg + 1;
+      unlock(j);
+      return;
+    }
+    s.nbuf.assign(list, list + deg);
+    unlock(j);
+    s.nbuf.push_back(p);
+    const std::vector<std::uint32_t> candidates = s.nbuf;
+    prune_list(j, candidates, s);
+    write_list(j, s);
+  }
+
+  // Links every node unreachable from the medoid to the nearest reachable node a search finds.
+  std::uint32_t connect_unreachable(Scratch& s) {
+    std::vector<std::uint8_t> reached(n_, 0);
+    std::vector<std::uint32_t> stack;
+    auto flood = [&](std::uint32_t from) {
+      if (reached[from]) return;
+      reached[from] = 1;
+      stack.push_back(from);
+      while (!stack.empty()) {
+        const std::uint32_t u = stack.back();
+        stack.pop_back();
+        for (const std::uint32_t v : g_.neighbors_of(u))
+          if (!reached[v]) {
+            reached[v] = 1;
+            stack.push_back(v);
+          }
+      }
+    };
+    std::uint32_t repaired = 0;
+    for (int round = 0; round < 8; ++round) {
+      std::fill(reached.begin(), reached.end(), 0);
+      flood(g_.medoid);
+      bool all = true;
+      for (std::uint32_t u = 0; u < n_; ++u) {
+        if (reached[u]) continue;
+        all = false;
+        s.expanded.clear();
+        const std::uint32_t entry = g_.medoid;
+        search(u, std::span<const std::uint32_t>(&entry, 1), {}, s);
+        // The list holds reachable nodes only (the search started at the medoid), nearest first.
+        std::uint32_t host = kNoNode;
+        for (const auto& c : s.list)
+          if (c.id != u && g_.degrees[c.id] < p_.num_neighbors) {
+            host = c.id;
+            break;
+          }
+        if (host == kNoNode) {
+          for (const auto& c : s.list)
+            if (c.id != u) {
+              host = c.id;
+              break;
+            }
+          if (host == kNoNode) host = g_.medoid;
+          // Full list: the last kept (longest-alpha) edge makes room.
+          if (g_.degrees[host] >= p_.num_neighbors) g_.degrees[host] = p_.num_neighbors - 1;
+        }
+        slots(host)[g_.degrees[host]++] = u;
+        ++repaired;
+        flood(u);
+      }
+      if (all) break;
+    }
+    return repaired;
+  }
+
+  const float* vecs_;
+  std::size_t n_, dims_;
+  const BuildParams& p_;
+  const LabelSets* labels_;
+  const Control& control_;
+  Graph& g_;
+  bool ratio_rule_;
+  std::uint32_t cap_;
+  Array<std::uint8_t> locks_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace
+
+Graph build_graph(const float* vectors, std::size_t n, std::size_t dims, const BuildParams& params,
+                  const LabelSets* labels, const Control& control, Allocator& alloc, BuildStats* stats) {
+  check(params);
+  VS_EXPECTS(dims >= 1, "vectors must have at least one dimension");
+  VS_EXPECTS(n < kNoNode, "too many vectors for one graph: %zu", n);
+  VS_EXPECTS(labels == nullptr || labels->empty() || labels->size() == n,
+             "label sets describe %zu nodes, expected %zu", labels == nullptr ? 0 : labels->size(), n);
+  Graph g;
+  Builder b(vectors, n, dims, params, labels, control, alloc, g);
+  b.run(stats);
+  return g;
+}
+
+}  // namespace vs::vamana
