@@ -27,6 +27,17 @@ inline std::vector<float> clustered(std::size_t n, std::size_t dims, std::size_t
   return out;
 }
 
+/** One clustered draw of n + nq rows split into (base, queries): same centres for both. */
+inline std::pair<std::vector<float>, std::vector<float>> clustered_split(std::size_t n, std::size_t nq,
+                                                                         std::size_t dims, std::size_t clusters,
+                                                                         std::uint64_t seed,
+                                                                         float spread = 0.35f) {
+  auto all = clustered(n + nq, dims, clusters, seed, spread);
+  std::vector<float> queries(all.begin() + static_cast<std::ptrdiff_t>(n * dims), all.end());
+  all.resize(n * dims);
+  return {std::move(all), std::move(queries)};
+}
+
 /** Uniform random floats in [lo, hi). */
 inline std::vector<float> uniform(std::size_t n, std::uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
   std::mt19937_64 rng(seed);

@@ -65,13 +65,22 @@ float cosine_from(double ab, double aa, double bb) noexcept {
 }
 
 float cosine_scalar(const float* a, const float* b, std::size_t n) noexcept {
-  float ab = 0, aa = 0, bb = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
+  float ab[4] = {0, 0, 0, 0}, aa[4] = {0, 0, 0, 0}, bb[4] = {0, 0, 0, 0};
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (std::size_t l = 0; l < 4; ++l) {
+      ab[l] += a[i + l] * b[i + l];
+      aa[l] += a[i + l] * a[i + l];
+      bb[l] += b[i + l] * b[i + l];
+    }
   }
-  return cosine_from(ab, aa, bb);
+  for (; i < n; ++i) {
+    ab[0] += a[i] * b[i];
+    aa[0] += a[i] * a[i];
+    bb[0] += b[i] * b[i];
+  }
+  return cosine_from((ab[0] + ab[1]) + (ab[2] + ab[3]), (aa[0] + aa[1]) + (aa[2] + aa[3]),
+                     (bb[0] + bb[1]) + (bb[2] + bb[3]));
 }
 
 std::uint32_t hamming_scalar(const std::uint64_t* a, const std::uint64_t* b, std::size_t w) noexcept {
@@ -174,13 +183,20 @@ __attribute__((target(VS_AVX512))) inline std::uint64_t hsum512_epi64(__m512i v)
 
 __attribute__((target(VS_AVX512))) float l2_avx512(const float* a, const float* b, std::size_t n) noexcept {
   __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
   std::size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
+  for (; i + 64 <= n; i += 64) {
     const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
     const __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
+    const __m512 d2 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32));
+    const __m512 d3 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48));
     s0 = _mm512_fmadd_ps(d0, d0, s0);
     s1 = _mm512_fmadd_ps(d1, d1, s1);
+    s2 = _mm512_fmadd_ps(d2, d2, s2);
+    s3 = _mm512_fmadd_ps(d3, d3, s3);
   }
+  s0 = _mm512_add_ps(s0, s2);
+  s1 = _mm512_add_ps(s1, s3);
   for (; i + 16 <= n; i += 16) {
     const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
     s0 = _mm512_fmadd_ps(d, d, s0);
@@ -195,7 +211,16 @@ __attribute__((target(VS_AVX512))) float l2_avx512(const float* a, const float* 
 
 __attribute__((target(VS_AVX512))) float dot_avx512(const float* a, const float* b, std::size_t n) noexcept {
   __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
   std::size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
+    s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
+  }
+  s0 = _mm512_add_ps(s0, s2);
+  s1 = _mm512_add_ps(s1, s3);
   for (; i + 32 <= n; i += 32) {
     s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
     s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The test command (README, CI): installs the Debian packages the build and the tests need
+# (idempotent; apt-get as root), configures, builds and runs every ctest in two configurations:
+#   1. Release, -Wall -Wextra -Werror, CUDA compiled when nvcc exists: the full ctest suite;
+#   2. ASan + UBSan (Debug, CPU-only): the unit and fuzz tests.
+#
+# Usage: deploy/test.sh [--no-sanitizers] [--no-install] [-j N]
+# Build trees go to build/test and build/asan under the checkout (override with VS_BUILD_ROOT).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build_root=${VS_BUILD_ROOT:-$here/build}
+jobs=$(nproc 2>/dev/null || echo 2)
+sanitizers=1
+install=1
+while (($#)); do
+  case $1 in
+    --no-sanitizers) sanitizers=0 ;;
+    --no-install) install=0 ;;
+    -j) jobs=$2; shift ;;
+    *) echo "usage: $0 [--no-sanitizers] [--no-install] [-j N]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+# ---- packages --------------------------------------------------------------------------------
+packages=(build-essential cmake pkg-config libgtest-dev libgmock-dev libbenchmark-dev
+          libhnswlib-dev clang libclang-rt-14-dev)
+if ((install)); then
+  missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "== installing: ${missing[*]}"
+    sudo=()
+    if ((EUID != 0)); then
+      command -v sudo >/dev/null || { echo "need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+      sudo=(sudo)
+    fi
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+# nvcc from the CUDA toolkit, when installed outside PATH.
+if ! command -v nvcc >/dev/null && [[ -x /usr/local/cuda/bin/nvcc ]]; then
+  export PATH=/usr/local/cuda/bin:$PATH
+fi
+
+# ---- 1. release build, all tests -------------------------------------------------------------
+echo "== release build (warnings are errors)"
+cmake -S "$here" -B "$build_root/test" -DCMAKE_BUILD_TYPE=Release -DVS_WERROR=ON
+cmake --build "$build_root/test" -j "$jobs"
+echo "== ctest (release)"
+(cd "$build_root/test" && ctest --output-on-failure -j "$jobs" --timeout 900)
+
+# ---- 2. sanitizers ---------------------------------------------------------------------------
+if ((sanitizers)); then
+  echo "== ASan+UBSan build"
+  cmake -S "$here" -B "$build_root/asan" -DCMAKE_BUILD_TYPE=Debug -DVS_WERROR=ON \
+        -DVS_SANITIZE=address,undefined -DVS_WITH_CUDA=OFF
+  cmake --build "$build_root/asan" -j "$jobs"
+  echo "== ctest (ASan+UBSan: unit and fuzz)"
+  (cd "$build_root/asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+     ctest --output-on-failure -j "$jobs" -L 'unit|fuzz' --timeout 900)
+fi
+echo "== all tests passed"
