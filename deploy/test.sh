@@ -24,23 +24,8 @@ while (($#)); do
 done
 
 # ---- packages --------------------------------------------------------------------------------
-packages=(build-essential cmake pkg-config libgtest-dev libgmock-dev libbenchmark-dev
-          libhnswlib-dev clang libclang-rt-14-dev)
 if ((install)); then
-  missing=()
-  for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  if ((${#missing[@]})); then
-    echo "== installing: ${missing[*]}"
-    sudo=()
-    if ((EUID != 0)); then
-      command -v sudo >/dev/null || { echo "need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
-      sudo=(sudo)
-    fi
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-  fi
+  "$here/deploy/install-deps.sh"
 fi
 
 # nvcc from the CUDA toolkit, when installed outside PATH.

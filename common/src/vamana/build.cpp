@@ -248,6 +248,8 @@ class Builder {
         s.list,
         [&](std::uint32_t id, auto&& visit) {
           copy_list(id, nb);
+          for (const std::uint32_t x : nb)
+            if (!s.visited.test(x)) prefetch(vec(x), std::min(kPrefetchBytes, dims_ * sizeof(float)));
           for (const std::uint32_t x : nb) {
             if (filtered && !labels_overlap(labels_->of(x), filter_labels)) continue;
             visit(x);

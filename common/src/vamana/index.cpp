@@ -82,7 +82,13 @@ void Index::search(const float* query, const SearchParams& params, std::vector<s
   s.distance_computations += greedy_search(
       s.list,
       [&](std::uint32_t id, auto&& visit) {
-        for (const std::uint32_t x : graph_.neighbors_of(id)) {
+        const auto nb = graph_.neighbors_of(id);
+        for (const std::uint32_t x : nb) {
+          if (s.visited.test(x)) continue;
+          if (sbq) prefetch(code(x), words * sizeof(std::uint64_t));
+          else prefetch(vector(x), std::min(kPrefetchBytes, dims_ * sizeof(float)));
+        }
+        for (const std::uint32_t x : nb) {
           if (filtered && !labels_overlap(labels_.of(x), params.labels)) continue;
           visit(x);
         }
