@@ -49,6 +49,7 @@ struct Options {
   unsigned hnsw_m = 16, hnsw_efc = 100;
   std::size_t max_base = static_cast<std::size_t>(-1);
   std::size_t max_queries = static_cast<std::size_t>(-1);
+  double expect_recall = -1;  // exit 1 unless some vectorscale setting reaches it
 };
 
 std::vector<unsigned> parse_list(const char* s) {
@@ -67,7 +68,8 @@ std::vector<unsigned> parse_list(const char* s) {
                "usage: ann_bench --data PREFIX [--metric l2|cosine|ip] [--threads N] [--k K]\n"
                "       [--sweep L1,L2,..] [--storage plain|sbq] [--bits B] [--rescore R1,R2,..]\n"
                "       [--R n] [--L n] [--alpha a] [--seed s] [--no-hnsw] [--hnsw-m M] [--hnsw-efc E]\n"
-               "       [--max-base N] [--max-queries N]\n");
+               "       [--max-base N] [--max-queries N] [--expect-recall R]\n"
+               "--expect-recall: exit 1 unless the best vectorscale recall of the sweep reaches R\n");
   std::exit(2);
 }
 
@@ -100,6 +102,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--hnsw-efc") o.hnsw_efc = static_cast<unsigned>(std::atoi(next()));
     else if (a == "--max-base") o.max_base = std::strtoull(next(), nullptr, 10);
     else if (a == "--max-queries") o.max_queries = std::strtoull(next(), nullptr, 10);
+    else if (a == "--expect-recall") o.expect_recall = std::atof(next());
     else usage();
   }
   if (o.data.empty() || o.threads == 0 || o.k == 0) usage();
@@ -179,6 +182,7 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   std::vector<vs::vamana::SearchScratch> scratch(o.threads);
+  double best_recall = 0;
   const auto rescores = o.index.storage == vs::vamana::Storage::kPlain ? std::vector<unsigned>{0} : o.rescore;
   for (const unsigned rescore : rescores) {
     for (const unsigned L : o.sweep) {
@@ -192,6 +196,7 @@ int main(int argc, char** argv) {
       });
       std::uint64_t dc = 0;
       for (const auto& s : scratch) dc += s.distance_computations;
+      best_recall = std::max(best_recall, recall);
       std::printf("{\"engine\":\"vectorscale\",\"dataset\":\"%s\",\"phase\":\"search\",\"storage\":\"%s\",\"L\":%u,"
                   "\"rescore\":%u,\"k\":%u,\"threads\":%u,\"recall\":%.4f,\"qps\":%.1f,\"dist_per_query\":%.1f}\n",
                   o.name.c_str(), storage_name(o.index.storage), L, rescore, o.k, o.threads, recall, qps,
@@ -241,5 +246,10 @@ int main(int argc, char** argv) {
     }
   }
 #endif
+  if (o.expect_recall >= 0 && best_recall < o.expect_recall) {
+    std::fprintf(stderr, "ann_bench: best vectorscale recall@%u %.4f is below the expected %.4f\n", o.k, best_recall,
+                 o.expect_recall);
+    return 1;
+  }
   return 0;
 }
