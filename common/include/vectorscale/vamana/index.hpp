@@ -16,6 +16,7 @@
 
 #include "vectorscale/core/control.hpp"
 #include "vectorscale/core/memory.hpp"
+#include "vectorscale/format/records.hpp"
 #include "vectorscale/sbq/sbq.hpp"
 #include "vectorscale/vamana/build.hpp"
 #include "vectorscale/vamana/labels.hpp"
@@ -24,11 +25,8 @@
 
 namespace vs::vamana {
 
-/** SQL `storage_layout`; values are stored on disk (format v1). */
-enum class Storage : std::uint8_t {
-  kMemoryOptimized = 1,  ///< SBQ codes in the graph, exact vectors in the heap
-  kPlain = 2,            ///< float32 vectors in the graph
-};
+/** SQL `storage_layout` (memory_optimized = SBQ codes in the graph, plain = float32 vectors). */
+using Storage = format::StorageLayout;
 
 /** Parameters of an in-memory index. */
 struct IndexParams {
