@@ -137,11 +137,11 @@ class Builder {
     // Phase 2: insert every node.
     const std::size_t threads = std::min<std::size_t>(p_.threads, std::max<std::size_t>(1, n_ / 64));
     std::vector<std::uint64_t> computed(threads, 0);
-    parallel_for(threads, n_, [&](std::size_t k, Scratch& s) { insert(order[k], s); },
+    parallel_for(kPhaseInsert, threads, n_, [&](std::size_t k, Scratch& s) { insert(order[k], s); },
                  [&](std::size_t w, Scratch& s) { computed[w] += s.computed; });
 
     // Phase 3: every list to at most R.
-    parallel_for(threads, n_, [&](std::size_t i, Scratch& s) {
+    parallel_for(kPhasePrune, threads, n_, [&](std::size_t i, Scratch& s) {
       const auto node = static_cast<std::uint32_t>(i);
       if (g_.degrees[node] <= p_.num_neighbors) return;
       copy_list(node, s.nbuf);
@@ -185,11 +185,12 @@ class Builder {
   // Runs body(k, scratch) for k in [0, count) on `threads` workers; the calling thread also
   // polls cancellation and reports progress.
   template <class Body, class Done>
-  void parallel_for(std::size_t threads, std::size_t count, Body&& body, Done&& done) {
+  void parallel_for(std::uint32_t phase, std::size_t threads, std::size_t count, Body&& body, Done&& done) {
     std::atomic<std::size_t> next{0};
     std::atomic<std::size_t> finished{0};
     stop_.store(false);
     auto last_poll = Clock::now();
+    std::size_t reported = 0;  // touched by worker 0 only
     run_workers(threads, [&](std::size_t w) {
       Scratch s(n_);
       try {
@@ -203,7 +204,9 @@ class Builder {
           const std::size_t total_done = finished.fetch_add(end - begin, std::memory_order_relaxed) + (end - begin);
           if (w == 0 && Clock::now() - last_poll > std::chrono::milliseconds(20)) {
             last_poll = Clock::now();
-            poll(total_done, count);
+            // Workers finish chunks out of order: report the largest count seen so far.
+            reported = std::max(reported, total_done);
+            poll(phase, reported, count);
           }
         }
       } catch (...) {
@@ -212,15 +215,15 @@ class Builder {
       }
       done(w, s);
     });
-    poll(count, count);
+    poll(phase, count, count);
   }
 
-  void poll(std::size_t done, std::size_t total) {
+  void poll(std::uint32_t phase, std::size_t done, std::size_t total) {
     if (control_.cancel && control_.cancel()) {
       stop_.store(true);
       throw Cancelled();
     }
-    if (control_.progress) control_.progress(done, total);
+    if (control_.progress) control_.progress(phase, done, total);
   }
 
   // One start node per label: the medoid of the nodes carrying it.

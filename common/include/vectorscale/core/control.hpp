@@ -18,8 +18,12 @@ namespace vs {
 /** Returns true when the work must stop; the engine then throws vs::Cancelled. */
 using CancelToken = std::function<bool()>;
 
-/** Receives (done, total) units of the current phase. */
-using ProgressCallback = std::function<void(std::uint64_t done, std::uint64_t total)>;
+/**
+ * Receives (phase, done, total): `done` of `total` units of the current phase. Phases are
+ * numbered by the operation (e.g. vamana::BuildPhase) and only increase; within a phase
+ * `done` only increases and the last report of a finished phase has done == total.
+ */
+using ProgressCallback = std::function<void(std::uint32_t phase, std::uint64_t done, std::uint64_t total)>;
 
 /** Severity of an engine log line. */
 enum class LogLevel : std::uint8_t { kDebug, kInfo, kWarning };

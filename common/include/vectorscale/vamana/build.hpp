@@ -35,6 +35,12 @@ struct Graph {
   }
 };
 
+/** Phases of build_graph as reported to Control::progress (units: nodes). */
+enum BuildPhase : std::uint32_t {
+  kPhaseInsert = 1,  ///< inserting nodes (search, prune, reverse edges)
+  kPhasePrune = 2,   ///< final prune of lists longer than R
+};
+
 /** Statistics of a build, for logs and benchmarks. */
 struct BuildStats {
   std::uint64_t distance_computations = 0;
