@@ -10,6 +10,9 @@
 #pragma once
 #include "vectorscale/core/no_postgres.hpp"
 
+#include "vectorscale/sbq/sbq.hpp"
+#include "vectorscale/vamana/params.hpp"
+
 #include "vectorscale/distance/distance.hpp"
 #include "vectorscale/format/page.hpp"
 
@@ -32,10 +35,10 @@ inline constexpr std::uint32_t kMetaFixedSize = 192;
 inline constexpr std::uint32_t kLabelStartSize = 8;
 /** Size of the NUL-padded builder id field. */
 inline constexpr std::uint32_t kBuilderIdSize = 64;
-/** Largest accepted num_neighbors (R). */
-inline constexpr std::uint32_t kMaxNumNeighbors = 2048;
-/** Largest accepted SBQ bits per dimension. */
-inline constexpr std::uint16_t kMaxBitsPerDim = 8;
+/** Largest accepted num_neighbors (R): the build's limit, vamana::kMaxNumNeighbors. */
+inline constexpr std::uint32_t kMaxNumNeighbors = vamana::kMaxNumNeighbors;
+/** Largest accepted SBQ bits per dimension: sbq::kMaxBitsPerDim. */
+inline constexpr std::uint32_t kMaxBitsPerDim = sbq::kMaxBitsPerDim;
 /** Largest accepted column dimension count (pgvector's VECTOR_MAX_DIM). */
 inline constexpr std::uint32_t kMaxDims = 16000;
 /** Meta flag bit: the index carries labels. */
