@@ -106,6 +106,7 @@ struct Scratch {
   std::vector<std::uint32_t> kept;   // prune result (indices into ids)
   std::vector<float> factor;         // prune occlusion factors
   std::vector<std::uint32_t> starts;
+  std::vector<std::uint32_t> reverse;  // kept neighbours that get a reverse edge
   std::uint64_t computed = 0;
 };
 
@@ -262,8 +263,8 @@ class Builder {
         [&](const Candidate<std::uint32_t>& c) { s.expanded.push_back(c); });
   }
 
-  // RobustPrune of node p over candidate ids (any order, may hold p and duplicates); leaves
-  // the kept ids in s.ids[s.kept[...]].
+  // RobustPrune of node p over candidate ids (any order, may hold p and duplicates; must not
+  // be s.expanded, s.ids or s.dists); leaves the kept ids in s.ids[s.kept[...]].
   void prune_list(std::uint32_t p, const std::vector<std::uint32_t>& candidates, Scratch& s) {
     s.expanded.clear();
     for (const std::uint32_t c : candidates) s.expanded.push_back({dist(p, c), c, true});
@@ -319,14 +320,10 @@ class Builder {
     }
     prune_expanded(p, s);
     write_list(p, s);
-    // Reverse edges. s.kept indexes s.ids, which add_reverse_edge does not touch.
-    const std::vector<std::uint32_t> kept_ids = [&] {
-      std::vector<std::uint32_t> v;
-      v.reserve(s.kept.size());
-      for (const std::uint32_t k : s.kept) v.push_back(s.ids[k]);
-      return v;
-    }();
-    for (const std::uint32_t j : kept_ids) add_reverse_edge(j, p, s);
+    // Reverse edges; add_reverse_edge reuses s.ids and s.kept, so copy the kept ids first.
+    s.reverse.clear();
+    for (const std::uint32_t k : s.kept) s.reverse.push_back(s.ids[k]);
+    for (const std::uint32_t j : s.reverse) add_reverse_edge(j, p, s);
   }
 
   std::uint32_t label_start(Label l) const {
@@ -353,8 +350,7 @@ class Builder {
     s.nbuf.assign(list, list + deg);
     unlock(j);
     s.nbuf.push_back(p);
-    const std::vector<std::uint32_t> candidates = s.nbuf;
-    prune_list(j, candidates, s);
+    prune_list(j, s.nbuf, s);
     write_list(j, s);
   }
 
