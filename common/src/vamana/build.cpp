@@ -94,6 +94,15 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Spin-wait hint.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 // Per-worker buffers, reused across insertions.
 struct Scratch {
   explicit Scratch(std::size_t n) : visited(n) {}
@@ -170,7 +179,7 @@ class Builder {
     std::atomic_ref<std::uint8_t> l(locks_[i]);
     for (;;) {
       if (l.exchange(1, std::memory_order_acquire) == 0) return;
-      while (l.load(std::memory_order_relaxed) != 0) __builtin_ia32_pause();
+      while (l.load(std::memory_order_relaxed) != 0) cpu_relax();
     }
   }
   void unlock(std::uint32_t i) noexcept { std::atomic_ref<std::uint8_t>(locks_[i]).store(0, std::memory_order_release); }
