@@ -3,7 +3,7 @@
 # only missing packages are installed (apt-get as root, or through sudo).
 set -euo pipefail
 packages=(build-essential cmake pkg-config libgtest-dev libgmock-dev libbenchmark-dev
-          libhnswlib-dev clang libclang-rt-14-dev)
+          libhnswlib-dev clang libclang-rt-14-dev postgresql-15 postgresql-server-dev-15)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
