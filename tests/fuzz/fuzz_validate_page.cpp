@@ -43,7 +43,7 @@ Seed build_seed() {
   in.meta.has_labels = true;
   in.meta.label_capacity = 3;
   std::vector<vf::Tid> heap;
-  std::vector<std::byte> payloads(n * 8 * vf::sbq_code_words(dims, 2));
+  std::vector<std::byte> payloads(n * 8 * vs::sbq::code_words(dims, 2));
   std::vector<std::uint32_t> nbrs, deg;
   std::vector<std::uint32_t> loff{0};
   std::vector<std::int16_t> lval;

@@ -38,7 +38,7 @@ std::uint32_t checked_lower(std::span<const std::byte> page, std::uint32_t block
 std::vector<float> read_quantizer_stream(const MetaInfo& meta, std::uint32_t page_size, const PageSource& source) {
   std::vector<float> out;
   if (meta.storage != StorageLayout::kMemoryOptimized) return out;
-  const std::uint64_t want = quantizer_stream_length(meta.indexed_dims, meta.bits_per_dim);
+  const std::uint64_t want = sbq::stream_length(meta.indexed_dims, meta.bits_per_dim);
   out.reserve(want);
   std::uint32_t block = meta.quantizer_first_block;
   for (std::uint32_t p = 0; p < meta.quantizer_pages; ++p) {

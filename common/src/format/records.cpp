@@ -47,7 +47,7 @@ std::uint32_t node_record_size(StorageLayout storage, std::uint32_t indexed_dims
              num_neighbors, kMaxNumNeighbors);
   const std::uint64_t payload_offset = align8(kNodeHeaderSize + 2ull * label_capacity);
   const std::uint64_t payload =
-      storage == StorageLayout::kPlain ? 4ull * indexed_dims : 8ull * sbq_code_words(indexed_dims, bits_per_dim);
+      storage == StorageLayout::kPlain ? 4ull * indexed_dims : 8ull * sbq::code_words(indexed_dims, bits_per_dim);
   return static_cast<std::uint32_t>(payload_offset + payload + kTid6Size * num_neighbors);
 }
 
@@ -76,7 +76,7 @@ NodeLayout NodeLayout::make(StorageLayout storage, std::uint32_t indexed_dims, s
     l.code_words = 0;
     l.payload_size = 4 * indexed_dims;
   } else {
-    l.code_words = static_cast<std::uint32_t>(sbq_code_words(indexed_dims, bits_per_dim));
+    l.code_words = static_cast<std::uint32_t>(sbq::code_words(indexed_dims, bits_per_dim));
     l.payload_size = 8 * l.code_words;
   }
   l.neighbors_offset = l.payload_offset + l.payload_size;
@@ -132,7 +132,7 @@ std::string check_meta_info(const MetaInfo& m, std::uint32_t page_size, std::uin
     return format("first_node_block %u is beyond the %u blocks of the index", m.first_node_block, total_blocks);
 
   if (m.storage == StorageLayout::kMemoryOptimized) {
-    const std::uint64_t stream = quantizer_stream_length(m.indexed_dims, m.bits_per_dim);
+    const std::uint64_t stream = sbq::stream_length(m.indexed_dims, m.bits_per_dim);
     if (m.quantizer_first_block == 0 || m.quantizer_first_block == kInvalidBlock)
       return format("quantizer_first_block %u is not a valid block", m.quantizer_first_block);
     if (total_blocks != 0 && m.quantizer_first_block >= total_blocks)

@@ -182,7 +182,7 @@ std::string check_quantizer_page(std::span<const std::byte> page, const PageHead
   const std::byte* c = page.data() + kPageHeaderSize;
   const std::uint32_t first = load_u32(c, 0);
   const std::uint32_t count = load_u32(c, 4);
-  const std::uint64_t stream = quantizer_stream_length(m.indexed_dims, m.bits_per_dim);
+  const std::uint64_t stream = sbq::stream_length(m.indexed_dims, m.bits_per_dim);
   if (count == 0) return "quantizer page holds no values";
   const std::uint64_t lower = kPageHeaderSize + 8 + 4ull * count;
   if (h.pd_lower != lower)
@@ -632,7 +632,7 @@ PageCheck IndexValidator::finish() {
   // The quantizer chain covers mean (+ stddev) exactly, in order, and owns every quantizer page.
   std::uint32_t chained_quantizer = 0;
   if (m.storage == StorageLayout::kMemoryOptimized) {
-    const std::uint64_t stream = quantizer_stream_length(m.indexed_dims, m.bits_per_dim);
+    const std::uint64_t stream = sbq::stream_length(m.indexed_dims, m.bits_per_dim);
     std::uint64_t covered = 0;
     std::uint32_t b = m.quantizer_first_block;
     for (std::uint32_t p = 0; p < m.quantizer_pages; ++p) {

@@ -103,7 +103,7 @@ IndexPlan plan_index(const GraphInput& in, std::uint32_t page_size) {
   }
 
   std::uint64_t stream = 0;
-  if (m.storage == StorageLayout::kMemoryOptimized) stream = quantizer_stream_length(m.indexed_dims, m.bits_per_dim);
+  if (m.storage == StorageLayout::kMemoryOptimized) stream = sbq::stream_length(m.indexed_dims, m.bits_per_dim);
   VS_EXPECTS(in.quantizer_stream.size() == stream, "quantizer stream of %zu values, expected %llu",
              in.quantizer_stream.size(), static_cast<unsigned long long>(stream));
   for (std::size_t i = 0; i < in.quantizer_stream.size(); ++i) {

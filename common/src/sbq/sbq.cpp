@@ -28,7 +28,7 @@ void Trainer::add(const float* v) {
 
 // Mean, then the population standard deviation when more than one bit is used.
 std::vector<float> Trainer::finish() const {
-  std::vector<float> out(bits_ > 1 ? 2 * dims_ : dims_);
+  std::vector<float> out(stream_length(dims_, bits_));
   for (std::size_t d = 0; d < dims_; ++d) out[d] = static_cast<float>(mean_[d]);
   if (bits_ > 1) {
     for (std::size_t d = 0; d < dims_; ++d)
@@ -42,7 +42,7 @@ Quantizer::Quantizer(std::size_t dims, std::uint32_t bits, std::span<const float
   VS_EXPECTS(dims >= 1 && dims <= kMaxDims, "SBQ supports 1 to %u dimensions, not %zu", kMaxDims, dims);
   VS_EXPECTS(bits >= 1 && bits <= kMaxBitsPerDim, "SBQ supports 1 to %u bits per dimension, not %u",
              kMaxBitsPerDim, bits);
-  const std::size_t expect = bits > 1 ? 2 * dims : dims;
+  const std::size_t expect = stream_length(dims, bits);
   VS_EXPECTS(stream.size() == expect, "quantizer stream has %zu values, expected %zu", stream.size(), expect);
   mean_.assign(stream.begin(), stream.begin() + static_cast<std::ptrdiff_t>(dims));
   if (bits > 1) {

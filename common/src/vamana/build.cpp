@@ -53,6 +53,12 @@ void LabelSets::push_back(std::span<const Label> labels) {
   offsets.push_back(static_cast<std::uint32_t>(values.size()));
 }
 
+std::uint32_t Graph::label_start(Label l) const noexcept {
+  const auto it = std::lower_bound(label_starts.begin(), label_starts.end(), l,
+                                   [](const auto& e, Label v) { return e.first < v; });
+  return it != label_starts.end() && it->first == l ? it->second : kNoNode;
+}
+
 std::uint32_t medoid(const float* vectors, std::size_t n, std::size_t dims, std::span<const std::uint32_t> members) {
   const std::size_t count = members.empty() ? n : members.size();
   if (count == 0) return kNoNode;
@@ -162,6 +168,9 @@ class Builder {
     // Phase 4: reachability from the medoid.
     Scratch s(n_);
     const std::uint32_t repaired = connect_unreachable(s);
+    if (control_.log && repaired != 0)
+      control_.log(LogLevel::kInfo, detail::format("vamana build: linked %u nodes that were unreachable from the medoid",
+                                                   repaired));
     if (stats != nullptr) {
       stats->distance_computations = std::accumulate(computed.begin(), computed.end(), s.computed);
       stats->repaired_unreachable = repaired;
@@ -324,7 +333,7 @@ class Builder {
     search(p, std::span<const std::uint32_t>(&entry, 1), {}, s);
     if (labels_ != nullptr && !labels_->empty() && !labels_->of(p).empty()) {
       s.starts.clear();
-      for (const Label l : labels_->of(p)) s.starts.push_back(label_start(l));
+      for (const Label l : labels_->of(p)) s.starts.push_back(g_.label_start(l));  // every label has one
       search(p, s.starts, labels_->of(p), s);
     }
     prune_expanded(p, s);
@@ -333,12 +342,6 @@ class Builder {
     s.reverse.clear();
     for (const std::uint32_t k : s.kept) s.reverse.push_back(s.ids[k]);
     for (const std::uint32_t j : s.reverse) add_reverse_edge(j, p, s);
-  }
-
-  std::uint32_t label_start(Label l) const {
-    const auto it = std::lower_bound(g_.label_starts.begin(), g_.label_starts.end(), l,
-                                     [](const auto& e, Label v) { return e.first < v; });
-    return it->second;  // every label of a node has a start node
   }
 
   // Adds edge j -> p; re-prunes j's list to R when it is full at slack capacity.

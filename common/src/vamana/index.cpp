@@ -60,21 +60,15 @@ void Index::search(const float* query, const SearchParams& params, std::vector<s
   const bool filtered = !params.labels.empty();
   s.starts.clear();
   if (filtered) {
-    for (const Label l : params.labels) {
-      const auto it = std::lower_bound(graph_.label_starts.begin(), graph_.label_starts.end(), l,
-                                       [](const auto& e, Label v) { return e.first < v; });
-      if (it != graph_.label_starts.end() && it->first == l) s.starts.push_back(it->second);
-    }
+    for (const Label l : params.labels)
+      if (const std::uint32_t st = graph_.label_start(l); st != kNoNode) s.starts.push_back(st);
     if (s.starts.empty()) return;  // no row carries any of these labels
   } else {
     s.starts.push_back(graph_.medoid);
   }
 
   const std::size_t L = std::max<std::size_t>(params.search_list_size, params.k);
-  if (s.visited_size_ != n_) {
-    s.visited = EpochVisited(n_);
-    s.visited_size_ = n_;
-  }
+  if (s.visited.size() != n_) s.visited = EpochVisited(n_);
   s.visited.clear();
   s.list.reset(L);
   for (const std::uint32_t st : s.starts)

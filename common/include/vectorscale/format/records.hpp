@@ -169,16 +169,6 @@ struct MetaInfo {
   std::vector<LabelStart> labels;
 };
 
-/** Number of SBQ code words for a vector of dims dimensions at bits per dimension. */
-[[nodiscard]] constexpr std::uint64_t sbq_code_words(std::uint64_t dims, std::uint64_t bits) noexcept {
-  return (dims * bits + 63) / 64;
-}
-
-/** Length of the quantizer stream: mean[dims], plus stddev[dims] when bits > 1. */
-[[nodiscard]] constexpr std::uint64_t quantizer_stream_length(std::uint64_t dims, std::uint64_t bits) noexcept {
-  return bits > 1 ? 2 * dims : dims;
-}
-
 /** Label start entries that fit on the meta page of a page_size page. */
 [[nodiscard]] constexpr std::uint32_t inline_label_capacity(std::uint32_t page_size) noexcept {
   return (page_size - kPageHeaderSize - kSpecialSize - kMetaFixedSize) / kLabelStartSize;

@@ -34,6 +34,11 @@ inline constexpr std::uint32_t kMaxDims = 16000;
   return (dims * bits + 63) / 64;
 }
 
+/** Floats in a quantizer stream: mean[dims], plus stddev[dims] when bits > 1. */
+[[nodiscard]] constexpr std::size_t stream_length(std::size_t dims, std::uint32_t bits) noexcept {
+  return bits > 1 ? 2 * dims : dims;
+}
+
 /** Accumulates per-dimension mean and variance (Welford, in double) over training vectors. */
 class Trainer {
  public:

@@ -29,6 +29,9 @@ struct Graph {
   std::uint32_t medoid = kNoNode;      ///< entry point
   std::vector<std::pair<Label, std::uint32_t>> label_starts;  ///< (label, start node), by label
 
+  /** Start node of label l, or kNoNode when no node carries it. */
+  [[nodiscard]] std::uint32_t label_start(Label l) const noexcept;
+
   /** Out-neighbours of node i. */
   [[nodiscard]] std::span<const std::uint32_t> neighbors_of(std::uint32_t i) const noexcept {
     return {neighbors.data() + static_cast<std::size_t>(i) * stride, degrees[i]};

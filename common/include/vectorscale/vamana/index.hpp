@@ -52,7 +52,6 @@ struct SearchScratch {
   std::vector<std::uint32_t> starts;
   std::vector<std::pair<float, std::uint32_t>> rescored;
   std::uint64_t distance_computations = 0;
-  std::size_t visited_size_ = 0;  ///< rows `visited` was sized for
 };
 
 /** A built index; move-only. */

@@ -111,6 +111,8 @@ class EpochVisited {
     return false;
   }
   [[nodiscard]] bool test(std::uint32_t id) const noexcept { return tags_[id] == epoch_; }
+  /** Ids this set can hold. */
+  [[nodiscard]] std::size_t size() const noexcept { return tags_.size(); }
 
  private:
   std::vector<std::uint32_t> tags_;
