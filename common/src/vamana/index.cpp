@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "vectorscale/core/error.hpp"
 #include "vectorscale/distance/distance.hpp"
@@ -11,7 +12,16 @@ namespace vs::vamana {
 
 Index Index::build(const float* vectors, std::size_t n, std::size_t dims, const IndexParams& params,
                    const LabelSets* labels, const Control& control, BuildStats* stats) {
+  Array<float> copy(n * dims);
+  if (n != 0) std::memcpy(copy.data(), vectors, n * dims * sizeof(float));
+  return build(std::move(copy), n, dims, params, labels, control, stats);
+}
+
+Index Index::build(Array<float>&& vectors, std::size_t n, std::size_t dims, const IndexParams& params,
+                   const LabelSets* labels, const Control& control, BuildStats* stats) {
   VS_EXPECTS(dims >= 1, "vectors must have at least one dimension");
+  VS_EXPECTS(vectors.size() >= n * dims, "%zu vectors of %zu dimensions need %zu floats, got %zu", n, dims,
+             n * dims, vectors.size());
   VS_EXPECTS(params.storage == Storage::kMemoryOptimized || params.storage == Storage::kPlain,
              "unknown storage layout");
   Index ix;
@@ -19,8 +29,7 @@ Index Index::build(const float* vectors, std::size_t n, std::size_t dims, const 
   ix.dims_ = dims;
   ix.metric_ = params.build.metric;
   ix.storage_ = params.storage;
-  ix.vectors_ = Array<float>(n * dims);
-  if (n != 0) std::memcpy(ix.vectors_.data(), vectors, n * dims * sizeof(float));
+  ix.vectors_ = std::move(vectors);
   if (ix.metric_ == distance::Metric::kCosine)
     for (std::size_t i = 0; i < n; ++i) (void)distance::normalize(ix.vectors_.data() + i * dims, dims);
   if (labels != nullptr) ix.labels_ = *labels;

@@ -61,6 +61,10 @@ class Index {
   [[nodiscard]] static Index build(const float* vectors, std::size_t n, std::size_t dims, const IndexParams& params,
                                    const LabelSets* labels = nullptr, const Control& control = {},
                                    BuildStats* stats = nullptr);
+  /** As above, taking ownership of the n*dims floats (no copy; the extension's build path). */
+  [[nodiscard]] static Index build(Array<float>&& vectors, std::size_t n, std::size_t dims, const IndexParams& params,
+                                   const LabelSets* labels = nullptr, const Control& control = {},
+                                   BuildStats* stats = nullptr);
 
   /** Ids of the k nearest rows found, nearest first. Thread-safe with one scratch per thread. */
   void search(const float* query, const SearchParams& params, std::vector<std::uint32_t>& out,

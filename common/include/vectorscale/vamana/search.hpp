@@ -53,17 +53,35 @@ class SearchList {
   }
 
   /** Inserts (id, distance) if it ranks among the best L; returns whether it did. */
-  bool insert(Id id, float distance) {
-    if (items_.size() == capacity_ && !less(distance, id, items_.back())) return false;
-    auto pos = std::upper_bound(items_.begin(), items_.end(), Candidate<Id>{distance, id, false},
-                                [](const Candidate<Id>& a, const Candidate<Id>& b) {
-                                  return less(a.distance, a.id, b);
-                                });
+  bool insert(Id id, float distance) { return insert(Candidate<Id>{distance, id, false}, nullptr); }
+
+  /**
+   * Inserts c if it ranks among the best L; returns whether it did. When that pushes the
+   * worst entry off the list, it is copied to *evicted and *did_evict is set (both optional).
+   */
+  bool insert(const Candidate<Id>& c, Candidate<Id>* evicted, bool* did_evict = nullptr) {
+    if (did_evict != nullptr) *did_evict = false;
+    if (items_.size() == capacity_ && !less(c.distance, c.id, items_.back())) return false;
+    auto pos = std::upper_bound(items_.begin(), items_.end(), c, [](const Candidate<Id>& a, const Candidate<Id>& b) {
+      return less(a.distance, a.id, b);
+    });
     const auto index = static_cast<std::size_t>(pos - items_.begin());
-    items_.insert(pos, Candidate<Id>{distance, id, false});
-    if (items_.size() > capacity_) items_.pop_back();
-    if (index < cursor_) cursor_ = index;
+    items_.insert(pos, c);
+    if (items_.size() > capacity_) {
+      if (evicted != nullptr) *evicted = items_.back();
+      if (did_evict != nullptr) *did_evict = true;
+      items_.pop_back();
+    }
+    if (index < cursor_ && !c.expanded) cursor_ = index;
     return true;
+  }
+
+  /** Removes and returns the closest entry (the list must not be empty). */
+  Candidate<Id> pop_front() {
+    Candidate<Id> c = items_.front();
+    items_.erase(items_.begin());
+    if (cursor_ > 0) --cursor_;
+    return c;
   }
 
   /** Index of the closest unexpanded candidate, or npos. */

@@ -1,0 +1,347 @@
+/*
+ * diskannbuild.cpp
+ *		CREATE INDEX for diskann: the local build.
+ *
+ * Phases (each shown in pg_stat_progress_create_index with tuples done/total):
+ *
+ * 1. Loading tuples. One heap scan (table_index_build_scan) copies the indexed prefix of
+ *    every non-NULL vector into one growing array, with its heap TID. The scan callback is
+ *    PG-zone code: it detoasts in a per-tuple memory context and enters C++ only to append.
+ * 2. Training the quantizer (memory_optimized): SBQ means (and deviations for > 1 bit).
+ * 3. Building the graph: the engine's multi-threaded Vamana build over the array. Worker
+ *    threads never call PostgreSQL; the backend thread polls QueryCancelPending and
+ *    ProcDiePending between units of work (the engine's cancel token), so a cancel stops the
+ *    build within a fraction of a second, and it reports progress.
+ * 4. Writing pages: the engine lays the graph out as format v1 page images (the same code
+ *    gpu_builder uses); each goes into a new buffer without WAL, and the whole relation is
+ *    then WAL-logged once with log_newpage_range, so a build writes WAL of about the index
+ *    size.
+ *
+ * Memory: the vectors, the graph (at 1.3 R slack), the SBQ codes and per-thread scratch
+ * must fit maintenance_work_mem; the estimate is checked before the graph is built and while
+ * tuples are loaded, and the build stops with an error naming the need otherwise.
+ *
+ * The heap's reltuples is the scan's count of live tuples (rows with NULL vectors included),
+ * not the number of indexed vectors.
+ */
+#include <algorithm>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "vectorscale/core/memory.hpp"
+#include "vectorscale/format/records.hpp"
+#include "vectorscale/vamana/build.hpp"
+#include "vectorscale/vamana/index.hpp"
+#include "vectorscale/vamana/pages.hpp"
+
+#include "diskann.hpp"
+
+extern "C" {
+#include "access/tableam.h"
+#include "access/xloginsert.h"
+#include "catalog/index.h"
+#include "commands/progress.h"
+#include "pgstat.h"
+#include "utils/backend_progress.h"
+}
+
+#include "bridge/guard.hpp"
+#include "diskannutils.hpp"
+
+namespace {
+
+/* Vectors and heap TIDs collected by the heap scan. */
+struct Collected
+{
+	vs::Array<float> vectors;
+	std::size_t n = 0;
+	std::vector<vs::format::Tid> tids;
+};
+
+/* Everything the heap scan callback needs; only PODs and pointers. */
+struct LoadState
+{
+	Relation	index;
+	const DiskannBuildOptions *opts;
+	Collected  *collected;
+	MemoryContext tmpctx;
+	double		indexed;
+	double		budget_bytes;
+	double		per_vector_bytes;
+};
+
+/* Appends one vector (C++ zone; grows the array by doubling). */
+void
+append_vector(Collected *c, const float *x, std::size_t dims, vs::format::Tid tid)
+{
+	if ((c->n + 1) * dims > c->vectors.size())
+	{
+		const std::size_t rows = std::max<std::size_t>(1024, c->n * 2);
+		vs::Array<float> grown(rows * dims);
+
+		if (c->n != 0)
+			std::memcpy(grown.data(), c->vectors.data(), c->n * dims * sizeof(float));
+		c->vectors = std::move(grown);
+	}
+	std::memcpy(c->vectors.data() + c->n * dims, x, dims * sizeof(float));
+	c->tids.push_back(tid);
+	++c->n;
+}
+
+/* Reports that the in-memory build does not fit maintenance_work_mem. */
+void
+report_over_budget(double need_bytes)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("diskann build needs about %.0f MB of memory, more than maintenance_work_mem (%d MB)",
+					need_bytes / (1024.0 * 1024.0), maintenance_work_mem / 1024),
+			 errhint("Increase maintenance_work_mem, or index fewer dimensions with num_dimensions.")));
+}
+
+/* Heap scan callback (PG zone): one live tuple. */
+void
+load_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool tupleIsAlive,
+			  void *arg)
+{
+	LoadState  *st = (LoadState *) arg;
+	MemoryContext old;
+	DiskannVector *v;
+
+	(void) index;
+	(void) tupleIsAlive;
+	if (isnull[0])
+		return;
+
+	old = MemoryContextSwitchTo(st->tmpctx);
+	v = DatumGetDiskannVector(values[0]);
+	if (v->dim != st->opts->column_dims)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("expected %d dimensions, not %d", st->opts->column_dims, v->dim)));
+	if ((st->indexed + 1) * st->per_vector_bytes > st->budget_bytes)
+		report_over_budget((st->indexed + 1) * st->per_vector_bytes);
+
+	vs::pg::invoke([&] {
+		if (VS_FAILURE_POINT("build_callback_throw"))
+			throw std::runtime_error("failure point build_callback_throw");
+		if (VS_FAILURE_POINT("build_callback_bad_alloc"))
+			throw std::bad_alloc();
+		append_vector(st->collected, v->x, (std::size_t) st->opts->indexed_dims,
+					  DiskannTidFromItemPointer(tid));
+	});
+	st->indexed += 1;
+	if (((long) st->indexed & 1023) == 0)
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) st->indexed);
+
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->tmpctx);
+}
+
+/* Sets the progress phase and tuple counters. */
+void
+report_phase(int phase, double done, double total)
+{
+	vs::pg::call([&] {
+		const int	index[] = {PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_CREATEIDX_TUPLES_TOTAL,
+							   PROGRESS_CREATEIDX_TUPLES_DONE};
+		const int64 val[] = {phase, (int64) total, (int64) done};
+
+		pgstat_progress_update_multi_param(3, index, val);
+	});
+}
+
+/* The engine's build parameters from resolved options. */
+vs::vamana::IndexParams
+index_params(const DiskannBuildOptions *opts, int threads)
+{
+	vs::vamana::IndexParams p;
+
+	p.build.metric = (vs::distance::Metric) opts->metric;
+	p.build.num_neighbors = (std::uint32_t) opts->num_neighbors;
+	p.build.search_list_size = (std::uint32_t) opts->search_list_size;
+	p.build.max_alpha = opts->max_alpha;
+	p.build.threads = (std::uint32_t) threads;
+	p.storage = (vs::format::StorageLayout) opts->storage;
+	p.bits_per_dim = (std::uint32_t) opts->bits_per_dim;
+	return p;
+}
+
+/* Appends one page image as the next block of the index's main fork, without WAL. */
+void
+write_new_page(Relation index, ForkNumber fork, std::uint32_t block, std::span<const std::byte> image)
+{
+	vs::pg::call([&] {
+		Buffer		buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, nullptr);
+
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		if (BufferGetBlockNumber(buf) != block)
+			elog(ERROR, "diskann build expected to write block %u, got %u", block, BufferGetBlockNumber(buf));
+		memcpy(BufferGetPage(buf), image.data(), BLCKSZ);
+		MarkBufferDirty(buf);
+		UnlockReleaseBuffer(buf);
+	});
+}
+
+/* The local build, in the C++ zone. */
+void
+build_local(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBuildOptions *opts,
+			IndexBuildResult *result)
+{
+	const double estimate = std::max<double>(heap->rd_rel->reltuples, 0.0);
+	vs::vamana::IndexParams params = index_params(opts, DiskannBuildThreads(estimate));
+	const std::uint32_t bits = opts->storage == DISKANN_STORAGE_PLAIN ? 0 : (std::uint32_t) opts->bits_per_dim;
+	const double budget = (double) maintenance_work_mem * 1024.0;
+	Collected	collected;
+	LoadState	st;
+	double		reltuples;
+
+	/* Per-vector need of the in-memory build (vectors + graph + codes); scratch is per thread. */
+	{
+		const auto one = vs::vamana::estimate_build_memory(1 << 20, (std::uint32_t) opts->indexed_dims,
+															params.build, bits);
+
+		st.per_vector_bytes = (double) (one.total() - one.scratch) / (double) (1 << 20);
+	}
+	st.index = index;
+	st.opts = opts;
+	st.collected = &collected;
+	st.indexed = 0;
+	st.budget_bytes = budget;
+	st.tmpctx = vs::pg::call([&] {
+		return AllocSetContextCreate(CurrentMemoryContext, "diskann build tuple", ALLOCSET_DEFAULT_SIZES);
+	});
+
+	report_phase(DISKANN_PHASE_LOAD, 0, estimate);
+	reltuples = vs::pg::call([&] {
+		return table_index_build_scan(heap, index, indexInfo, true, true, load_callback, &st, nullptr);
+	});
+	vs::pg::call([&] { MemoryContextDelete(st.tmpctx); });
+
+	const std::size_t n = collected.n;
+	const std::size_t dims = (std::size_t) opts->indexed_dims;
+
+	if (n < (std::size_t) diskann_min_vectors_for_parallel_build && diskann_force_parallel_workers < 0)
+		params.build.threads = 1;
+	else
+		params.build.threads = (std::uint32_t) DiskannBuildThreads((double) n);
+	{
+		const auto need = vs::vamana::estimate_build_memory(n, (std::uint32_t) dims, params.build, bits);
+
+		if ((double) need.total() > budget)
+			vs::pg::call([&] { report_over_budget((double) need.total()); });
+	}
+	if (VS_FAILURE_POINT("build_pg_error"))
+		vs::pg::call([] {
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("failure point build_pg_error")));
+		});
+
+	vs::Control control;
+	int			last_phase = 0;
+
+	control.cancel = [] { return QueryCancelPending || ProcDiePending; };
+	control.progress = [&](std::uint32_t phase, std::uint64_t done, std::uint64_t total) {
+		const int	p = phase == vs::vamana::kPhasePrune ? DISKANN_PHASE_PRUNE : DISKANN_PHASE_GRAPH;
+
+		(void) last_phase;
+		report_phase(p, (double) done, (double) total);
+		last_phase = p;
+	};
+	control.log = [&](vs::LogLevel level, std::string_view line) {
+		vs::pg::call([&] {
+			elog(level == vs::LogLevel::kWarning ? LOG : DEBUG1, "diskann build of \"%s\": %.*s",
+				 RelationGetRelationName(index), (int) line.size(), line.data());
+		});
+	};
+
+	report_phase(bits != 0 ? DISKANN_PHASE_TRAIN : DISKANN_PHASE_GRAPH, 0, (double) n);
+	vs::vamana::BuildStats stats;
+	const vs::vamana::Index graph = vs::vamana::Index::build(std::move(collected.vectors), n, dims, params,
+															  nullptr, control, &stats);
+
+	report_phase(DISKANN_PHASE_WRITE, 0, (double) n);
+	vs::vamana::PageOptions page_options;
+
+	page_options.page_size = BLCKSZ;
+	page_options.column_dims = (std::uint32_t) opts->column_dims;
+	page_options.provenance.built_by = vs::format::BuiltBy::kLocal;
+	page_options.provenance.backend = vs::format::BuildBackend::kCpu;
+	page_options.provenance.builder_id = "vectorscale " DISKANN_MODULE_VERSION;
+
+	const auto meta = vs::vamana::write_index_pages(
+		graph, params.build, collected.tids, page_options,
+		[&](std::uint32_t block, std::span<const std::byte> image) {
+			write_new_page(index, MAIN_FORKNUM, block, image);
+		});
+	report_phase(DISKANN_PHASE_WRITE, (double) n, (double) n);
+
+	vs::pg::call([&] {
+		if (RelationNeedsWAL(index))
+			log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+		elog(DEBUG1, "diskann build of \"%s\": %zu vectors, %u threads, %.2f s graph, %u unreachable linked",
+			 RelationGetRelationName(index), n, params.build.threads, stats.seconds, stats.repaired_unreachable);
+	});
+	(void) meta;
+	result->heap_tuples = reltuples;
+	result->index_tuples = (double) n;
+}
+
+/* Writes the empty index (meta page only) into fork; used by ambuildempty. */
+void
+build_empty(Relation index, const DiskannBuildOptions *opts, ForkNumber fork)
+{
+	vs::vamana::IndexParams params = index_params(opts, 1);
+	const vs::vamana::Index empty = vs::vamana::Index::build(vs::Array<float>(), 0,
+															  (std::size_t) opts->indexed_dims, params);
+	vs::vamana::PageOptions page_options;
+
+	page_options.page_size = BLCKSZ;
+	page_options.column_dims = (std::uint32_t) opts->column_dims;
+	page_options.provenance.builder_id = "vectorscale " DISKANN_MODULE_VERSION;
+	(void) vs::vamana::write_index_pages(
+		empty, params.build, {}, page_options, [&](std::uint32_t block, std::span<const std::byte> image) {
+			vs::pg::call([&] {
+				Buffer		buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, nullptr);
+
+				LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+				if (BufferGetBlockNumber(buf) != block)
+					elog(ERROR, "diskann expected to write block %u, got %u", block, BufferGetBlockNumber(buf));
+				START_CRIT_SECTION();
+				memcpy(BufferGetPage(buf), image.data(), BLCKSZ);
+				MarkBufferDirty(buf);
+				log_newpage_buffer(buf, true);
+				END_CRIT_SECTION();
+				UnlockReleaseBuffer(buf);
+			});
+		});
+}
+
+}							/* namespace */
+
+/* ambuild: builds a new diskann index. */
+IndexBuildResult *
+diskannbuild(Relation heap, Relation index, IndexInfo *indexInfo)
+{
+	DiskannBuildOptions opts;
+	IndexBuildResult *result;
+
+	if (RelationGetNumberOfBlocks(index) != 0)
+		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
+	DiskannResolveOptions(index, &opts);	/* bad options fail before any work */
+	result = (IndexBuildResult *) palloc0(sizeof(IndexBuildResult));
+	vs::pg::invoke([&] { build_local(heap, index, indexInfo, &opts, result); });
+	return result;
+}
+
+/* ambuildempty: the init fork of an UNLOGGED index (an empty index, WAL-logged). */
+void
+diskannbuildempty(Relation index)
+{
+	DiskannBuildOptions opts;
+
+	DiskannResolveOptions(index, &opts);
+	vs::pg::invoke([&] { build_empty(index, &opts, INIT_FORKNUM); });
+}

@@ -1,0 +1,461 @@
+/*
+ * diskannscan.cpp
+ *		Index scans: streaming greedy search over the graph pages, with rescoring.
+ *
+ * A scan needs an ORDER BY on the opclass's distance operator. The first amgettuple
+ * decodes the query (the indexed prefix, normalised for cosine; SBQ-encoded for
+ * memory_optimized) and seeds a StreamingSearch (common/vamana/streaming.hpp) at the
+ * entry point. Each batch then pulls the next candidates from the search:
+ *   - memory_optimized with diskann.query_rescore > 0, or plain with num_dimensions below
+ *     the column's: a batch is query_rescore candidates, ranked by the exact distance of
+ *     the full heap vector, fetched with the scan's snapshot (invisible rows are skipped);
+ *   - otherwise a batch is one candidate, in traversal order.
+ * Rows come out sorted inside each batch; between batches the order is the graph's
+ * (relaxed ordering, as pgvectorscale documents). Deleted nodes are traversed but never
+ * returned. The search never drops a discovered node, so even query_search_list_size = 2
+ * streams every live node reachable from the entry point, which the build makes all.
+ *
+ * The search state is a C++ object owned by the scan; a reset callback on the scan's
+ * memory context deletes it if the query ends in an error before amendscan.
+ */
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "vectorscale/distance/distance.hpp"
+#include "vectorscale/format/reader.hpp"
+#include "vectorscale/format/records.hpp"
+#include "vectorscale/sbq/sbq.hpp"
+#include "vectorscale/vamana/streaming.hpp"
+
+#include "diskann.hpp"
+
+extern "C" {
+#include "access/tableam.h"
+#include "catalog/index.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "pgstat.h"
+#include "utils/snapmgr.h"
+}
+
+#include "bridge/guard.hpp"
+#include "diskannutils.hpp"
+
+namespace {
+
+using vs::format::Tid;
+
+/* What the search knows of a node it has seen. */
+struct NodeInfo
+{
+	Tid			heap;
+	bool		live = false;
+};
+
+/* The C++ half of a scan. */
+struct ScanCore
+{
+	vs::format::MetaInfo meta;
+	vs::format::NodeLayout layout;
+	vs::sbq::Quantizer quantizer;
+	vs::distance::Metric metric = vs::distance::Metric::kCosine;
+	bool		sbq = false;
+
+	bool		started = false;
+	bool		null_query = false;
+	bool		rescoring = false;
+	std::size_t batch_size = 1;
+	std::vector<float> query;	/* indexed prefix (normalised for cosine) */
+	std::vector<float> query_full;	/* the whole query, for rescoring */
+	std::vector<std::uint64_t> query_code;
+
+	vs::vamana::StreamingSearch<std::uint64_t> search;
+	std::unordered_map<std::uint64_t, NodeInfo> seen;
+	std::vector<std::byte> record;
+	std::vector<std::uint64_t> neighbors;
+	std::vector<float> plain;
+	std::vector<std::uint64_t> code;
+	std::vector<float> heap_vector;
+
+	std::vector<std::pair<float, Tid>> batch;
+	std::size_t batch_pos = 0;
+};
+
+/* PG-side state of a scan (palloc'd, trivially destructible). */
+typedef struct DiskannScanOpaqueData
+{
+	ScanCore  *state;
+	MemoryContextCallback cleanup;
+	MemoryContext tmpctx;		/* per-batch allocations (detoasting) */
+	IndexFetchTableData *fetch; /* heap access for rescoring */
+	TupleTableSlot *slot;
+	AttrNumber	heap_attno;		/* indexed column, or 0 for an expression */
+	IndexInfo  *index_info;		/* expression indexes only */
+	EState	   *estate;
+} DiskannScanOpaqueData;
+
+typedef DiskannScanOpaqueData *DiskannScanOpaque;
+
+/* Memory context reset callback: frees the C++ state if amendscan never ran. */
+void
+cleanup_state(void *arg) noexcept
+{
+	DiskannScanOpaque so = (DiskannScanOpaque) arg;
+
+	delete so->state;
+	so->state = nullptr;
+}
+
+/* Decodes the node record of key into s.record and returns a view of it. */
+vs::format::NodeView
+read_node(IndexScanDesc scan, ScanCore &s, std::uint64_t key)
+{
+	const Tid	tid{(std::uint32_t) (key >> 16), (std::uint16_t) (key & 0xFFFF)};
+
+	DiskannReadNode(scan->indexRelation, tid, s.layout, s.record.data());
+	return vs::format::NodeView(s.record, s.layout);
+}
+
+/* Distance of the query to node key (SBQ Hamming or exact on the indexed prefix); records it in seen. */
+float
+node_distance(IndexScanDesc scan, ScanCore &s, std::uint64_t key)
+{
+	const vs::format::NodeView node = read_node(scan, s, key);
+	NodeInfo   &info = s.seen[key];
+	float		d;
+
+	info.heap = node.heap_tid();
+	info.live = node.raw_state() == (std::uint16_t) vs::format::NodeState::kLive;
+	if (s.sbq)
+	{
+		node.read_codes(s.code);
+		d = (float) vs::distance::hamming(s.query_code.data(), s.code.data(), s.code.size());
+	}
+	else
+	{
+		node.read_plain(s.plain);
+		d = vs::distance::index_distance(s.metric, s.query.data(), s.plain.data(), s.plain.size());
+	}
+	return d;
+}
+
+/* Loads the meta page and quantizer; sizes the scratch buffers. */
+void
+open_index(IndexScanDesc scan, ScanCore &s)
+{
+	Relation	index = scan->indexRelation;
+
+	s.meta = DiskannReadMeta(index);
+	s.layout = vs::format::NodeLayout::from_meta(s.meta, BLCKSZ);
+	s.metric = s.meta.metric;
+	s.sbq = s.meta.storage == vs::format::StorageLayout::kMemoryOptimized;
+	if (s.sbq)
+	{
+		std::vector<std::byte> page(BLCKSZ);
+		const auto stream = vs::format::read_quantizer_stream(
+			s.meta, BLCKSZ, [&](std::uint32_t block) -> std::span<const std::byte> {
+				DiskannReadPage(index, block, page.data());
+				return page;
+			});
+
+		s.quantizer = vs::sbq::Quantizer(s.meta.indexed_dims, s.meta.bits_per_dim, stream);
+		s.code.resize(s.quantizer.words());
+		s.query_code.resize(s.quantizer.words());
+	}
+	s.record.resize(s.layout.record_size);
+	s.plain.resize(s.meta.indexed_dims);
+	s.heap_vector.resize(s.meta.column_dims);
+}
+
+/* Starts the search for the query in scan->orderByData[0]. */
+void
+start_search(IndexScanDesc scan, ScanCore &s)
+{
+	const std::size_t dims = s.meta.indexed_dims;
+	const std::size_t column_dims = s.meta.column_dims;
+	ScanKey		key = &scan->orderByData[0];
+
+	s.query.assign(dims, 0.0f);
+	s.query_full.assign(column_dims, 0.0f);
+	s.null_query = (key->sk_flags & SK_ISNULL) != 0;
+	if (!s.null_query)
+	{
+		int			query_dims = vs::pg::call([&] {
+			DiskannVector *v = DatumGetDiskannVector(key->sk_argument);
+			int			d = v->dim;
+
+			if (d == (int) column_dims)
+				memcpy(s.query_full.data(), v->x, column_dims * sizeof(float));
+			return d;
+		});
+
+		if (query_dims != (int) column_dims)
+			vs::pg::call([&] {
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("different vector dimensions %d and %d", (int) column_dims, query_dims)));
+			});
+		std::copy_n(s.query_full.begin(), dims, s.query.begin());
+		if (s.metric == vs::distance::Metric::kCosine)
+		{
+			(void) vs::distance::normalize(s.query.data(), dims);
+			(void) vs::distance::normalize(s.query_full.data(), column_dims);
+		}
+	}
+	if (s.sbq)
+		s.quantizer.encode(s.query.data(), s.query_code.data());
+
+	const bool approximate = s.sbq || dims < column_dims;
+
+	s.rescoring = !s.null_query && approximate && diskann_query_rescore > 0;
+	s.batch_size = s.rescoring ? (std::size_t) diskann_query_rescore : 1;
+	s.search.reset((std::size_t) diskann_query_search_list_size);
+	s.seen.clear();
+	s.batch.clear();
+	s.batch_pos = 0;
+	if (s.meta.entry_point.valid())
+	{
+		const std::uint64_t entry = s.meta.entry_point.key();
+		const float d = node_distance(scan, s, entry);
+
+		s.search.add_start(entry, d);
+	}
+	s.started = true;
+}
+
+/* Exact distance of the heap row at tid to the query; nullopt when no visible row. */
+std::optional<float>
+heap_distance(IndexScanDesc scan, DiskannScanOpaque so, ScanCore &s, Tid tid)
+{
+	const std::size_t column_dims = s.meta.column_dims;
+	int			got = vs::pg::call([&]() -> int {
+		ItemPointerData ip;
+		bool		call_again = false;
+		bool		all_dead = false;
+		Datum		value;
+		bool		isnull;
+		int			result = -1;
+		MemoryContext old = MemoryContextSwitchTo(so->tmpctx);
+
+		DiskannTidToItemPointer(tid, &ip);
+		if (table_index_fetch_tuple(so->fetch, &ip, scan->xs_snapshot, so->slot, &call_again, &all_dead))
+		{
+			if (so->heap_attno != 0)
+				value = slot_getattr(so->slot, so->heap_attno, &isnull);
+			else
+			{
+				Datum		values[INDEX_MAX_KEYS];
+				bool		nulls[INDEX_MAX_KEYS];
+				ExprContext *econtext = GetPerTupleExprContext(so->estate);
+
+				econtext->ecxt_scantuple = so->slot;
+				FormIndexDatum(so->index_info, so->slot, so->estate, values, nulls);
+				value = values[0];
+				isnull = nulls[0];
+			}
+			if (!isnull)
+			{
+				DiskannVector *v = DatumGetDiskannVector(value);
+
+				result = v->dim;
+				if (v->dim == (int) column_dims)
+					memcpy(s.heap_vector.data(), v->x, column_dims * sizeof(float));
+			}
+			ExecClearTuple(so->slot);
+			if (so->estate != nullptr)
+				ResetPerTupleExprContext(so->estate);
+		}
+		MemoryContextSwitchTo(old);
+		return result;
+	});
+
+	if (got != (int) column_dims)
+		return std::nullopt;	/* invisible, NULL now, or another dimension: not a match */
+	if (s.metric == vs::distance::Metric::kCosine)
+		(void) vs::distance::normalize(s.heap_vector.data(), column_dims);
+	return vs::distance::index_distance(s.metric, s.query_full.data(), s.heap_vector.data(), column_dims);
+}
+
+/* Fills the next batch; returns false when the search is exhausted. */
+bool
+next_batch(IndexScanDesc scan, DiskannScanOpaque so, ScanCore &s)
+{
+	auto expand = [&](std::uint64_t key, auto &&visit) {
+		/* Copy the list first: visiting a neighbor reads its record into s.record. */
+		const vs::format::NodeView node = read_node(scan, s, key);
+		const std::size_t count = std::min<std::size_t>(node.num_neighbors(), s.layout.num_neighbors);
+
+		s.neighbors.clear();
+		for (std::size_t i = 0; i < count; ++i)
+		{
+			const Tid	n = node.neighbor(i);
+
+			if (n.valid())
+				s.neighbors.push_back(n.key());
+		}
+		for (const std::uint64_t n : s.neighbors)
+			visit(n);
+	};
+	auto distance = [&](std::uint64_t key) { return node_distance(scan, s, key); };
+	struct Visited
+	{
+		ScanCore  *s;
+		bool		test_and_set(std::uint64_t key)
+		{
+			return !s->seen.try_emplace(key).second;
+		}
+	}			visited{&s};
+
+	s.batch.clear();
+	s.batch_pos = 0;
+	vs::pg::call([&] { MemoryContextReset(so->tmpctx); });
+	while (s.batch.size() < s.batch_size)
+	{
+		if (VS_FAILURE_POINT("scan_pg_error"))
+			vs::pg::call([] {
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("failure point scan_pg_error")));
+			});
+		if (VS_FAILURE_POINT("scan_throw"))
+			throw std::runtime_error("failure point scan_throw");
+		const auto c = s.search.next(expand, distance, visited);
+
+		if (!c)
+			break;
+		const NodeInfo &info = s.seen.at(c->id);
+
+		if (!info.live)
+			continue;
+		if (s.rescoring)
+		{
+			const auto d = heap_distance(scan, so, s, info.heap);
+
+			if (d)
+				s.batch.emplace_back(*d, info.heap);
+		}
+		else
+			s.batch.emplace_back(c->distance, info.heap);
+		if (QueryCancelPending || ProcDiePending)
+			throw vs::Cancelled();
+	}
+	if (s.rescoring)
+		std::stable_sort(s.batch.begin(), s.batch.end(),
+						 [](const auto &a, const auto &b) { return a.first < b.first; });
+	return !s.batch.empty();
+}
+
+/* The next heap TID of the scan, or false at the end. */
+bool
+scan_next(IndexScanDesc scan, DiskannScanOpaque so, ItemPointer out)
+{
+	ScanCore  &s = *so->state;
+
+	if (!s.started)
+	{
+		if (s.layout.record_size == 0)
+			open_index(scan, s);
+		start_search(scan, s);
+	}
+	if (s.batch_pos == s.batch.size() && !next_batch(scan, so, s))
+		return false;
+	DiskannTidToItemPointer(s.batch[s.batch_pos++].second, out);
+	return true;
+}
+
+}							/* namespace */
+
+/* ambeginscan */
+IndexScanDesc
+diskannbeginscan(Relation index, int nkeys, int norderbys)
+{
+	IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
+	DiskannScanOpaque so = (DiskannScanOpaque) palloc0(sizeof(DiskannScanOpaqueData));
+
+	so->tmpctx = AllocSetContextCreate(CurrentMemoryContext, "diskann scan", ALLOCSET_DEFAULT_SIZES);
+	so->cleanup.func = cleanup_state;
+	so->cleanup.arg = so;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &so->cleanup);
+	so->state = vs::pg::invoke([] { return new ScanCore(); });
+	scan->opaque = so;
+	return scan;
+}
+
+/* amrescan: a new query (or the same one again). */
+void
+diskannrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys)
+{
+	DiskannScanOpaque so = (DiskannScanOpaque) scan->opaque;
+
+	if (keys && scan->numberOfKeys > 0)
+		memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
+	if (orderbys && scan->numberOfOrderBys > 0)
+		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
+	(void) nkeys;
+	(void) norderbys;
+	so->state->started = false;
+}
+
+/* amgettuple: the next row, nearest first (relaxed between rescoring batches). */
+bool
+diskanngettuple(IndexScanDesc scan, ScanDirection dir)
+{
+	DiskannScanOpaque so = (DiskannScanOpaque) scan->opaque;
+	bool		found;
+
+	if (dir != ForwardScanDirection)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("diskann index scans only support forward scans")));
+	if (scan->numberOfOrderBys == 0 || scan->orderByData == nullptr)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot scan diskann index without an ORDER BY on its distance operator")));
+
+	/* Heap access for rescoring is opened lazily, in PG context. */
+	if (so->fetch == nullptr)
+	{
+		Relation	index = scan->indexRelation;
+
+		so->fetch = table_index_fetch_begin(scan->heapRelation);
+		so->slot = table_slot_create(scan->heapRelation, nullptr);
+		so->heap_attno = index->rd_index->indkey.values[0];
+		if (so->heap_attno == 0)
+		{
+			so->index_info = BuildIndexInfo(index);
+			so->estate = CreateExecutorState();
+		}
+	}
+
+	if (!so->state->started)
+		pgstat_count_index_scan(scan->indexRelation);
+	found = vs::pg::invoke([&] { return scan_next(scan, so, &scan->xs_heaptid); });
+	if (!found)
+		return false;
+	scan->xs_recheck = false;
+	scan->xs_recheckorderby = false;
+	return true;
+}
+
+/* amendscan */
+void
+diskannendscan(IndexScanDesc scan)
+{
+	DiskannScanOpaque so = (DiskannScanOpaque) scan->opaque;
+
+	if (so->fetch != nullptr)
+		table_index_fetch_end(so->fetch);
+	if (so->slot != nullptr)
+		ExecDropSingleTupleTableSlot(so->slot);
+	if (so->estate != nullptr)
+		FreeExecutorState(so->estate);
+	cleanup_state(so);
+	MemoryContextDelete(so->tmpctx);
+	/* so stays allocated: the reset callback registered in it must remain valid. */
+	scan->opaque = nullptr;
+}
