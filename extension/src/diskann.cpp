@@ -14,6 +14,7 @@
 #include "diskann.hpp"
 
 extern "C" {
+#include "access/genam.h"
 #include "access/relation.h"
 #include "commands/progress.h"
 #include "commands/vacuum.h"
@@ -154,10 +155,12 @@ diskannoptions(Datum reloptions, bool validate)
 /*
  * Estimates the cost of a scan.
  *
- * Without an ORDER BY on the distance the index is useless (it has no search operators),
- * so that path costs "infinity". With one, a search touches about L * R / 4 nodes (the
- * converged list expands ~L nodes whose neighbor lists overlap heavily) before the first
- * row comes out, whatever the LIMIT; that is all startup cost.
+ * Without an ORDER BY on the distance the index is useless (it has no search operators), so
+ * that path costs "infinity". With one, the total cost is that of streaming every node
+ * (genericcostestimate over all tuples), and the startup cost is the part spent before the
+ * first row comes out: the converged search visits about L * R / 2 nodes (L expansions of R
+ * neighbors, half of them new). The graph's upper pages are shared by every search and stay
+ * cached, so those startup pages are charged at seq_page_cost rather than random_page_cost.
  */
 static void
 diskanncostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
@@ -166,7 +169,12 @@ diskanncostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 					double *indexPages)
 {
 	GenericCosts costs;
-	double		visited;
+	double		tuples = Max(path->indexinfo->tuples, 1.0);
+	double		num_neighbors = vs::vamana::kDefaultNumNeighbors;
+	double		ratio;
+	double		spc_seq_page_cost,
+				spc_random_page_cost;
+	Relation	index;
 
 	if (path->indexorderbys == NIL)
 	{
@@ -179,11 +187,19 @@ diskanncostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	}
 
 	MemSet(&costs, 0, sizeof(costs));
-	visited = (double) diskann_query_search_list_size * vs::vamana::kDefaultNumNeighbors / 4.0;
-	costs.numIndexTuples = Min(path->indexinfo->tuples, Max(visited, 1.0));
 	genericcostestimate(root, path, loop_count, &costs);
 
-	*indexStartupCost = costs.indexTotalCost;
+	index = index_open(path->indexinfo->indexoid, NoLock);
+	if (index->rd_options != nullptr &&
+		((DiskannOptions *) index->rd_options)->num_neighbors != DISKANN_NUM_NEIGHBORS_DEFAULT)
+		num_neighbors = ((DiskannOptions *) index->rd_options)->num_neighbors;
+	index_close(index, NoLock);
+
+	ratio = Min(1.0, (double) diskann_query_search_list_size * num_neighbors / 2.0 / tuples);
+	get_tablespace_page_costs(path->indexinfo->reltablespace, &spc_random_page_cost, &spc_seq_page_cost);
+
+	*indexStartupCost = costs.indexTotalCost * ratio -
+		costs.numIndexPages * ratio * Max(spc_random_page_cost - spc_seq_page_cost, 0.0);
 	*indexTotalCost = costs.indexTotalCost;
 	*indexSelectivity = costs.indexSelectivity;
 	*indexCorrelation = 0;
