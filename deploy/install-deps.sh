@@ -3,7 +3,8 @@
 # only missing packages are installed (apt-get as root, or through sudo).
 set -euo pipefail
 packages=(build-essential cmake pkg-config libgtest-dev libgmock-dev libbenchmark-dev
-          libhnswlib-dev clang libclang-rt-14-dev postgresql-15 postgresql-server-dev-15)
+          libhnswlib-dev clang libclang-rt-14-dev postgresql-15 postgresql-server-dev-15
+          libipc-run-perl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README, CI): installs the Debian packages the build and the tests need
 # (idempotent; apt-get as root), configures, builds and runs every ctest in two configurations:
-#   1. Release, -Wall -Wextra -Werror, CUDA compiled when nvcc exists: the full ctest suite;
-#   2. ASan + UBSan (Debug, CPU-only): the unit and fuzz tests.
+#   1. Release, -Wall -Wextra -Werror, CUDA compiled when nvcc exists, failure points compiled
+#      in: the full ctest suite (unit, regress, TAP, benchmarks' recall checks);
+#   2. ASan + UBSan (Debug, CPU-only, no PostgreSQL module): the unit and fuzz tests.
 #
 # Usage: deploy/test.sh [--no-sanitizers] [--no-install] [-j N]
 # Build trees go to build/test and build/asan under the checkout (override with VS_BUILD_ROOT).
@@ -35,7 +36,7 @@ fi
 
 # ---- 1. release build, all tests -------------------------------------------------------------
 echo "== release build (warnings are errors)"
-cmake -S "$here" -B "$build_root/test" -DCMAKE_BUILD_TYPE=Release -DVS_WERROR=ON
+cmake -S "$here" -B "$build_root/test" -DCMAKE_BUILD_TYPE=Release -DVS_WERROR=ON -DVS_FAILURE_POINTS=ON
 cmake --build "$build_root/test" -j "$jobs"
 echo "== ctest (release)"
 (cd "$build_root/test" && ctest --output-on-failure -j "$jobs" --timeout 900)
@@ -44,7 +45,7 @@ echo "== ctest (release)"
 if ((sanitizers)); then
   echo "== ASan+UBSan build"
   cmake -S "$here" -B "$build_root/asan" -DCMAKE_BUILD_TYPE=Debug -DVS_WERROR=ON \
-        -DVS_SANITIZE=address,undefined -DVS_WITH_CUDA=OFF
+        -DVS_SANITIZE=address,undefined -DVS_WITH_CUDA=OFF -DVS_BUILD_EXTENSION=OFF
   cmake --build "$build_root/asan" -j "$jobs"
   echo "== ctest (ASan+UBSan: unit and fuzz)"
   (cd "$build_root/asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \

@@ -222,6 +222,8 @@ diskannbuildphasename(int64 phasenum)
 			return (char *) "building graph";
 		case DISKANN_PHASE_PRUNE:
 			return (char *) "pruning graph";
+		case DISKANN_PHASE_CONNECT:
+			return (char *) "linking unreachable nodes";
 		case DISKANN_PHASE_WRITE:
 			return (char *) "writing index pages";
 		default:

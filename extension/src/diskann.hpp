@@ -72,7 +72,8 @@ typedef struct DiskannVector
 #define DISKANN_PHASE_TRAIN 3
 #define DISKANN_PHASE_GRAPH 4
 #define DISKANN_PHASE_PRUNE 5
-#define DISKANN_PHASE_WRITE 6
+#define DISKANN_PHASE_CONNECT 6
+#define DISKANN_PHASE_WRITE 7
 
 /* GUCs */
 extern int	diskann_query_search_list_size;

@@ -26,6 +26,8 @@
  */
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -240,15 +242,14 @@ build_local(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBu
 		});
 
 	vs::Control control;
-	int			last_phase = 0;
 
 	control.cancel = [] { return QueryCancelPending || ProcDiePending; };
 	control.progress = [&](std::uint32_t phase, std::uint64_t done, std::uint64_t total) {
-		const int	p = phase == vs::vamana::kPhasePrune ? DISKANN_PHASE_PRUNE : DISKANN_PHASE_GRAPH;
+		const int	p = phase == vs::vamana::kPhasePrune ? DISKANN_PHASE_PRUNE
+			: phase == vs::vamana::kPhaseConnect ? DISKANN_PHASE_CONNECT
+			: DISKANN_PHASE_GRAPH;
 
-		(void) last_phase;
 		report_phase(p, (double) done, (double) total);
-		last_phase = p;
 	};
 	control.log = [&](vs::LogLevel level, std::string_view line) {
 		vs::pg::call([&] {
@@ -271,7 +272,7 @@ build_local(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBu
 	page_options.provenance.backend = vs::format::BuildBackend::kCpu;
 	page_options.provenance.builder_id = "vectorscale " DISKANN_MODULE_VERSION;
 
-	const auto meta = vs::vamana::write_index_pages(
+	(void) vs::vamana::write_index_pages(
 		graph, params.build, collected.tids, page_options,
 		[&](std::uint32_t block, std::span<const std::byte> image) {
 			write_new_page(index, MAIN_FORKNUM, block, image);
@@ -284,7 +285,6 @@ build_local(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBu
 		elog(DEBUG1, "diskann build of \"%s\": %zu vectors, %u threads, %.2f s graph, %u unreachable linked",
 			 RelationGetRelationName(index), n, params.build.threads, stats.seconds, stats.repaired_unreachable);
 	});
-	(void) meta;
 	result->heap_tuples = reltuples;
 	result->index_tuples = (double) n;
 }

@@ -390,6 +390,10 @@ class Builder {
       flood(g_.medoid);
       bool all = true;
       for (std::uint32_t u = 0; u < n_; ++u) {
+        if ((u & 255) == 0) {  // long only when many nodes are unreachable (e.g. duplicates)
+          if (control_.cancel && control_.cancel()) throw Cancelled();
+          if (round == 0 && control_.progress) control_.progress(kPhaseConnect, u, n_);
+        }
         if (reached[u]) continue;
         all = false;
         s.expanded.clear();
@@ -418,6 +422,7 @@ class Builder {
       }
       if (all) break;
     }
+    if (control_.progress) control_.progress(kPhaseConnect, n_, n_);
     return repaired;
   }
 

@@ -42,6 +42,7 @@ struct Graph {
 enum BuildPhase : std::uint32_t {
   kPhaseInsert = 1,  ///< inserting nodes (search, prune, reverse edges)
   kPhasePrune = 2,   ///< final prune of lists longer than R
+  kPhaseConnect = 3, ///< linking nodes unreachable from the medoid (long only for degenerate data)
 };
 
 /** Statistics of a build, for logs and benchmarks. */

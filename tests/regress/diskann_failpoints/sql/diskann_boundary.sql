@@ -30,7 +30,7 @@ CREATE INDEX fp_idx ON fp USING diskann (e);
 \set VERBOSITY default
 RESET diskann.failure_point;
 SELECT count(*) FROM pg_class WHERE relname = 'fp_idx';
-CREATE INDEX fp_idx ON fp USING diskann (e vector_l2_ops);
+CREATE INDEX fp_idx ON fp USING diskann (e vector_l2_ops) WITH (storage_layout = plain);
 SELECT diskann_validate_index('fp_idx');
 
 SET enable_seqscan = off;
