@@ -15,6 +15,7 @@ extern "C" {
 #include "access/amvalidate.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/xlog.h"
 #include "catalog/pg_amop.h"
 #include "catalog/pg_amproc.h"
 #include "catalog/pg_opclass.h"
@@ -153,13 +154,16 @@ diskann_metric_ip(PG_FUNCTION_ARGS)
 /*
  * diskann_validate_index(regclass): walks every page and node and checks every invariant
  * of the format (common/format/validate.hpp); raises an error naming the first violation.
- * Takes a ShareLock on the index so no insert or vacuum runs meanwhile.
+ * Takes a ShareLock on the index so no insert or vacuum runs meanwhile (AccessShareLock on a
+ * standby, where a page may change under the walk while WAL is replayed).
  */
 Datum
 diskann_validate_index(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
-	Relation	index = open_diskann_index(relid, ShareLock);
+	/* A standby cannot take ShareLock; there only WAL replay changes the index. */
+	LOCKMODE	lockmode = RecoveryInProgress() ? AccessShareLock : ShareLock;
+	Relation	index = open_diskann_index(relid, lockmode);
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	char		reason[1024];
 	bool		ok;
@@ -185,7 +189,7 @@ diskann_validate_index(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("diskann index \"%s\" is corrupt", RelationGetRelationName(index)),
 				 errdetail("%s", reason)));
-	relation_close(index, ShareLock);
+	relation_close(index, lockmode);
 	PG_RETURN_VOID();
 }
 

@@ -1,0 +1,120 @@
+# On real data (../shared/data/mnist-10k): recall@10 through the index for memory_optimized
+# and plain storage, the planner choosing the index on its own, the build's WAL replayed by a
+# physical standby (same answers there), and crash recovery (immediate stop) for logged and
+# UNLOGGED indexes. Skips, saying why, when the data set is absent.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $data = ($ENV{VS_SHARED_DATA} // '') . '/mnist-10k';
+plan skip_all => "no $data.base.fvecs (../shared/data is not present)" unless -r "$data.base.fvecs";
+
+# Reads a TexMex .fvecs/.ivecs file; returns a list of array refs (at most $limit).
+sub read_vecs
+{
+	my ($path, $type, $limit) = @_;
+	open my $fh, '<:raw', $path or die "$path: $!";
+	my @rows;
+	while (!defined $limit || @rows < $limit)
+	{
+		last unless read($fh, my $hdr, 4) == 4;
+		my $dim = unpack('l<', $hdr);
+		read($fh, my $buf, 4 * $dim) == 4 * $dim or die "$path: short read";
+		push @rows, [ unpack(($type eq 'f' ? 'f<' : 'l<') . $dim, $buf) ];
+	}
+	return @rows;
+}
+
+# Writes rows as a COPY file of (id, vector text).
+sub write_copy
+{
+	my ($path, @rows) = @_;
+	open my $fh, '>', $path or die "$path: $!";
+	for my $i (0 .. $#rows)
+	{
+		print $fh $i, "\t[", join(',', @{ $rows[$i] }), "]\n";
+	}
+	close $fh;
+}
+
+my $nq = 100;
+my @base = read_vecs("$data.base.fvecs", 'f');
+my @queries = read_vecs("$data.query.fvecs", 'f', $nq);
+my @gt = read_vecs("$data.gt.ivecs", 'i', $nq);
+my $dims = scalar @{ $base[0] };
+my $dir = PostgreSQL::Test::Utils::tempdir;
+write_copy("$dir/base.tsv", @base);
+write_copy("$dir/queries.tsv", @queries);
+open my $gfh, '>', "$dir/gt.tsv" or die;
+for my $q (0 .. $#gt) { print $gfh "$q\t$gt[$q][$_]\t$_\n" for 0 .. 9; }
+close $gfh;
+
+my $primary = PostgreSQL::Test::Cluster->new('primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf', "maintenance_work_mem = '512MB'\nshared_buffers = '256MB'");
+$primary->start;
+$primary->safe_psql('postgres', qq{
+	CREATE EXTENSION vectorscale CASCADE;
+	CREATE TABLE t (id int, e vector($dims));
+	CREATE TABLE queries (qid int, q vector($dims));
+	CREATE TABLE gt (qid int, id int, rank int);
+	COPY t FROM '$dir/base.tsv';
+	COPY queries FROM '$dir/queries.tsv';
+	COPY gt FROM '$dir/gt.tsv';
+	CREATE UNLOGGED TABLE u AS SELECT * FROM t WHERE id < 2000;
+	ANALYZE t;
+});
+$primary->backup('base');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($primary, 'base', has_streaming => 1);
+$standby->start;
+
+# recall@10 over the queries, through whatever plan the node chooses with seqscans off
+my $recall_sql = q{
+	SET enable_seqscan = off;
+	SELECT round(count(*) / (10.0 * (SELECT count(*) FROM queries)), 4)
+	  FROM queries qq, LATERAL (SELECT id FROM t ORDER BY e <-> qq.q LIMIT 10) s
+	 WHERE s.id IN (SELECT id FROM gt WHERE gt.qid = qq.qid);
+};
+
+$primary->safe_psql('postgres', 'CREATE INDEX t_sbq ON t USING diskann (e vector_l2_ops)');
+my $plan = $primary->safe_psql('postgres',
+	"EXPLAIN (COSTS OFF) SELECT id FROM t ORDER BY e <-> (SELECT q FROM queries WHERE qid = 0) LIMIT 10");
+like($plan, qr/Index Scan using t_sbq/, 'the planner uses the index for ORDER BY ... LIMIT on its own');
+my $sbq = $primary->safe_psql('postgres', $recall_sql);
+note "memory_optimized recall\@10 = $sbq";
+cmp_ok($sbq, '>=', 0.95, 'memory_optimized recall@10 >= 0.95 at default settings');
+
+$primary->wait_for_catchup($standby);
+is($standby->safe_psql('postgres', $recall_sql), $sbq, 'the standby answers the same after replaying the build');
+$standby->safe_psql('postgres', "SELECT diskann_validate_index('t_sbq')");
+is($standby->safe_psql('postgres', "SELECT nodes FROM diskann_index_info('t_sbq')"), scalar(@base),
+	'the standby has every node');
+
+$primary->safe_psql('postgres', 'DROP INDEX t_sbq; CREATE INDEX t_plain ON t USING diskann (e vector_l2_ops) WITH (storage_layout = plain)');
+my $plain = $primary->safe_psql('postgres', $recall_sql);
+note "plain recall\@10 = $plain";
+cmp_ok($plain, '>=', 0.97, 'plain recall@10 >= 0.97 at default settings');
+$primary->safe_psql('postgres', 'CREATE INDEX u_idx ON u USING diskann (e vector_l2_ops)');
+
+# Crash: the logged index survives intact, the UNLOGGED one comes back empty from its init fork.
+$primary->stop('immediate');
+$primary->start;
+$primary->safe_psql('postgres', "SELECT diskann_validate_index('t_plain')");
+is($primary->safe_psql('postgres', $recall_sql), $plain, 'same answers after crash recovery');
+is($primary->safe_psql('postgres', "SELECT count(*) FROM u"), '0', 'the unlogged table is empty after a crash');
+$primary->safe_psql('postgres', "SELECT diskann_validate_index('u_idx')");
+is($primary->safe_psql('postgres', "SELECT nodes, entry_point IS NULL FROM diskann_index_info('u_idx')"), '0|t',
+	'the unlogged index is reset to an empty index');
+is($primary->safe_psql('postgres', "SET enable_seqscan = off; SELECT count(*) FROM (SELECT id FROM u ORDER BY e <-> (SELECT q FROM queries LIMIT 1)) s"),
+	'0', 'and answers queries');
+
+for my $node ($primary, $standby)
+{
+	unlike(slurp_file($node->logfile), qr/terminated by signal|was terminated by/, $node->name . ': no backend crashed');
+}
+$standby->stop;
+$primary->stop;
+done_testing();
