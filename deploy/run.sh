@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The main job, end to end, as far as the tree implements it today: builds the engine (Release)
-# and runs the in-memory DiskANN index on the real data sets of ../shared/data (mnist-10k, L2;
-# docs768, cosine, when present) with plain and SBQ storage, side by side with hnswlib, printing
-# build seconds, recall@10 and QPS (one JSON line per measurement, also kept in
-# build/run/results.jsonl).
-#
-# The PostgreSQL part (throwaway cluster, CREATE INDEX ... USING diskann locally and through
-# gpu_builder) joins this script with the access method and the builder service.
+# The main job, end to end, as far as the tree implements it today:
+#   1. builds everything (Release) and installs the extension into the PostgreSQL that
+#      pg_config names (the bundled vector type only where no pgvector is installed);
+#   2. runs the in-memory engine on the real data sets of ../shared/data (mnist-10k, L2;
+#      docs768, cosine, when present), side by side with hnswlib: build seconds, recall@10,
+#      QPS (one JSON line per measurement, kept in build/run/results.jsonl);
+#   3. starts a throwaway PostgreSQL, loads the same data, builds CREATE INDEX ... USING
+#      diskann locally (memory_optimized and plain) and prints build time, index size, build
+#      WAL, recall@10 and in-server QPS (deploy/pg_demo.sh).
+# The remote build through gpu_builder joins step 3 with the builder service.
 #
 # Usage: deploy/run.sh [--data DIR] [--threads N]
 set -euo pipefail
@@ -24,7 +26,10 @@ done
 
 "$here/deploy/install-deps.sh"
 cmake -S "$here" -B "$here/build/run" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$here/build/run" -j "$threads" --target ann_bench >/dev/null
+cmake --build "$here/build/run" -j "$threads" >/dev/null
+cmake --install "$here/build/run" --component vector >/dev/null
+cmake --install "$here/build/run" --component vectorscale >/dev/null
+pg_bindir=$(grep -m1 '^VS_PG_BINDIR:' "$here/build/run/CMakeCache.txt" | cut -d= -f2-)
 bench=$here/build/run/tests/bench/ann_bench
 out=$here/build/run/results.jsonl
 : >"$out"
@@ -46,3 +51,11 @@ else
   echo "no $data/docs768.base.fvecs: skipping docs768" >&2
 fi
 echo "results: $out" >&2
+
+echo "== PostgreSQL: CREATE INDEX ... USING diskann, recall and QPS through SQL" >&2
+if [[ -f $data/mnist-10k.base.fvecs ]]; then
+  "$here/deploy/pg_demo.sh" "$pg_bindir" "$data/mnist-10k" l2
+fi
+if [[ -f $data/docs768.base.fvecs ]]; then
+  "$here/deploy/pg_demo.sh" "$pg_bindir" "$data/docs768" cosine
+fi

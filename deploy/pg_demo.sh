@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The PostgreSQL half of the main job: starts a throwaway cluster on a Unix socket (as the
+# unprivileged user vs_test when run as root), loads a real data set of ../shared/data, builds
+# `CREATE INDEX ... USING diskann` (memory_optimized and plain), and prints build seconds,
+# index size, WAL bytes of the build, recall@10 and queries per second measured inside the
+# server. Every step is bounded: at most --queries queries, one build per storage layout.
+#
+# Usage: deploy/pg_demo.sh BINDIR DATA_PREFIX METRIC(l2|cosine|ip) [--queries N]
+set -euo pipefail
+if (($# < 3)); then
+  echo "usage: $0 BINDIR DATA_PREFIX l2|cosine|ip [--queries N]" >&2
+  exit 2
+fi
+bindir=$1
+prefix=$2
+metric=$3
+shift 3
+nq=200
+while (($#)); do
+  case $1 in
+    --queries) nq=$2; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+case $metric in
+  l2) op='<->'; opclass=vector_l2_ops ;;
+  cosine) op='<=>'; opclass=vector_cosine_ops ;;
+  ip) op='<#>'; opclass=vector_ip_ops ;;
+  *) echo "metric must be l2, cosine or ip" >&2; exit 2 ;;
+esac
+name=$(basename "$prefix")
+
+work=$(mktemp -d /tmp/vs_demo.XXXXXX)
+as_user=()
+if ((EUID == 0)); then
+  id -u vs_test >/dev/null 2>&1 ||
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vs_test
+  chown vs_test "$work"
+  as_user=(runuser -u vs_test --)
+fi
+cleanup() {
+  "${as_user[@]}" "$bindir/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# TexMex files -> COPY text (id, vector); ground truth -> (qid, id) of the true top 10.
+perl -e '
+  my ($prefix, $dir, $nq) = @ARGV;
+  sub vecs { my ($path, $t, $limit) = @_; open my $fh, "<:raw", $path or die "$path: $!"; my @r;
+    while (!defined $limit || @r < $limit) { last unless read($fh, my $h, 4) == 4; my $d = unpack("l<", $h);
+      read($fh, my $b, 4 * $d) == 4 * $d or die "short read"; push @r, [unpack(($t eq "f" ? "f<" : "l<") . $d, $b)]; } @r }
+  for my $part (["base", undef], ["query", $nq]) {
+    open my $o, ">", "$dir/$part->[0].tsv" or die; my $i = 0;
+    print $o $i++, "\t[", join(",", @$_), "]\n" for vecs("$prefix.$part->[0].fvecs", "f", $part->[1]); }
+  open my $o, ">", "$dir/gt.tsv" or die; my $q = 0;
+  for my $row (vecs("$prefix.gt.ivecs", "i", $nq)) { print $o "$q\t$row->[$_]\n" for 0 .. 9; $q++ }
+' "$prefix" "$work" "$nq"
+chmod a+r "$work"/*.tsv
+dims=$(awk -F, 'NR == 1 { print NF; exit }' "$work/query.tsv")
+
+"${as_user[@]}" "$bindir/initdb" -D "$work/data" -A trust -U postgres --no-locale -E UTF8 >/dev/null
+"${as_user[@]}" "$bindir/pg_ctl" -D "$work/data" -l "$work/server.log" -w \
+  -o "-c listen_addresses='' -k $work -p 54329 -c shared_buffers=512MB -c maintenance_work_mem=2GB -c max_wal_size=4GB" \
+  start >/dev/null
+psql=("$bindir/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$work" -p 54329 -U postgres postgres)
+
+"${psql[@]}" <<SQL
+CREATE EXTENSION vectorscale CASCADE;
+CREATE TABLE items (id int, embedding vector($dims));
+CREATE TABLE queries (qid int, q vector($dims));
+CREATE TABLE truth (qid int, id int);
+COPY items FROM '$work/base.tsv';
+COPY queries FROM '$work/query.tsv';
+COPY truth FROM '$work/gt.tsv';
+VACUUM ANALYZE items;
+SQL
+rows=$("${psql[@]}" -c "SELECT count(*) FROM items")
+echo "== $name: $rows rows of $dims dimensions, $metric, $nq queries, PostgreSQL $("${psql[@]}" -c 'SHOW server_version')"
+
+for storage in memory_optimized plain; do
+  if [[ $storage == plain && ( $metric == ip || $dims -gt 1900 ) ]]; then continue; fi
+  "${psql[@]}" <<SQL
+DROP INDEX IF EXISTS items_idx;
+CHECKPOINT;
+SELECT pg_current_wal_insert_lsn() AS lsn0, clock_timestamp() AS t0 \gset
+CREATE INDEX items_idx ON items USING diskann (embedding $opclass) WITH (storage_layout = $storage);
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 2) AS build_s,
+       pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'lsn0') AS wal_bytes \gset
+SELECT pg_relation_size('items_idx') AS index_bytes \gset
+SET enable_seqscan = off;
+-- recall@10 and server-side queries per second at a few search list sizes
+CREATE TEMP TABLE IF NOT EXISTS results (l int, recall numeric, qps numeric);
+TRUNCATE results;
+DO \$\$
+DECLARE l int; t0 timestamptz; hits bigint; n int; secs float8;
+BEGIN
+  FOREACH l IN ARRAY ARRAY[40, 100, 200] LOOP
+    PERFORM set_config('diskann.query_search_list_size', l::text, true);
+    SELECT count(*) INTO n FROM queries;
+    t0 := clock_timestamp();
+    SELECT count(*) INTO hits FROM queries qq,
+      LATERAL (SELECT id FROM items ORDER BY embedding $op qq.q LIMIT 10) s
+     WHERE s.id IN (SELECT id FROM truth WHERE truth.qid = qq.qid);
+    secs := extract(epoch FROM clock_timestamp() - t0);
+    INSERT INTO results VALUES (l, round(hits / (10.0 * n), 4), round((n / secs)::numeric, 1));
+  END LOOP;
+END \$\$;
+\echo '   $storage: build' :build_s 's, index' :index_bytes 'bytes, build WAL' :wal_bytes 'bytes'
+SELECT format('     L=%s  recall@10=%s  QPS=%s', l, recall, qps) FROM results ORDER BY l;
+SQL
+done
+"${psql[@]}" -c "SELECT diskann_validate_index('items_idx')" >/dev/null
+echo "   index validated; server log: no crash" && ! grep -q 'terminated by signal' "$work/server.log"
