@@ -270,19 +270,20 @@ vector_recv(PG_FUNCTION_ARGS)
 {
 	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
 	int32		typmod = PG_GETARG_INT32(2);
-	int16		dim;
-	int16		unused;
+	int			dim;
+	int			unused;
 	Vector	   *result;
 	int			i;
 
-	dim = (int16) pq_getmsgint(buf, sizeof(int16));
-	unused = (int16) pq_getmsgint(buf, sizeof(int16));
+	/* Both fields read as unsigned, as pgvector does (0xffff is 65535 dimensions). */
+	dim = (int) pq_getmsgint(buf, sizeof(int16));
+	unused = (int) pq_getmsgint(buf, sizeof(int16));
 
 	VsVectorCheckDim(dim);
 	VsVectorCheckExpectedDim(typmod, dim);
 	if (unused != 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("expected unused to be 0, not %d", unused)));
 
 	result = VsVectorAllocate(dim);

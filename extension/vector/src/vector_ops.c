@@ -396,11 +396,9 @@ vector_accum(PG_FUNCTION_ARGS)
 	float8	   *next;
 	int			i;
 
-	if (slots[0] > 0 && nslots - 1 != vec->dim)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("different vector dimensions %d and %d",
-						nslots - 1, vec->dim)));
+	/* pgvector reports a mismatch in an aggregate as a typmod mismatch */
+	if (slots[0] > 0)
+		VsVectorCheckExpectedDim(nslots - 1, vec->dim);
 
 	/* A new array: the input state may not be written in place */
 	next = (float8 *) palloc0(sizeof(float8) * (vec->dim + 1));

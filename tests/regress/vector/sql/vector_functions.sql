@@ -29,43 +29,43 @@ WHERE d.classid = 'pg_proc'::regclass
   AND (p.prorettype = 'vector'::regtype OR 'vector'::regtype = ANY (p.proargtypes));
 
 -- one vector
-SELECT vector_dims('[1,2,3]'), vector_dims('[0]');
-SELECT vector_norm('[3,4]'), vector_norm('[1,1,1,1]'), vector_norm('[0,0]'), vector_norm('[-2]');
-SELECT l2_normalize('[3,4]'), l2_normalize('[0,-5,0]'), l2_normalize('[0,0]');
-SELECT vector_norm(l2_normalize('[1,1,1,1]'));
-SELECT subvector('[1,2,3,4,5]', 2, 3), subvector('[1,2,3,4,5]', 1, 5),
-       subvector('[1,2,3,4,5]', 5, 1);
+SELECT vector_dims('[1,2,3]'::vector), vector_dims('[0]'::vector);
+SELECT vector_norm('[3,4]'::vector), vector_norm('[1,1,1,1]'::vector), vector_norm('[0,0]'::vector), vector_norm('[-2]'::vector);
+SELECT l2_normalize('[3,4]'::vector), l2_normalize('[0,-5,0]'::vector), l2_normalize('[0,0]'::vector);
+SELECT vector_norm(l2_normalize('[1,1,1,1]'::vector));
+SELECT subvector('[1,2,3,4,5]'::vector, 2, 3), subvector('[1,2,3,4,5]'::vector, 1, 5),
+       subvector('[1,2,3,4,5]'::vector, 5, 1);
 -- clipped to the vector, as substring() clips
-SELECT subvector('[1,2,3,4,5]', 0, 2), subvector('[1,2,3,4,5]', 4, 10),
-       subvector('[1,2,3,4,5]', -1, 4), subvector('[1,2,3,4,5]', 3, 2147483647);
+SELECT subvector('[1,2,3,4,5]'::vector, 0, 2), subvector('[1,2,3,4,5]'::vector, 4, 10),
+       subvector('[1,2,3,4,5]'::vector, -1, 4), subvector('[1,2,3,4,5]'::vector, 3, 2147483647);
 SELECT q AS query, pg_temp.try(q) AS result
-FROM (VALUES ($$SELECT subvector('[1,2,3,4,5]', 6, 1)$$),
-             ($$SELECT subvector('[1,2,3,4,5]', 2, 0)$$),
-             ($$SELECT subvector('[1,2,3,4,5]', 2, -1)$$),
-             ($$SELECT subvector('[1,2,3,4,5]', -1, 2)$$),
-             ($$SELECT subvector('[1,2,3,4,5]', -2147483648, 2147483647)$$),
-             ($$SELECT subvector('[1,2,3,4,5]', 2147483647, 2147483647)$$)) AS t(q);
+FROM (VALUES ($$SELECT subvector('[1,2,3,4,5]'::vector, 6, 1)$$),
+             ($$SELECT subvector('[1,2,3,4,5]'::vector, 2, 0)$$),
+             ($$SELECT subvector('[1,2,3,4,5]'::vector, 2, -1)$$),
+             ($$SELECT subvector('[1,2,3,4,5]'::vector, -1, 2)$$),
+             ($$SELECT subvector('[1,2,3,4,5]'::vector, -2147483648, 2147483647)$$),
+             ($$SELECT subvector('[1,2,3,4,5]'::vector, 2147483647, 2147483647)$$)) AS t(q);
 
 -- distances
-SELECT l2_distance('[0,0]', '[3,4]'), '[0,0]'::vector <-> '[3,4]',
+SELECT l2_distance('[0,0]'::vector, '[3,4]'::vector), '[0,0]'::vector <-> '[3,4]',
        '[1,2,3]'::vector <-> '[1,2,3]', '[-1,-1]'::vector <-> '[2,3]';
 SELECT vector_l2_squared_distance('[0,0]', '[3,4]');
-SELECT inner_product('[1,2,3]', '[4,5,6]'), '[1,2,3]'::vector <#> '[4,5,6]',
+SELECT inner_product('[1,2,3]'::vector, '[4,5,6]'::vector), '[1,2,3]'::vector <#> '[4,5,6]',
        vector_negative_inner_product('[1,-2]', '[3,4]');
-SELECT cosine_distance('[1,0]', '[0,1]'), '[1,2]'::vector <=> '[2,4]',
+SELECT cosine_distance('[1,0]'::vector, '[0,1]'::vector), '[1,2]'::vector <=> '[2,4]',
        '[1,1]'::vector <=> '[-1,-1]', '[3,4]'::vector <=> '[-6,-8]',
        '[3,4]'::vector <=> '[6,8]';
 -- the angle with a zero vector is undefined
-SELECT cosine_distance('[0,0]', '[1,2]'), '[0,0]'::vector <=> '[0,0]';
+SELECT cosine_distance('[0,0]'::vector, '[1,2]'::vector), '[0,0]'::vector <=> '[0,0]';
 -- for unit vectors: the angle over pi
 SELECT vector_spherical_distance('[1,0]', '[0,1]'),
        vector_spherical_distance('[1,0]', '[-1,0]'),
        vector_spherical_distance('[0.6,0.8]', '[0.6,0.8]');
-SELECT l1_distance('[1,2,3]', '[4,0,3]'), '[1,2,3]'::vector <+> '[4,0,3]';
+SELECT l1_distance('[1,2,3]'::vector, '[4,0,3]'::vector), '[1,2,3]'::vector <+> '[4,0,3]';
 -- large elements: no overflow, the sums are double precision
 SELECT '[3e38,3e38]'::vector <-> '[-3e38,-3e38]' > 8e38 AS l2,
-       inner_product('[3e38,3e38]', '[3e38,3e38]') > 1.7e77 AS ip,
-       vector_norm('[3e38,3e38]') > 4.2e38 AS norm;
+       inner_product('[3e38,3e38]'::vector, '[3e38,3e38]'::vector) > 1.7e77 AS ip,
+       vector_norm('[3e38,3e38]'::vector) > 4.2e38 AS norm;
 -- NULL in, NULL out
 SELECT '[1,2]'::vector <-> NULL IS NULL AS l2, NULL <=> '[1,2]'::vector IS NULL AS cos;
 
@@ -82,15 +82,15 @@ FROM (VALUES ($$SELECT '[3e38]'::vector + '[3e38]'$$),
 
 -- different dimensions
 SELECT q AS query, pg_temp.try(q) AS result
-FROM (VALUES ($$SELECT l2_distance('[1,2]', '[1,2,3]')$$),
+FROM (VALUES ($$SELECT l2_distance('[1,2]'::vector, '[1,2,3]'::vector)$$),
              ($$SELECT '[1,2]'::vector <-> '[1,2,3]'$$),
              ($$SELECT vector_l2_squared_distance('[1,2]', '[1,2,3]')$$),
-             ($$SELECT inner_product('[1,2]', '[1,2,3]')$$),
+             ($$SELECT inner_product('[1,2]'::vector, '[1,2,3]'::vector)$$),
              ($$SELECT '[1,2]'::vector <#> '[1,2,3]'$$),
-             ($$SELECT cosine_distance('[1,2]', '[1,2,3]')$$),
+             ($$SELECT cosine_distance('[1,2]'::vector, '[1,2,3]'::vector)$$),
              ($$SELECT '[1,2]'::vector <=> '[1,2,3]'$$),
              ($$SELECT vector_spherical_distance('[1,2]', '[1,2,3]')$$),
-             ($$SELECT l1_distance('[1,2]', '[1,2,3]')$$),
+             ($$SELECT l1_distance('[1,2]'::vector, '[1,2,3]'::vector)$$),
              ($$SELECT '[1,2]'::vector <+> '[1,2,3]'$$),
              ($$SELECT '[1,2]'::vector + '[1,2,3]'$$),
              ($$SELECT '[1,2]'::vector - '[1,2,3]'$$),
