@@ -26,12 +26,16 @@
  */
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "vectorscale/core/memory.hpp"
+#include "vectorscale/distance/distance.hpp"
+#include "vectorscale/format/writer.hpp"
+#include "vectorscale/sbq/sbq.hpp"
 #include "vectorscale/format/records.hpp"
 #include "vectorscale/vamana/build.hpp"
 #include "vectorscale/vamana/index.hpp"
@@ -49,6 +53,7 @@ extern "C" {
 }
 
 #include "bridge/guard.hpp"
+#include "diskanngraph.hpp"
 #include "diskannutils.hpp"
 
 namespace {
@@ -67,8 +72,10 @@ struct LoadState
 	Relation	index;
 	const DiskannBuildOptions *opts;
 	Collected  *collected;
+	std::optional<DiskannPageGraph> *graph;	/* engaged once the build is bounded */
 	MemoryContext tmpctx;
 	double		indexed;
+	double		estimate;		/* the heap's reltuples before the scan */
 	double		budget_bytes;
 	double		per_vector_bytes;
 };
@@ -91,15 +98,120 @@ append_vector(Collected *c, const float *x, std::size_t dims, vs::format::Tid ti
 	++c->n;
 }
 
-/* Reports that the in-memory build does not fit maintenance_work_mem. */
-void
-report_over_budget(double need_bytes)
+/* The options recorded in the meta page, for the page writer. */
+vs::format::MetaInfo
+meta_options(const DiskannBuildOptions *opts)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-			 errmsg("diskann build needs about %.0f MB of memory, more than maintenance_work_mem (%d MB)",
-					need_bytes / (1024.0 * 1024.0), maintenance_work_mem / 1024),
-			 errhint("Increase maintenance_work_mem, or index fewer dimensions with num_dimensions.")));
+	vs::format::MetaInfo m;
+
+	m.metric = (vs::distance::Metric) opts->metric;
+	m.storage = (vs::format::StorageLayout) opts->storage;
+	m.column_dims = (std::uint32_t) opts->column_dims;
+	m.indexed_dims = (std::uint32_t) opts->indexed_dims;
+	m.bits_per_dim = (std::uint16_t) opts->bits_per_dim;
+	m.num_neighbors = (std::uint32_t) opts->num_neighbors;
+	m.search_list_size = (std::uint32_t) opts->search_list_size;
+	m.max_alpha = opts->max_alpha;
+	m.built_by = vs::format::BuiltBy::kLocal;
+	m.build_backend = vs::format::BuildBackend::kCpu;
+	m.builder_id = "vectorscale " DISKANN_MODULE_VERSION;
+	return m;
+}
+
+void		write_new_page(Relation index, ForkNumber fork, std::uint32_t block, std::span<const std::byte> image);
+
+/*
+ * Switches a build that no longer fits maintenance_work_mem to the bounded-memory path:
+ * trains SBQ on the rows collected so far (they fit: we switch as soon as the in-memory
+ * build would not), writes the meta and quantizer pages, inserts those rows into pages
+ * (the row nearest their centroid first: it becomes the entry point) and frees them. Every
+ * later row is inserted as the heap scan delivers it.
+ */
+void
+switch_to_bounded(LoadState *st)
+{
+	Collected  &c = *st->collected;
+	const DiskannBuildOptions *opts = st->opts;
+	const std::size_t dims = (std::size_t) opts->indexed_dims;
+	const bool	cosine = opts->metric == (int) vs::distance::Metric::kCosine;
+
+	vs::pg::call([&] {
+		ereport(NOTICE,
+				(errmsg("diskann index \"%s\" does not fit in maintenance_work_mem; building it with bounded memory",
+						RelationGetRelationName(st->index)),
+				 errdetail("An in-memory build needs about %.0f bytes per row; %zu rows already need more than maintenance_work_mem (%d MB), and the table has about %.0f.",
+						   st->per_vector_bytes, c.n, maintenance_work_mem / 1024, Max(st->estimate, (double) c.n)),
+				 errhint("The bounded build inserts rows one by one into the index pages and is slower; "
+						 "raise maintenance_work_mem for the in-memory build.")));
+	});
+	if (cosine)
+		for (std::size_t i = 0; i < c.n; ++i)
+			(void) vs::distance::normalize(c.vectors.data() + i * dims, dims);
+
+	vs::sbq::Quantizer quantizer;
+	std::vector<float> stream;
+
+	if (opts->storage == DISKANN_STORAGE_MEMORY_OPTIMIZED)
+	{
+		quantizer = vs::sbq::Quantizer::train(c.vectors.data(), c.n, dims, (std::uint32_t) opts->bits_per_dim);
+		stream = quantizer.stream();
+	}
+	vs::format::GraphInput in;
+
+	in.meta = meta_options(opts);
+	in.quantizer_stream = stream;
+	const vs::format::MetaInfo meta = vs::format::write_index(
+		in, BLCKSZ, [&](std::uint32_t block, std::span<const std::byte> image) {
+			write_new_page(st->index, MAIN_FORKNUM, block, image);
+		});
+
+	st->graph->emplace(st->index, meta, quantizer);
+
+	/* The row nearest the centroid goes first and becomes the entry point. */
+	std::size_t first = 0;
+
+	if (c.n != 0)
+	{
+		std::vector<float> centroid(dims, 0.0f);
+		float		best = 0;
+
+		for (std::size_t i = 0; i < c.n; ++i)
+			for (std::size_t d = 0; d < dims; ++d)
+				centroid[d] += c.vectors[i * dims + d] / (float) c.n;
+		for (std::size_t i = 0; i < c.n; ++i)
+		{
+			const float dist = vs::distance::l2_squared(centroid.data(), c.vectors.data() + i * dims, dims);
+
+			if (i == 0 || dist < best)
+			{
+				best = dist;
+				first = i;
+			}
+		}
+	}
+	for (std::size_t k = 0; k < c.n; ++k)
+	{
+		const std::size_t i = k == 0 ? first : (k <= first ? k - 1 : k);
+
+		if ((k & 63) == 0 && (QueryCancelPending || ProcDiePending))
+			throw vs::Cancelled();
+		(*st->graph)->insert({c.vectors.data() + i * dims, dims}, c.tids[i]);
+	}
+	c.vectors = vs::Array<float>();
+	c.tids = std::vector<vs::format::Tid>();
+	c.n = 0;
+}
+
+/* Inserts one streamed row into the pages of a bounded build (C++ zone). */
+void
+insert_bounded(LoadState *st, const float *x, vs::format::Tid tid)
+{
+	const std::size_t dims = (std::size_t) st->opts->indexed_dims;
+	std::vector<float> row(x, x + dims);
+
+	if (st->opts->metric == (int) vs::distance::Metric::kCosine)
+		(void) vs::distance::normalize(row.data(), dims);
+	(*st->graph)->insert(row, tid);
 }
 
 /* Heap scan callback (PG zone): one live tuple. */
@@ -122,19 +234,23 @@ load_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("expected %d dimensions, not %d", st->opts->column_dims, v->dim)));
-	if ((st->indexed + 1) * st->per_vector_bytes > st->budget_bytes)
-		report_over_budget((st->indexed + 1) * st->per_vector_bytes);
-
 	vs::pg::invoke([&] {
 		if (VS_FAILURE_POINT("build_callback_throw"))
 			throw std::runtime_error("failure point build_callback_throw");
 		if (VS_FAILURE_POINT("build_callback_bad_alloc"))
 			throw std::bad_alloc();
-		append_vector(st->collected, v->x, (std::size_t) st->opts->indexed_dims,
-					  DiskannTidFromItemPointer(tid));
+		if (st->graph->has_value())
+			insert_bounded(st, v->x, DiskannTidFromItemPointer(tid));
+		else
+		{
+			append_vector(st->collected, v->x, (std::size_t) st->opts->indexed_dims,
+						  DiskannTidFromItemPointer(tid));
+			if ((double) st->collected->n * st->per_vector_bytes > st->budget_bytes)
+				switch_to_bounded(st);
+		}
 	});
 	st->indexed += 1;
-	if (((long) st->indexed & 1023) == 0)
+	if (((long) st->indexed & (st->graph->has_value() ? 63 : 1023)) == 0)
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) st->indexed);
 
 	MemoryContextSwitchTo(old);
@@ -186,6 +302,25 @@ write_new_page(Relation index, ForkNumber fork, std::uint32_t block, std::span<c
 	});
 }
 
+/* Writes the final meta page of a bounded build and WAL-logs the relation. */
+void
+finish_bounded(Relation index, const vs::format::MetaInfo &meta)
+{
+	std::vector<std::byte> image(BLCKSZ);
+
+	vs::format::encode_meta(meta, image);
+	vs::pg::call([&] {
+		Buffer		buf = ReadBuffer(index, 0);
+
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		memcpy(BufferGetPage(buf), image.data(), BLCKSZ);
+		MarkBufferDirty(buf);
+		UnlockReleaseBuffer(buf);
+		if (RelationNeedsWAL(index))
+			log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+	});
+}
+
 /* The local build, in the C++ zone. */
 void
 build_local(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBuildOptions *opts,
@@ -196,6 +331,7 @@ build_local(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBu
 	const std::uint32_t bits = opts->storage == DISKANN_STORAGE_PLAIN ? 0 : (std::uint32_t) opts->bits_per_dim;
 	const double budget = (double) maintenance_work_mem * 1024.0;
 	Collected	collected;
+	std::optional<DiskannPageGraph> page_graph;
 	LoadState	st;
 	double		reltuples;
 
@@ -209,6 +345,8 @@ build_local(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBu
 	st.index = index;
 	st.opts = opts;
 	st.collected = &collected;
+	st.graph = &page_graph;
+	st.estimate = estimate;
 	st.indexed = 0;
 	st.budget_bytes = budget;
 	st.tmpctx = vs::pg::call([&] {
@@ -224,15 +362,16 @@ build_local(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBu
 	const std::size_t n = collected.n;
 	const std::size_t dims = (std::size_t) opts->indexed_dims;
 
-	if (n < (std::size_t) diskann_min_vectors_for_parallel_build && diskann_force_parallel_workers < 0)
-		params.build.threads = 1;
-	else
-		params.build.threads = (std::uint32_t) DiskannBuildThreads((double) n);
+	params.build.threads = (std::uint32_t) DiskannBuildThreads((double) n);
+	if (!page_graph.has_value() &&
+		(double) vs::vamana::estimate_build_memory(n, (std::uint32_t) dims, params.build, bits).total() > budget)
+		switch_to_bounded(&st);	/* the per-thread scratch tipped it over */
+	if (page_graph.has_value())
 	{
-		const auto need = vs::vamana::estimate_build_memory(n, (std::uint32_t) dims, params.build, bits);
-
-		if ((double) need.total() > budget)
-			vs::pg::call([&] { report_over_budget((double) need.total()); });
+		finish_bounded(index, page_graph->meta());
+		result->heap_tuples = reltuples;
+		result->index_tuples = st.indexed;
+		return;
 	}
 	if (VS_FAILURE_POINT("build_pg_error"))
 		vs::pg::call([] {
