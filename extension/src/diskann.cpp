@@ -35,6 +35,7 @@ int			diskann_query_search_list_size = vs::vamana::kDefaultQuerySearchListSize;
 int			diskann_query_rescore = vs::vamana::kDefaultQueryRescore;
 int			diskann_build_threads = 0;
 int			diskann_parallel_flush_interval = 4096;
+int			diskann_parallel_flush_rate = 4096;
 int			diskann_parallel_initial_start_nodes_count = 1024;
 int			diskann_min_vectors_for_parallel_build = 65536;
 int			diskann_force_parallel_workers = -1;
@@ -96,6 +97,10 @@ _PG_init(void)
 	DefineCustomIntVariable("diskann.parallel_flush_interval",
 							"Accepted for pgvectorscale compatibility; diskann builds in memory and has no flush interval.",
 							nullptr, &diskann_parallel_flush_interval, 4096, 1, 100000,
+							PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("diskann.parallel_flush_rate",
+							"Accepted for pgvectorscale compatibility (its later name of parallel_flush_interval); no effect.",
+							nullptr, &diskann_parallel_flush_rate, 4096, 1, 100000,
 							PGC_SUSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("diskann.parallel_initial_start_nodes_count",
 							"Accepted for pgvectorscale compatibility; every build thread starts from the medoid.",

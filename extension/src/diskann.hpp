@@ -80,6 +80,7 @@ extern int	diskann_query_search_list_size;
 extern int	diskann_query_rescore;
 extern int	diskann_build_threads;
 extern int	diskann_parallel_flush_interval;
+extern int	diskann_parallel_flush_rate;
 extern int	diskann_parallel_initial_start_nodes_count;
 extern int	diskann_min_vectors_for_parallel_build;
 extern int	diskann_force_parallel_workers;
