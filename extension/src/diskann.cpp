@@ -39,6 +39,12 @@ int			diskann_parallel_flush_rate = 4096;
 int			diskann_parallel_initial_start_nodes_count = 1024;
 int			diskann_min_vectors_for_parallel_build = 65536;
 int			diskann_force_parallel_workers = -1;
+char	   *diskann_builder_endpoint = nullptr;
+bool		diskann_builder_fallback = true;
+int			diskann_builder_timeout = 3600;
+int			diskann_builder_connect_timeout = 10;
+char	   *diskann_builder_tls_ca = nullptr;
+char	   *diskann_builder_token_file = nullptr;
 #ifdef VS_FAILURE_POINTS
 char	   *diskann_failure_point = nullptr;
 #endif
@@ -116,6 +122,28 @@ _PG_init(void)
 							"When set, a build uses 1 + this many threads whatever its size.",
 							&diskann_force_parallel_workers, -1, -1, 1024,
 							PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomStringVariable("diskann.builder_endpoint",
+							   "Sets the host:port of the gpu_builder service CREATE INDEX sends its work to (empty: build locally).",
+							   "Superuser only (or a role granted SET), so that no user can point a backend at an arbitrary host.",
+							   &diskann_builder_endpoint, "", PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomBoolVariable("diskann.builder_fallback",
+							 "Builds locally, with a NOTICE, when a build through the builder fails.",
+							 "When off, such a build fails with the builder's error instead.",
+							 &diskann_builder_fallback, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("diskann.builder_timeout",
+							"Sets the deadline of a whole build through the builder.",
+							nullptr, &diskann_builder_timeout, 3600, 1, INT_MAX / 1000,
+							PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("diskann.builder_connect_timeout",
+							"Sets how long a build waits to connect to the builder before it falls back.",
+							nullptr, &diskann_builder_connect_timeout, 10, 1, 3600,
+							PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+	DefineCustomStringVariable("diskann.builder_tls_ca",
+							   "Sets the PEM file of the CAs that sign the builder's certificate (empty: no TLS).",
+							   nullptr, &diskann_builder_tls_ca, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineCustomStringVariable("diskann.builder_token_file",
+							   "Sets the file holding the bearer token sent to the builder (empty: none).",
+							   nullptr, &diskann_builder_token_file, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 #ifdef VS_FAILURE_POINTS
 	DefineCustomStringVariable("diskann.failure_point",
 							   "Arms one failure point (test builds only).",

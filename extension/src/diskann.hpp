@@ -84,6 +84,12 @@ extern int	diskann_parallel_flush_rate;
 extern int	diskann_parallel_initial_start_nodes_count;
 extern int	diskann_min_vectors_for_parallel_build;
 extern int	diskann_force_parallel_workers;
+extern char *diskann_builder_endpoint;
+extern bool diskann_builder_fallback;
+extern int	diskann_builder_timeout;
+extern int	diskann_builder_connect_timeout;
+extern char *diskann_builder_tls_ca;
+extern char *diskann_builder_token_file;
 #ifdef VS_FAILURE_POINTS
 extern char *diskann_failure_point;
 #endif

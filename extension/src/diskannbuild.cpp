@@ -53,6 +53,7 @@ extern "C" {
 }
 
 #include "bridge/guard.hpp"
+#include "diskannbuild.hpp"
 #include "diskanngraph.hpp"
 #include "diskannutils.hpp"
 
@@ -118,7 +119,6 @@ meta_options(const DiskannBuildOptions *opts)
 	return m;
 }
 
-void		write_new_page(Relation index, ForkNumber fork, std::uint32_t block, std::span<const std::byte> image);
 
 /*
  * Switches a build that no longer fits maintenance_work_mem to the bounded-memory path:
@@ -162,7 +162,7 @@ switch_to_bounded(LoadState *st)
 	in.quantizer_stream = stream;
 	const vs::format::MetaInfo meta = vs::format::write_index(
 		in, BLCKSZ, [&](std::uint32_t block, std::span<const std::byte> image) {
-			write_new_page(st->index, MAIN_FORKNUM, block, image);
+			DiskannWriteNewPage(st->index, MAIN_FORKNUM, block, image);
 		});
 
 	st->graph->emplace(st->index, meta, quantizer);
@@ -257,9 +257,11 @@ load_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool
 	MemoryContextReset(st->tmpctx);
 }
 
-/* Sets the progress phase and tuple counters. */
+}							/* namespace */
+
+/* Sets the progress phase and tuple counters (C++ zone). */
 void
-report_phase(int phase, double done, double total)
+DiskannReportPhase(int phase, double done, double total)
 {
 	vs::pg::call([&] {
 		const int	index[] = {PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_CREATEIDX_TUPLES_TOTAL,
@@ -269,6 +271,8 @@ report_phase(int phase, double done, double total)
 		pgstat_progress_update_multi_param(3, index, val);
 	});
 }
+
+namespace {
 
 /* The engine's build parameters from resolved options. */
 vs::vamana::IndexParams
@@ -286,9 +290,11 @@ index_params(const DiskannBuildOptions *opts, int threads)
 	return p;
 }
 
-/* Appends one page image as the next block of the index's main fork, without WAL. */
+}							/* namespace */
+
+/* Appends one page image as the next block of the index's fork, without WAL (C++ zone). */
 void
-write_new_page(Relation index, ForkNumber fork, std::uint32_t block, std::span<const std::byte> image)
+DiskannWriteNewPage(Relation index, ForkNumber fork, std::uint32_t block, std::span<const std::byte> image)
 {
 	vs::pg::call([&] {
 		Buffer		buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, nullptr);
@@ -301,6 +307,8 @@ write_new_page(Relation index, ForkNumber fork, std::uint32_t block, std::span<c
 		UnlockReleaseBuffer(buf);
 	});
 }
+
+namespace {
 
 /* Writes the final meta page of a bounded build and WAL-logs the relation. */
 void
@@ -330,6 +338,10 @@ build_local(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBu
 	vs::vamana::IndexParams params = index_params(opts, DiskannBuildThreads(estimate));
 	const std::uint32_t bits = opts->storage == DISKANN_STORAGE_PLAIN ? 0 : (std::uint32_t) opts->bits_per_dim;
 	const double budget = (double) maintenance_work_mem * 1024.0;
+	if (diskann_builder_endpoint != nullptr && diskann_builder_endpoint[0] != '\0' &&
+		DiskannBuildRemote(heap, index, indexInfo, opts, params.build.seed, result))
+		return;
+
 	Collected	collected;
 	std::optional<DiskannPageGraph> page_graph;
 	LoadState	st;
@@ -353,7 +365,7 @@ build_local(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBu
 		return AllocSetContextCreate(CurrentMemoryContext, "diskann build tuple", ALLOCSET_DEFAULT_SIZES);
 	});
 
-	report_phase(DISKANN_PHASE_LOAD, 0, estimate);
+	DiskannReportPhase(DISKANN_PHASE_LOAD, 0, estimate);
 	reltuples = vs::pg::call([&] {
 		return table_index_build_scan(heap, index, indexInfo, true, true, load_callback, &st, nullptr);
 	});
@@ -388,7 +400,7 @@ build_local(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBu
 			: phase == vs::vamana::kPhaseConnect ? DISKANN_PHASE_CONNECT
 			: DISKANN_PHASE_GRAPH;
 
-		report_phase(p, (double) done, (double) total);
+		DiskannReportPhase(p, (double) done, (double) total);
 	};
 	control.log = [&](vs::LogLevel level, std::string_view line) {
 		vs::pg::call([&] {
@@ -397,12 +409,12 @@ build_local(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBu
 		});
 	};
 
-	report_phase(bits != 0 ? DISKANN_PHASE_TRAIN : DISKANN_PHASE_GRAPH, 0, (double) n);
+	DiskannReportPhase(bits != 0 ? DISKANN_PHASE_TRAIN : DISKANN_PHASE_GRAPH, 0, (double) n);
 	vs::vamana::BuildStats stats;
 	const vs::vamana::Index graph = vs::vamana::Index::build(std::move(collected.vectors), n, dims, params,
 															  nullptr, control, &stats);
 
-	report_phase(DISKANN_PHASE_WRITE, 0, (double) n);
+	DiskannReportPhase(DISKANN_PHASE_WRITE, 0, (double) n);
 	vs::vamana::PageOptions page_options;
 
 	page_options.page_size = BLCKSZ;
@@ -414,9 +426,9 @@ build_local(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBu
 	(void) vs::vamana::write_index_pages(
 		graph, params.build, collected.tids, page_options,
 		[&](std::uint32_t block, std::span<const std::byte> image) {
-			write_new_page(index, MAIN_FORKNUM, block, image);
+			DiskannWriteNewPage(index, MAIN_FORKNUM, block, image);
 		});
-	report_phase(DISKANN_PHASE_WRITE, (double) n, (double) n);
+	DiskannReportPhase(DISKANN_PHASE_WRITE, (double) n, (double) n);
 
 	vs::pg::call([&] {
 		if (RelationNeedsWAL(index))
@@ -459,6 +471,23 @@ build_empty(Relation index, const DiskannBuildOptions *opts, ForkNumber fork)
 }
 
 }							/* namespace */
+
+#ifndef VS_HAVE_BUILDER_CLIENT
+/* This module was built without gRPC: a remote build is never possible. */
+bool
+DiskannBuildRemote(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBuildOptions *opts,
+				   std::uint64_t seed, IndexBuildResult *result)
+{
+	(void) heap, (void) index, (void) indexInfo, (void) opts, (void) seed, (void) result;
+	vs::pg::call([] {
+		ereport(diskann_builder_fallback ? NOTICE : ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("diskann.builder_endpoint is set, but vectorscale was built without the builder client"),
+				 errdetail("Building the index locally instead.")));
+	});
+	return false;
+}
+#endif
 
 /* ambuild: builds a new diskann index. */
 IndexBuildResult *

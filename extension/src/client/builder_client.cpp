@@ -1,0 +1,380 @@
+/*
+ * builder_client.cpp
+ *		gRPC client of gpu_builder (no PostgreSQL headers here; see builder_client.hpp).
+ */
+#include "builder_client.hpp"
+
+#include <grpcpp/grpcpp.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cctype>
+#include <condition_variable>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "vectorscale/builder/v1/builder.grpc.pb.h"
+
+namespace vs::client {
+
+namespace pb = vectorscale::builder::v1;
+
+namespace {
+
+/* Bytes of floats per VectorBatch: far below gRPC's 4 MiB message limit. */
+constexpr std::size_t kMaxBatchBytes = 1u << 20;
+
+/* Blocks every signal on this thread for its lifetime (gRPC threads inherit the mask). */
+class SignalBlock
+{
+  public:
+	SignalBlock() noexcept
+	{
+		sigset_t	all;
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &saved_);
+	}
+	~SignalBlock() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+	SignalBlock(const SignalBlock &) = delete;
+	SignalBlock &operator=(const SignalBlock &) = delete;
+
+  private:
+	sigset_t	saved_;
+};
+
+/* Reads a whole file; throws RemoteError naming the setting. */
+std::string
+read_file(const std::string &path, const char *what)
+{
+	std::ifstream in(path, std::ios::binary);
+
+	if (!in)
+		throw RemoteError(-1, std::string("cannot read ") + what + " \"" + path + "\"");
+	std::ostringstream s;
+
+	s << in.rdbuf();
+	return s.str();
+}
+
+std::string
+status_reason(const grpc::Status &st)
+{
+	static const char *const names[] = {
+		"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+		"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+		"ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+		"UNAUTHENTICATED"};
+	const int	code = static_cast<int>(st.error_code());
+	std::string name = code >= 0 && code <= 16 ? names[code] : std::to_string(code);
+
+	return name + (st.error_message().empty() ? "" : ": " + st.error_message());
+}
+
+}							/* namespace */
+
+class RemoteBuildImpl
+{
+  public:
+	RemoteBuildImpl(const BuilderSettings &settings, const RemoteSpec &spec);
+	~RemoteBuildImpl();
+
+	void		add(const float *vector, std::uint64_t heap_tid);
+	void		finish();
+	RemoteEvent poll(std::chrono::milliseconds wait);
+	void		cancel() noexcept { context_.TryCancel(); }
+	std::uint64_t rows() const noexcept { return rows_; }
+
+  private:
+	void		send_batch();
+	void		write(const pb::BuildRequest &req);
+	[[noreturn]] void fail_from_stream(const char *while_doing);
+	void		read_loop();
+
+	std::uint32_t dims_;
+	std::shared_ptr<grpc::Channel> channel_;
+	std::unique_ptr<pb::Builder::Stub> stub_;
+	grpc::ClientContext context_;
+	std::unique_ptr<grpc::ClientReaderWriter<pb::BuildRequest, pb::BuildResponse>> stream_;
+	pb::BuildRequest batch_;
+	std::size_t batch_rows_ = 0;
+	std::uint64_t rows_ = 0;
+	bool		finished_writing_ = false;
+
+	std::thread reader_;
+	std::mutex	mu_;
+	std::condition_variable cv_;
+	std::deque<pb::BuildResponse> inbox_;
+	bool		read_done_ = false;
+	bool		status_taken_ = false;
+};
+
+RemoteBuildImpl::RemoteBuildImpl(const BuilderSettings &settings, const RemoteSpec &spec)
+	: dims_(spec.indexed_dims)
+{
+	SignalBlock blocked;
+	std::shared_ptr<grpc::ChannelCredentials> creds;
+
+	if (settings.tls_ca_file.empty())
+		creds = grpc::InsecureChannelCredentials();
+	else
+	{
+		grpc::SslCredentialsOptions ssl;
+
+		ssl.pem_root_certs = read_file(settings.tls_ca_file, "diskann.builder_tls_ca");
+		creds = grpc::SslCredentials(ssl);
+	}
+	if (!settings.token_file.empty())
+	{
+		std::string token = read_file(settings.token_file, "diskann.builder_token_file");
+
+		while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
+			token.pop_back();
+		context_.AddMetadata("authorization", "Bearer " + token);
+	}
+	grpc::ChannelArguments args;
+
+	args.SetMaxReceiveMessageSize(16 << 20);
+	channel_ = grpc::CreateCustomChannel(settings.endpoint, creds, args);
+	if (!channel_->WaitForConnected(std::chrono::system_clock::now() + settings.connect_timeout))
+		throw RemoteError(static_cast<int>(grpc::StatusCode::UNAVAILABLE),
+						  "cannot connect to " + settings.endpoint + " within " +
+						  std::to_string(settings.connect_timeout.count()) + " s");
+	stub_ = pb::Builder::NewStub(channel_);
+	context_.set_deadline(std::chrono::system_clock::now() + settings.timeout);
+	stream_ = stub_->Build(&context_);
+	reader_ = std::thread([this] { read_loop(); });
+
+	pb::BuildRequest req;
+	pb::BuildSpec *s = req.mutable_spec();
+
+	s->set_protocol_version(pb::PROTOCOL_VERSION_1);
+	s->set_format_version(1);
+	s->set_page_size(spec.page_size);
+	s->set_metric(static_cast<pb::Metric>(spec.metric));
+	s->set_column_dims(spec.column_dims);
+	s->set_indexed_dims(spec.indexed_dims);
+	s->set_storage(static_cast<pb::StorageLayout>(spec.storage));
+	s->set_bits_per_dim(spec.bits_per_dim);
+	s->set_num_neighbors(spec.num_neighbors);
+	s->set_search_list_size(spec.search_list_size);
+	s->set_max_alpha(spec.max_alpha);
+	s->set_has_labels(false);
+	s->set_expected_rows(spec.expected_rows);
+	s->set_threads(spec.threads);
+	s->set_seed(spec.seed);
+	s->set_client(spec.client);
+	write(req);
+}
+
+RemoteBuildImpl::~RemoteBuildImpl()
+{
+	SignalBlock blocked;
+
+	context_.TryCancel();
+	if (reader_.joinable())
+		reader_.join();
+	if (stream_ && !status_taken_)
+		(void) stream_->Finish();
+}
+
+/* The reader thread: queues every response until the stream ends. */
+void
+RemoteBuildImpl::read_loop()
+{
+	pb::BuildResponse msg;
+
+	while (stream_->Read(&msg))
+	{
+		std::lock_guard<std::mutex> lock(mu_);
+
+		inbox_.push_back(std::move(msg));
+		msg = pb::BuildResponse();
+		cv_.notify_one();
+	}
+	std::lock_guard<std::mutex> lock(mu_);
+
+	read_done_ = true;
+	cv_.notify_one();
+}
+
+/* Writes one request; a failed write means the stream is over: report its status. */
+void
+RemoteBuildImpl::write(const pb::BuildRequest &req)
+{
+	SignalBlock blocked;
+
+	if (!stream_->Write(req))
+		fail_from_stream("sending");
+}
+
+/* Collects the final status of a stream that stopped early and throws it. */
+void
+RemoteBuildImpl::fail_from_stream(const char *while_doing)
+{
+	{
+		std::unique_lock<std::mutex> lock(mu_);
+
+		/* The reader sees the end too; bounded by the call's deadline or cancellation. */
+		if (!cv_.wait_for(lock, std::chrono::seconds(30), [this] { return read_done_; }))
+		{
+			context_.TryCancel();
+			cv_.wait(lock, [this] { return read_done_; });
+		}
+	}
+	status_taken_ = true;
+	const grpc::Status st = stream_->Finish();
+
+	if (st.ok())
+		throw RemoteError(static_cast<int>(grpc::StatusCode::DATA_LOSS),
+						  std::string("the builder ended the stream while ") + while_doing);
+	throw RemoteError(static_cast<int>(st.error_code()), status_reason(st));
+}
+
+void
+RemoteBuildImpl::send_batch()
+{
+	if (batch_rows_ == 0)
+		return;
+	write(batch_);
+	batch_.Clear();
+	batch_rows_ = 0;
+}
+
+void
+RemoteBuildImpl::add(const float *vector, std::uint64_t heap_tid)
+{
+	pb::VectorBatch *b = batch_.mutable_vectors();
+
+	b->add_heap_tids(heap_tid);
+	b->mutable_data()->Add(vector, vector + dims_);
+	++batch_rows_;
+	++rows_;
+	if ((batch_rows_ + 1) * dims_ * sizeof(float) > kMaxBatchBytes)
+		send_batch();
+}
+
+void
+RemoteBuildImpl::finish()
+{
+	send_batch();
+	pb::BuildRequest req;
+
+	req.mutable_finish()->set_rows(rows_);
+	write(req);
+	SignalBlock blocked;
+
+	stream_->WritesDone();
+	finished_writing_ = true;
+}
+
+RemoteEvent
+RemoteBuildImpl::poll(std::chrono::milliseconds wait)
+{
+	RemoteEvent ev;
+	pb::BuildResponse msg;
+	bool		ended = false;
+
+	{
+		std::unique_lock<std::mutex> lock(mu_);
+
+		cv_.wait_for(lock, wait, [this] { return !inbox_.empty() || read_done_; });
+		if (!inbox_.empty())
+		{
+			msg = std::move(inbox_.front());
+			inbox_.pop_front();
+		}
+		else if (read_done_)
+			ended = true;
+		else
+			return ev;
+	}
+	if (ended)
+	{
+		SignalBlock blocked;
+
+		status_taken_ = true;
+		const grpc::Status st = stream_->Finish();
+
+		if (!st.ok())
+			throw RemoteError(static_cast<int>(st.error_code()), status_reason(st));
+		ev.kind = RemoteEvent::kDone;
+		return ev;
+	}
+	switch (msg.kind_case())
+	{
+		case pb::BuildResponse::kProgress:
+			ev.kind = RemoteEvent::kProgress;
+			ev.phase = msg.progress().phase();
+			ev.done = msg.progress().done();
+			ev.total = msg.progress().total();
+			break;
+		case pb::BuildResponse::kPages:
+			{
+				pb::PageBatch *p = msg.mutable_pages();
+
+				ev.kind = RemoteEvent::kPages;
+				ev.first_block = p->first_block();
+				ev.format_version = p->format_version();
+				ev.page_size = p->page_size();
+				ev.pages.reserve(static_cast<std::size_t>(p->pages_size()));
+				for (auto &page : *p->mutable_pages())
+					ev.pages.push_back(std::move(page));
+				ev.crc32c.assign(p->crc32c().begin(), p->crc32c().end());
+				break;
+			}
+		case pb::BuildResponse::kSummary:
+			ev.kind = RemoteEvent::kSummary;
+			ev.nodes = msg.summary().nodes();
+			ev.total_pages = msg.summary().total_pages();
+			ev.builder_id = msg.summary().builder_id();
+			ev.backend = pb::Backend_Name(msg.summary().backend());
+			break;
+		default:
+			throw RemoteError(-1, "the builder sent an empty response message");
+	}
+	return ev;
+}
+
+RemoteBuild::RemoteBuild(const BuilderSettings &settings, const RemoteSpec &spec)
+	: impl_(std::make_unique<RemoteBuildImpl>(settings, spec))
+{
+}
+
+RemoteBuild::~RemoteBuild() = default;
+
+void
+RemoteBuild::add(const float *vector, std::uint64_t heap_tid)
+{
+	impl_->add(vector, heap_tid);
+}
+
+void
+RemoteBuild::finish()
+{
+	impl_->finish();
+}
+
+RemoteEvent
+RemoteBuild::poll(std::chrono::milliseconds wait)
+{
+	return impl_->poll(wait);
+}
+
+void
+RemoteBuild::cancel() noexcept
+{
+	impl_->cancel();
+}
+
+std::uint64_t
+RemoteBuild::rows() const noexcept
+{
+	return impl_->rows();
+}
+
+}							/* namespace vs::client */

@@ -1,0 +1,118 @@
+/*
+ * builder_client.hpp
+ *		The extension's gRPC client of gpu_builder, free of PostgreSQL headers (gRPC and
+ *		abseil headers do not survive postgres.h's macros, and PostgreSQL must not see gRPC).
+ *
+ * One RemoteBuild is one Build stream. The backend thread sends (add / finish) and polls
+ * for events with a short wait, checking for interrupts in between; a reader thread, started
+ * with every signal blocked, receives the server's messages. Every gRPC call on the backend
+ * thread runs with signals blocked too, so gRPC's own threads inherit a blocked mask and
+ * PostgreSQL's signal handlers only ever run on the backend thread. Errors are thrown as
+ * RemoteError with a reason fit for a NOTICE. No method calls PostgreSQL.
+ */
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace vs::client {
+
+/* Why a remote build failed (gRPC status code, or -1 for client-side problems). */
+class RemoteError : public std::runtime_error
+{
+  public:
+	RemoteError(int code, const std::string &reason) : std::runtime_error(reason), code_(code) {}
+	int			code() const noexcept { return code_; }
+
+  private:
+	int			code_;
+};
+
+/* Where and how to reach the builder (DESIGN.md 5: diskann.builder_* settings). */
+struct BuilderSettings
+{
+	std::string endpoint;		/* host:port */
+	std::string tls_ca_file;	/* PEM roots; empty = plaintext */
+	std::string token_file;		/* bearer token; empty = none */
+	std::chrono::seconds timeout{3600};	/* deadline of the whole build */
+	std::chrono::seconds connect_timeout{10};
+};
+
+/* The build request (mirrors BuildSpec). */
+struct RemoteSpec
+{
+	std::uint32_t page_size = 8192;
+	std::uint32_t metric = 0;
+	std::uint32_t column_dims = 0;
+	std::uint32_t indexed_dims = 0;
+	std::uint32_t storage = 0;
+	std::uint32_t bits_per_dim = 0;
+	std::uint32_t num_neighbors = 0;
+	std::uint32_t search_list_size = 0;
+	float		max_alpha = 1.2f;
+	std::uint64_t expected_rows = 0;
+	std::uint32_t threads = 0;
+	std::uint64_t seed = 0;
+	std::string client;
+};
+
+/* What poll() saw. */
+struct RemoteEvent
+{
+	enum Kind
+	{
+		kNone,					/* nothing within the wait */
+		kProgress,
+		kPages,
+		kSummary,
+		kDone					/* stream over and OK (a failure throws instead) */
+	}			kind = kNone;
+	std::uint32_t phase = 0;
+	std::uint64_t done = 0;
+	std::uint64_t total = 0;
+	std::uint32_t first_block = 0;
+	std::uint32_t format_version = 0;
+	std::uint32_t page_size = 0;
+	std::vector<std::string> pages;	/* page images */
+	std::vector<std::uint32_t> crc32c;
+	std::uint64_t nodes = 0;
+	std::uint32_t total_pages = 0;
+	std::string builder_id;
+	std::string backend;
+};
+
+class RemoteBuildImpl;
+
+/* One Build stream to gpu_builder. */
+class RemoteBuild
+{
+  public:
+	/* Connects (within connect_timeout) and sends the spec; throws RemoteError. */
+	RemoteBuild(const BuilderSettings &settings, const RemoteSpec &spec);
+	/* Cancels the call if it is still open and joins the reader thread. */
+	~RemoteBuild();
+	RemoteBuild(const RemoteBuild &) = delete;
+	RemoteBuild &operator=(const RemoteBuild &) = delete;
+
+	/* Queues one row (indexed_dims floats) and sends a batch when it is full; throws RemoteError. */
+	void		add(const float *vector, std::uint64_t heap_tid);
+	/* Sends the last batch and Finish, then half-closes; throws RemoteError. */
+	void		finish();
+	/* Waits up to wait for the next server message; throws RemoteError on a failed stream. */
+	RemoteEvent poll(std::chrono::milliseconds wait);
+	/* Cancels the call (safe at any time). */
+	void		cancel() noexcept;
+	/* Rows sent so far. */
+	std::uint64_t rows() const noexcept;
+
+  private:
+	std::unique_ptr<RemoteBuildImpl> impl_;
+};
+
+}							/* namespace vs::client */

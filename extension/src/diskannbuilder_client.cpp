@@ -1,0 +1,317 @@
+/*
+ * diskannbuilder_client.cpp
+ *		CREATE INDEX through gpu_builder (DESIGN.md 5.2): the PostgreSQL side of the client.
+ *
+ * The heap is scanned once; every indexed vector is streamed to the builder as it comes
+ * (no copy of the table stays in the backend: only the 8-byte heap TIDs sent, to check the
+ * answer). While the builder works, the backend thread relays its progress into
+ * pg_stat_progress_create_index and polls for interrupts every 100 ms (a cancel cancels
+ * the RPC). The returned page images are all checked before any is written: CRC-32C, page
+ * size and format version, every page and cross-page invariant (format::IndexValidator, with
+ * pd_lsn/pd_checksum required zero), every live node's heap TID one we sent and each exactly
+ * once, and the meta page's options equal to ours. Then the pages go into new buffers without
+ * WAL and the relation is WAL-logged once with log_newpage_range.
+ *
+ * Any failure (cannot connect, deadline, error status, a bad page, a wrong TID set, an
+ * authentication error) ends the remote attempt before the index is touched: with
+ * diskann.builder_fallback on, a NOTICE says why and the caller builds locally (a second heap
+ * scan); with it off, the build fails with that reason.
+ */
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vectorscale/core/crc32c.hpp"
+#include "vectorscale/format/records.hpp"
+#include "vectorscale/format/validate.hpp"
+
+#include "client/builder_client.hpp"
+#include "diskann.hpp"
+
+extern "C" {
+#include "access/tableam.h"
+#include "access/xloginsert.h"
+#include "catalog/index.h"
+#include "commands/progress.h"
+#include "pgstat.h"
+#include "utils/backend_progress.h"
+}
+
+#include "bridge/guard.hpp"
+#include "diskannbuild.hpp"
+#include "diskannutils.hpp"
+
+namespace {
+
+using vs::client::RemoteError;
+
+/* State of the heap scan callback of a remote build (PODs and pointers only). */
+struct RemoteLoadState
+{
+	const DiskannBuildOptions *opts;
+	vs::client::RemoteBuild *remote;
+	std::vector<std::uint64_t> *tids;
+	std::string *failure;
+	MemoryContext tmpctx;
+	double		sent;
+};
+
+/* Heap scan callback (PG zone): sends one row. */
+void
+remote_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool tupleIsAlive, void *arg)
+{
+	RemoteLoadState *st = (RemoteLoadState *) arg;
+	MemoryContext old;
+	DiskannVector *v;
+
+	(void) index;
+	(void) tupleIsAlive;
+	if (isnull[0])
+		return;
+	old = MemoryContextSwitchTo(st->tmpctx);
+	v = DatumGetDiskannVector(values[0]);
+	if (v->dim != st->opts->column_dims)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("expected %d dimensions, not %d", st->opts->column_dims, v->dim)));
+	vs::pg::invoke([&] {
+		const std::uint64_t key = DiskannTidFromItemPointer(tid).key();
+
+		st->tids->push_back(key);
+		if (!st->failure->empty())
+			return;				/* the stream already failed: the local build rescans */
+		try
+		{
+			st->remote->add(v->x, key);
+		}
+		catch (const RemoteError &e)
+		{
+			*st->failure = e.what();
+		}
+	});
+	st->sent += 1;
+	if (((long) st->sent & 1023) == 0)
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) st->sent);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->tmpctx);
+}
+
+/* Progress phase of ours for a builder phase. */
+int
+local_phase(std::uint32_t builder_phase)
+{
+	switch (builder_phase)
+	{
+		case 1:
+			return DISKANN_PHASE_GRAPH;
+		case 2:
+			return DISKANN_PHASE_PRUNE;
+		case 3:
+			return DISKANN_PHASE_CONNECT;
+		case 11:
+			return DISKANN_PHASE_TRAIN;
+		case 12:
+			return DISKANN_PHASE_WRITE;
+		default:
+			return DISKANN_PHASE_LOAD;
+	}
+}
+
+/* Checks the returned pages; returns the first problem, or an empty string. */
+std::string
+check_pages(const std::vector<std::string> &pages, const DiskannBuildOptions *opts,
+			const std::vector<std::uint64_t> &sorted_tids)
+{
+	if (pages.empty())
+		return "the builder returned no pages";
+	vs::format::IndexValidator validator(
+		BLCKSZ, (std::uint32_t) pages.size(), true,
+		[&](vs::format::Tid heap) { return std::binary_search(sorted_tids.begin(), sorted_tids.end(), heap.key()); });
+
+	for (std::size_t b = 0; b < pages.size(); ++b)
+	{
+		const auto check = validator.add_page(
+			(std::uint32_t) b, {reinterpret_cast<const std::byte *>(pages[b].data()), pages[b].size()});
+
+		if (!check)
+			return check.reason;
+	}
+	if (const auto check = validator.finish(); !check)
+		return check.reason;
+
+	const vs::format::MetaInfo m = vs::format::decode_meta(
+		{reinterpret_cast<const std::byte *>(pages[0].data()), pages[0].size()});
+
+	if ((int) m.metric != opts->metric || (int) m.storage != opts->storage ||
+		(int) m.column_dims != opts->column_dims || (int) m.indexed_dims != opts->indexed_dims ||
+		(int) m.bits_per_dim != opts->bits_per_dim || (int) m.num_neighbors != opts->num_neighbors ||
+		(int) m.search_list_size != opts->search_list_size || m.max_alpha != opts->max_alpha || m.has_labels)
+		return "the meta page's options differ from the index's";
+	if (m.node_count != sorted_tids.size() || m.deleted_count != 0 || m.free_list_head.valid())
+		return vs::detail::format("the index has %llu nodes for %zu rows sent",
+								  (unsigned long long) m.node_count, sorted_tids.size());
+	if (m.built_by != vs::format::BuiltBy::kBuilder)
+		return "the meta page does not say a builder built it";
+	return {};
+}
+
+/* Ends a failed remote attempt: NOTICE and fall back, or ERROR. */
+bool
+give_up(const char *endpoint, const std::string &reason)
+{
+	vs::pg::call([&] {
+		if (!diskann_builder_fallback)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("diskann build through builder \"%s\" failed: %s", endpoint, reason.c_str()),
+					 errhint("Set diskann.builder_fallback = on to build locally when the builder fails.")));
+		ereport(NOTICE,
+				(errmsg("diskann build through builder \"%s\" failed: %s", endpoint, reason.c_str()),
+				 errdetail("Building the index locally instead.")));
+	});
+	return false;
+}
+
+}							/* namespace */
+
+/*
+ * Builds the index through the builder (C++ zone). Returns true when the pages are written;
+ * false after a NOTICE when the caller must build locally.
+ */
+bool
+DiskannBuildRemote(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBuildOptions *opts,
+				   std::uint64_t seed, IndexBuildResult *result)
+{
+	const char *endpoint = diskann_builder_endpoint;
+	vs::client::BuilderSettings settings;
+	vs::client::RemoteSpec spec;
+	std::optional<vs::client::RemoteBuild> remote;
+	std::vector<std::uint64_t> tids;
+	std::string failure;
+
+	settings.endpoint = endpoint;
+	settings.tls_ca_file = diskann_builder_tls_ca != nullptr ? diskann_builder_tls_ca : "";
+	settings.token_file = diskann_builder_token_file != nullptr ? diskann_builder_token_file : "";
+	settings.timeout = std::chrono::seconds(diskann_builder_timeout);
+	settings.connect_timeout = std::chrono::seconds(std::min(diskann_builder_connect_timeout, diskann_builder_timeout));
+	spec.page_size = BLCKSZ;
+	spec.metric = (std::uint32_t) opts->metric;
+	spec.column_dims = (std::uint32_t) opts->column_dims;
+	spec.indexed_dims = (std::uint32_t) opts->indexed_dims;
+	spec.storage = (std::uint32_t) opts->storage;
+	spec.bits_per_dim = (std::uint32_t) opts->bits_per_dim;
+	spec.num_neighbors = (std::uint32_t) opts->num_neighbors;
+	spec.search_list_size = (std::uint32_t) opts->search_list_size;
+	spec.max_alpha = opts->max_alpha;
+	spec.expected_rows = (std::uint64_t) std::max<double>(heap->rd_rel->reltuples, 0.0);
+	spec.threads = diskann_build_threads > 0 ? (std::uint32_t) diskann_build_threads : 0;
+	spec.seed = seed;
+	spec.client = vs::detail::format("postgres pid %d index %s", MyProcPid, RelationGetRelationName(index));
+
+	try
+	{
+		remote.emplace(settings, spec);
+	}
+	catch (const RemoteError &e)
+	{
+		failure = e.what();		/* report after the catch block */
+	}
+	if (!failure.empty())
+		return give_up(endpoint, failure);
+
+	/* 1. One heap scan, streaming every row. */
+	RemoteLoadState st{opts, &*remote, &tids, &failure, nullptr, 0};
+
+	DiskannReportPhase(DISKANN_PHASE_LOAD, 0, (double) spec.expected_rows);
+	st.tmpctx = vs::pg::call([&] {
+		return AllocSetContextCreate(CurrentMemoryContext, "diskann remote build tuple", ALLOCSET_DEFAULT_SIZES);
+	});
+	const double reltuples = vs::pg::call([&] {
+		return table_index_build_scan(heap, index, indexInfo, true, true, remote_callback, &st, nullptr);
+	});
+
+	vs::pg::call([&] { MemoryContextDelete(st.tmpctx); });
+	if (!failure.empty())
+		return give_up(endpoint, failure);
+
+	/* 2. Finish the upload, then relay progress and collect pages until the stream ends. */
+	std::vector<std::string> pages;
+	bool		summary = false;
+
+	try
+	{
+		remote->finish();
+		for (;;)
+		{
+			if (QueryCancelPending || ProcDiePending)
+			{
+				remote->cancel();
+				throw vs::Cancelled();
+			}
+			vs::client::RemoteEvent ev = remote->poll(std::chrono::milliseconds(100));
+
+			if (ev.kind == vs::client::RemoteEvent::kDone)
+				break;
+			if (ev.kind == vs::client::RemoteEvent::kProgress)
+				DiskannReportPhase(local_phase(ev.phase), (double) ev.done, (double) ev.total);
+			else if (ev.kind == vs::client::RemoteEvent::kSummary)
+				summary = true;
+			else if (ev.kind == vs::client::RemoteEvent::kPages)
+			{
+				if (ev.first_block != pages.size())
+					return give_up(endpoint, vs::detail::format("page batch starts at block %u, expected %zu",
+																ev.first_block, pages.size()));
+				if (ev.page_size != BLCKSZ || ev.format_version != vs::format::kFormatVersion)
+					return give_up(endpoint, vs::detail::format("pages of %u bytes, format %u; expected %d bytes, format %u",
+																ev.page_size, ev.format_version, BLCKSZ,
+																vs::format::kFormatVersion));
+				if (ev.crc32c.size() != ev.pages.size())
+					return give_up(endpoint, "a page batch has no checksum for every page");
+				for (std::size_t i = 0; i < ev.pages.size(); ++i)
+				{
+					const std::span<const std::byte> bytes(reinterpret_cast<const std::byte *>(ev.pages[i].data()),
+														   ev.pages[i].size());
+
+					if (bytes.size() != BLCKSZ)
+						return give_up(endpoint, vs::detail::format("block %zu is %zu bytes", pages.size(), bytes.size()));
+					if (vs::crc32c(bytes) != ev.crc32c[i])
+						return give_up(endpoint, vs::detail::format("block %zu fails its CRC-32C check", pages.size()));
+					pages.push_back(std::move(ev.pages[i]));
+				}
+				DiskannReportPhase(DISKANN_PHASE_WRITE, 0, (double) tids.size());
+			}
+		}
+	}
+	catch (const RemoteError &e)
+	{
+		failure = e.what();		/* report after the catch block */
+	}
+	if (!failure.empty())
+		return give_up(endpoint, failure);
+	if (!summary)
+		return give_up(endpoint, vs::detail::format("the page stream ended after %zu pages without a summary",
+													pages.size()));
+
+	/* 3. Check everything before writing anything. */
+	std::sort(tids.begin(), tids.end());
+	if (std::adjacent_find(tids.begin(), tids.end()) != tids.end())
+		VS_FAIL(vs::ErrorCode::kInternal, "the heap scan returned a heap TID twice");
+	if (const std::string problem = check_pages(pages, opts, tids); !problem.empty())
+		return give_up(endpoint, "invalid index returned: " + problem);
+
+	/* 4. Write, then WAL-log once. */
+	for (std::size_t b = 0; b < pages.size(); ++b)
+		DiskannWriteNewPage(index, MAIN_FORKNUM, (std::uint32_t) b,
+							{reinterpret_cast<const std::byte *>(pages[b].data()), pages[b].size()});
+	vs::pg::call([&] {
+		if (RelationNeedsWAL(index))
+			log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+	});
+	DiskannReportPhase(DISKANN_PHASE_WRITE, (double) tids.size(), (double) tids.size());
+	result->heap_tuples = reltuples;
+	result->index_tuples = (double) tids.size();
+	return true;
+}
