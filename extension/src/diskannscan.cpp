@@ -19,6 +19,7 @@
  * memory context deletes it if the query ends in an error before amendscan.
  */
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -76,10 +77,7 @@ struct ScanCore
 
 	vs::vamana::StreamingSearch<std::uint64_t> search;
 	std::unordered_map<std::uint64_t, NodeInfo> seen;
-	std::vector<std::byte> record;
 	std::vector<std::uint64_t> neighbors;
-	std::vector<float> plain;
-	std::vector<std::uint64_t> code;
 	std::vector<float> heap_vector;
 
 	std::vector<std::pair<float, Tid>> batch;
@@ -111,37 +109,64 @@ cleanup_state(void *arg) noexcept
 	so->state = nullptr;
 }
 
-/* Decodes the node record of key into s.record and returns a view of it. */
-vs::format::NodeView
-read_node(IndexScanDesc scan, ScanCore &s, std::uint64_t key)
+/* The TID packed in a search key. */
+Tid
+tid_of(std::uint64_t key)
 {
-	const Tid	tid{(std::uint32_t) (key >> 16), (std::uint16_t) (key & 0xFFFF)};
-
-	DiskannReadNode(scan->indexRelation, tid, s.layout, s.record.data());
-	return vs::format::NodeView(s.record, s.layout);
+	return Tid{(std::uint32_t) (key >> 16), (std::uint16_t) (key & 0xFFFF)};
 }
 
-/* Distance of the query to node key (SBQ Hamming or exact on the indexed prefix); records it in seen. */
+/*
+ * Distance of the query to node key (SBQ Hamming, or exact on the indexed prefix), computed
+ * on the record in place under the buffer lock; records the node's heap TID and state in seen.
+ * Payloads are 8-byte aligned little-endian words/floats (the format), read as such on this
+ * little-endian host.
+ */
 float
 node_distance(IndexScanDesc scan, ScanCore &s, std::uint64_t key)
 {
-	const vs::format::NodeView node = read_node(scan, s, key);
-	NodeInfo   &info = s.seen[key];
-	float		d;
+	static_assert(std::endian::native == std::endian::little, "index pages are little-endian");
+	float		d = 0;
+	Tid			heap;
+	std::uint16_t state = 0;
+	const std::size_t words = s.query_code.size();
+	const std::size_t dims = s.query.size();
 
-	info.heap = node.heap_tid();
-	info.live = node.raw_state() == (std::uint16_t) vs::format::NodeState::kLive;
-	if (s.sbq)
-	{
-		node.read_codes(s.code);
-		d = (float) vs::distance::hamming(s.query_code.data(), s.code.data(), s.code.size());
-	}
-	else
-	{
-		node.read_plain(s.plain);
-		d = vs::distance::index_distance(s.metric, s.query.data(), s.plain.data(), s.plain.size());
-	}
+	DiskannVisitNode(scan->indexRelation, tid_of(key), s.layout, [&](const std::byte *rec) noexcept {
+		const std::byte *payload = rec + s.layout.payload_offset;
+
+		state = vs::format::load_u16(rec, 0);
+		heap = vs::format::load_tid6(rec + 6);
+		if (s.sbq)
+			d = (float) vs::distance::hamming(s.query_code.data(), reinterpret_cast<const std::uint64_t *>(payload),
+											  words);
+		else
+			d = vs::distance::index_distance(s.metric, s.query.data(), reinterpret_cast<const float *>(payload), dims);
+	});
+	NodeInfo   &info = s.seen[key];
+
+	info.heap = heap;
+	info.live = state == (std::uint16_t) vs::format::NodeState::kLive;
 	return d;
+}
+
+/* Copies the valid neighbors of node key into s.neighbors (as search keys). */
+void
+read_neighbors(IndexScanDesc scan, ScanCore &s, std::uint64_t key)
+{
+	s.neighbors.clear();
+	s.neighbors.reserve(s.layout.num_neighbors);
+	DiskannVisitNode(scan->indexRelation, tid_of(key), s.layout, [&](const std::byte *rec) noexcept {
+		const std::size_t count = std::min<std::size_t>(vs::format::load_u16(rec, 4), s.layout.num_neighbors);
+
+		for (std::size_t i = 0; i < count; ++i)
+		{
+			const Tid	n = vs::format::load_tid6(rec + s.layout.neighbors_offset + vs::format::kTid6Size * i);
+
+			if (n.valid())
+				s.neighbors.push_back(n.key());		/* reserved: cannot allocate */
+		}
+	});
 }
 
 /* Loads the meta page and quantizer; sizes the scratch buffers. */
@@ -164,11 +189,8 @@ open_index(IndexScanDesc scan, ScanCore &s)
 			});
 
 		s.quantizer = vs::sbq::Quantizer(s.meta.indexed_dims, s.meta.bits_per_dim, stream);
-		s.code.resize(s.quantizer.words());
 		s.query_code.resize(s.quantizer.words());
 	}
-	s.record.resize(s.layout.record_size);
-	s.plain.resize(s.meta.indexed_dims);
 	s.heap_vector.resize(s.meta.column_dims);
 }
 
@@ -286,18 +308,7 @@ bool
 next_batch(IndexScanDesc scan, DiskannScanOpaque so, ScanCore &s)
 {
 	auto expand = [&](std::uint64_t key, auto &&visit) {
-		/* Copy the list first: visiting a neighbor reads its record into s.record. */
-		const vs::format::NodeView node = read_node(scan, s, key);
-		const std::size_t count = std::min<std::size_t>(node.num_neighbors(), s.layout.num_neighbors);
-
-		s.neighbors.clear();
-		for (std::size_t i = 0; i < count; ++i)
-		{
-			const Tid	n = node.neighbor(i);
-
-			if (n.valid())
-				s.neighbors.push_back(n.key());
-		}
+		read_neighbors(scan, s, key);
 		for (const std::uint64_t n : s.neighbors)
 			visit(n);
 	};

@@ -219,42 +219,21 @@ DiskannReadMeta(Relation index)
 	return vs::format::decode_meta(page);
 }
 
-/*
- * Copies node record tid (layout.record_size bytes) into out under a share lock (C++ zone).
- * Throws vs::Error{kCorrupt} when the TID does not name a node record.
- */
+/* Throws vs::Error{kCorrupt} for a node TID DiskannVisitNode could not read. */
+void
+DiskannNodeProblem(Relation index, vs::format::Tid tid, const char *problem)
+{
+	VS_FAIL(vs::ErrorCode::kCorrupt, "index \"%s\": node (%u,%u): %s", RelationGetRelationName(index), tid.block,
+			(unsigned) tid.offset, problem);
+}
+
+/* Copies node record tid (layout.record_size bytes) into out under a share lock (C++ zone). */
 void
 DiskannReadNode(Relation index, vs::format::Tid tid, const vs::format::NodeLayout &layout, std::byte *out)
 {
-	const char *problem = vs::pg::call([&]() -> const char * {
-		Buffer		buf;
-		Page		page;
-		ItemId		iid;
-		const char *why = nullptr;
-
-		if (tid.block == 0 || tid.block == InvalidBlockNumber)
-			return "block out of range";	/* a block past the end fails in ReadBuffer */
-		buf = ReadBuffer(index, tid.block);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		if (PageIsNew(page) || tid.offset < FirstOffsetNumber || tid.offset > PageGetMaxOffsetNumber(page))
-			why = "offset out of range";
-		else
-		{
-			iid = PageGetItemId(page, tid.offset);
-			if (!ItemIdIsNormal(iid) || ItemIdGetLength(iid) != layout.record_size ||
-				ItemIdGetOffset(iid) + layout.record_size > ((PageHeader) page)->pd_special)
-				why = "line pointer is not a node record";
-			else
-				memcpy(out, PageGetItem(page, iid), layout.record_size);
-		}
-		UnlockReleaseBuffer(buf);
-		return why;
+	DiskannVisitNode(index, tid, layout, [&](const std::byte *record) noexcept {
+		memcpy(out, record, layout.record_size);
 	});
-
-	if (problem != nullptr)
-		VS_FAIL(vs::ErrorCode::kCorrupt, "index \"%s\": node (%u,%u): %s", RelationGetRelationName(index),
-				tid.block, (unsigned) tid.offset, problem);
 }
 
 /*

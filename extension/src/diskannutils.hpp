@@ -16,5 +16,48 @@ void		DiskannReadPage(Relation index, BlockNumber block, std::byte *out);
 vs::format::MetaInfo DiskannReadMeta(Relation index);
 void		DiskannReadNode(Relation index, vs::format::Tid tid, const vs::format::NodeLayout &layout,
 							std::byte *out);
+[[noreturn]] void DiskannNodeProblem(Relation index, vs::format::Tid tid, const char *problem);
+
+/*
+ * Calls fn(record) with node record tid in place, under the buffer's share lock (C++ zone);
+ * fn must be noexcept and must not call PostgreSQL. The record is 8-byte aligned. Throws
+ * vs::Error{kCorrupt} when the TID does not name a node record; a block past the end fails
+ * in ReadBuffer (a PgError).
+ */
+template <class Fn>
+void
+DiskannVisitNode(Relation index, vs::format::Tid tid, const vs::format::NodeLayout &layout, Fn &&fn)
+{
+	static_assert(noexcept(fn(static_cast<const std::byte *>(nullptr))), "fn runs under a buffer lock");
+	const char *problem = vs::pg::call([&]() -> const char * {
+		Buffer		buf;
+		Page		page;
+		ItemId		iid;
+		const char *why = nullptr;
+
+		if (tid.block == 0 || tid.block == InvalidBlockNumber)
+			return "block out of range";
+		buf = ReadBuffer(index, tid.block);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		if (PageIsNew(page) || tid.offset < FirstOffsetNumber || tid.offset > PageGetMaxOffsetNumber(page))
+			why = "offset out of range";
+		else
+		{
+			iid = PageGetItemId(page, tid.offset);
+			if (!ItemIdIsNormal(iid) || ItemIdGetLength(iid) != layout.record_size ||
+				ItemIdGetOffset(iid) + layout.record_size > ((PageHeader) page)->pd_special ||
+				ItemIdGetOffset(iid) % 8 != 0)
+				why = "line pointer is not a node record";
+			else
+				fn(reinterpret_cast<const std::byte *>(PageGetItem(page, iid)));
+		}
+		UnlockReleaseBuffer(buf);
+		return why;
+	});
+
+	if (problem != nullptr)
+		DiskannNodeProblem(index, tid, problem);
+}
 /* Rewrites the meta page with change(meta) applied, WAL-logged (C++ zone). */
 void		DiskannUpdateMeta(Relation index, const std::function<void(vs::format::MetaInfo &)> &change);
