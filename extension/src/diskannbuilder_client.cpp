@@ -158,10 +158,12 @@ check_pages(const std::vector<std::string> &pages, const DiskannBuildOptions *op
 	return {};
 }
 
-/* Ends a failed remote attempt: NOTICE and fall back, or ERROR. */
+/* Ends a failed remote attempt: NOTICE and fall back, or ERROR (a cancel is not a failure). */
 bool
 give_up(const char *endpoint, const std::string &reason)
 {
+	if (QueryCancelPending || ProcDiePending)
+		throw vs::Cancelled();
 	vs::pg::call([&] {
 		if (!diskann_builder_fallback)
 			ereport(ERROR,
@@ -197,6 +199,7 @@ DiskannBuildRemote(Relation heap, Relation index, IndexInfo *indexInfo, const Di
 	settings.token_file = diskann_builder_token_file != nullptr ? diskann_builder_token_file : "";
 	settings.timeout = std::chrono::seconds(diskann_builder_timeout);
 	settings.connect_timeout = std::chrono::seconds(std::min(diskann_builder_connect_timeout, diskann_builder_timeout));
+	settings.interrupted = [] { return QueryCancelPending || ProcDiePending; };
 	spec.page_size = BLCKSZ;
 	spec.metric = (std::uint32_t) opts->metric;
 	spec.column_dims = (std::uint32_t) opts->column_dims;

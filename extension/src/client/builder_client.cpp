@@ -40,6 +40,7 @@ class SignalBlock
 		pthread_sigmask(SIG_BLOCK, &all, &saved_);
 	}
 	~SignalBlock() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+	const sigset_t &saved() const noexcept { return saved_; }
 	SignalBlock(const SignalBlock &) = delete;
 	SignalBlock &operator=(const SignalBlock &) = delete;
 
@@ -140,10 +141,31 @@ RemoteBuildImpl::RemoteBuildImpl(const BuilderSettings &settings, const RemoteSp
 
 	args.SetMaxReceiveMessageSize(16 << 20);
 	channel_ = grpc::CreateCustomChannel(settings.endpoint, creds, args);
-	if (!channel_->WaitForConnected(std::chrono::system_clock::now() + settings.connect_timeout))
-		throw RemoteError(static_cast<int>(grpc::StatusCode::UNAVAILABLE),
-						  "cannot connect to " + settings.endpoint + " within " +
-						  std::to_string(settings.connect_timeout.count()) + " s");
+	/* Connect in short slices so that an interrupt is seen within ~100 ms. */
+	const auto connect_deadline = std::chrono::system_clock::now() + settings.connect_timeout;
+
+	for (;;)
+	{
+		if (channel_->WaitForConnected(std::min(connect_deadline, std::chrono::system_clock::now() +
+												std::chrono::milliseconds(100))))
+			break;
+		if (std::chrono::system_clock::now() >= connect_deadline)
+			throw RemoteError(static_cast<int>(grpc::StatusCode::UNAVAILABLE),
+							  "cannot connect to " + settings.endpoint + " within " +
+							  std::to_string(settings.connect_timeout.count()) + " s");
+		if (settings.interrupted)
+		{
+			/* Let a pending signal in, then look at the flags its handler sets. */
+			pthread_sigmask(SIG_SETMASK, &blocked.saved(), nullptr);
+			const bool	stop = settings.interrupted();
+			sigset_t	all;
+
+			sigfillset(&all);
+			pthread_sigmask(SIG_BLOCK, &all, nullptr);
+			if (stop)
+				throw RemoteError(static_cast<int>(grpc::StatusCode::CANCELLED), "cancelled while connecting");
+		}
+	}
 	stub_ = pb::Builder::NewStub(channel_);
 	context_.set_deadline(std::chrono::system_clock::now() + settings.timeout);
 	stream_ = stub_->Build(&context_);

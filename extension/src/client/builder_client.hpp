@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <stdexcept>
@@ -42,6 +43,8 @@ struct BuilderSettings
 	std::string token_file;		/* bearer token; empty = none */
 	std::chrono::seconds timeout{3600};	/* deadline of the whole build */
 	std::chrono::seconds connect_timeout{10};
+	/* Polled while connecting; true makes the constructor throw RemoteError(CANCELLED). */
+	std::function<bool()> interrupted;
 };
 
 /* The build request (mirrors BuildSpec). */
