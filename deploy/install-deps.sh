@@ -4,7 +4,8 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config libgtest-dev libgmock-dev libbenchmark-dev
           libhnswlib-dev clang libclang-rt-14-dev postgresql-15 postgresql-server-dev-15
-          libipc-run-perl libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc)
+          libipc-run-perl libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+          openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -6,7 +6,8 @@
 # Clusters, logs and results go under OUTPUT_DIR/tmp_check. initdb refuses to run as root, so
 # as root (CI) the test runs as the unprivileged system user vs_test in a private directory
 # under /tmp, and its logs are copied back. VS_SHARED_DATA (default: ../shared/data of the
-# checkout) is passed on for tests that load the real data sets.
+# checkout) is passed on for tests that load the real data sets, VS_GPU_BUILDER (the
+# gpu_builder executable, set by ctest when it is built) for the build-offload tests.
 set -euo pipefail
 if (($# != 4)); then
   echo "usage: $0 BINDIR PGXS_PERL_DIR TEST.pl OUTPUT_DIR" >&2
@@ -39,7 +40,8 @@ if ((EUID == 0)); then
   chmod 755 "$work"
   rc=0
   (cd "$work" && runuser -u vs_test -- env PATH="$PATH" PERL5LIB="$PERL5LIB" PG_REGRESS="$PG_REGRESS" \
-     VS_SHARED_DATA="$VS_SHARED_DATA" TESTDIR="$work" prove -v "$work/$(basename "$test")") \
+     VS_SHARED_DATA="$VS_SHARED_DATA" VS_GPU_BUILDER="${VS_GPU_BUILDER:-}" TESTDIR="$work" \
+     prove -v "$work/$(basename "$test")") \
     2>&1 | tee "$outdir/prove.out" || rc=$?
   cp -R "$work/tmp_check" "$outdir/" 2>/dev/null || true
 else
