@@ -5,7 +5,11 @@
 # index size, WAL bytes of the build, recall@10 and queries per second measured inside the
 # server. Every step is bounded: at most --queries queries, one build per storage layout.
 #
-# Usage: deploy/pg_demo.sh BINDIR DATA_PREFIX METRIC(l2|cosine|ip) [--queries N]
+# With --builder PATH it also starts gpu_builder (CPU backend unless a GPU backend exists) on a
+# loopback port and builds the same index through it (diskann.builder_endpoint), printing the
+# same figures and who built the index.
+#
+# Usage: deploy/pg_demo.sh BINDIR DATA_PREFIX METRIC(l2|cosine|ip) [--queries N] [--builder PATH]
 set -euo pipefail
 if (($# < 3)); then
   echo "usage: $0 BINDIR DATA_PREFIX l2|cosine|ip [--queries N]" >&2
@@ -16,9 +20,11 @@ prefix=$2
 metric=$3
 shift 3
 nq=200
+builder=
 while (($#)); do
   case $1 in
     --queries) nq=$2; shift ;;
+    --builder) builder=$2; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -39,8 +45,10 @@ if ((EUID == 0)); then
   chown vs_test "$work"
   as_user=(runuser -u vs_test --)
 fi
+builder_pid=
 cleanup() {
   "${as_user[@]}" "$bindir/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
+  if [[ -n $builder_pid ]]; then kill "$builder_pid" 2>/dev/null || true; wait "$builder_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -79,16 +87,37 @@ SQL
 rows=$("${psql[@]}" -c "SELECT count(*) FROM items")
 echo "== $name: $rows rows of $dims dimensions, $metric, $nq queries, PostgreSQL $("${psql[@]}" -c 'SHOW server_version')"
 
-for storage in memory_optimized plain; do
+endpoint=
+if [[ -n $builder ]]; then
+  "$builder" --listen 127.0.0.1:0 >"$work/builder.out" 2>"$work/builder.log" &
+  builder_pid=$!
+  for _ in $(seq 100); do
+    grep -q '^listening on ' "$work/builder.out" 2>/dev/null && break
+    sleep 0.1
+  done
+  endpoint=$(sed -n 's/^listening on //p' "$work/builder.out")
+  [[ -n $endpoint ]] || { echo "gpu_builder did not start: $(cat "$work/builder.log")" >&2; exit 1; }
+fi
+
+runs=(memory_optimized:local plain:local)
+[[ -n $endpoint ]] && runs+=(memory_optimized:builder)
+for run in "${runs[@]}"; do
+  storage=${run%%:*}
+  where=${run##*:}
   if [[ $storage == plain && ( $metric == ip || $dims -gt 1900 ) ]]; then continue; fi
+  set_endpoint=
+  [[ $where == builder ]] && set_endpoint="SET diskann.builder_endpoint = '$endpoint'; SET diskann.builder_fallback = off;"
   "${psql[@]}" <<SQL
 DROP INDEX IF EXISTS items_idx;
 CHECKPOINT;
 SELECT pg_current_wal_insert_lsn() AS lsn0, clock_timestamp() AS t0 \gset
+$set_endpoint
 CREATE INDEX items_idx ON items USING diskann (embedding $opclass) WITH (storage_layout = $storage);
 SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 2) AS build_s,
        pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'lsn0') AS wal_bytes \gset
-SELECT pg_relation_size('items_idx') AS index_bytes \gset
+SELECT pg_relation_size('items_idx') AS index_bytes, built_by || '/' || build_backend AS built_by
+  FROM diskann_index_info('items_idx') \gset
+RESET diskann.builder_endpoint;
 SET enable_seqscan = off;
 -- recall@10 and server-side queries per second at a few search list sizes
 CREATE TEMP TABLE IF NOT EXISTS results (l int, recall numeric, qps numeric);
@@ -107,7 +136,7 @@ BEGIN
     INSERT INTO results VALUES (l, round(hits / (10.0 * n), 4), round((n / secs)::numeric, 1));
   END LOOP;
 END \$\$;
-\echo '   $storage: build' :build_s 's, index' :index_bytes 'bytes, build WAL' :wal_bytes 'bytes'
+\echo '   $storage, built by' :built_by ': build' :build_s 's, index' :index_bytes 'bytes, build WAL' :wal_bytes 'bytes'
 SELECT format('     L=%s  recall@10=%s  QPS=%s', l, recall, qps) FROM results ORDER BY l;
 SQL
 done

@@ -6,9 +6,9 @@
 #      docs768, cosine, when present), side by side with hnswlib: build seconds, recall@10,
 #      QPS (one JSON line per measurement, kept in build/run/results.jsonl);
 #   3. starts a throwaway PostgreSQL, loads the same data, builds CREATE INDEX ... USING
-#      diskann locally (memory_optimized and plain) and prints build time, index size, build
-#      WAL, recall@10 and in-server QPS (deploy/pg_demo.sh).
-# The remote build through gpu_builder joins step 3 with the builder service.
+#      diskann locally (memory_optimized and plain) and through gpu_builder (started on a
+#      loopback port), and prints build time, index size, build WAL, recall@10 and in-server
+#      QPS (deploy/pg_demo.sh).
 #
 # Usage: deploy/run.sh [--data DIR] [--threads N]
 set -euo pipefail
@@ -52,10 +52,14 @@ else
 fi
 echo "results: $out" >&2
 
-echo "== PostgreSQL: CREATE INDEX ... USING diskann, recall and QPS through SQL" >&2
+echo "== PostgreSQL: CREATE INDEX ... USING diskann (locally and through gpu_builder), recall and QPS" >&2
+builder=()
+if [[ -x $here/build/run/gpu_builder/gpu_builder ]]; then
+  builder=(--builder "$here/build/run/gpu_builder/gpu_builder")
+fi
 if [[ -f $data/mnist-10k.base.fvecs ]]; then
-  "$here/deploy/pg_demo.sh" "$pg_bindir" "$data/mnist-10k" l2
+  "$here/deploy/pg_demo.sh" "$pg_bindir" "$data/mnist-10k" l2 "${builder[@]}"
 fi
 if [[ -f $data/docs768.base.fvecs ]]; then
-  "$here/deploy/pg_demo.sh" "$pg_bindir" "$data/docs768" cosine
+  "$here/deploy/pg_demo.sh" "$pg_bindir" "$data/docs768" cosine "${builder[@]}"
 fi
