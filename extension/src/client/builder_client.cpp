@@ -190,7 +190,19 @@ RemoteBuildImpl::RemoteBuildImpl(const BuilderSettings &settings, const RemoteSp
 	s->set_threads(spec.threads);
 	s->set_seed(spec.seed);
 	s->set_client(spec.client);
-	write(req);
+	try
+	{
+		write(req);
+	}
+	catch (...)
+	{
+		/* No destructor runs for a half-built object: stop the reader here. */
+		context_.TryCancel();
+		reader_.join();
+		if (!status_taken_)
+			(void) stream_->Finish();
+		throw;
+	}
 }
 
 RemoteBuildImpl::~RemoteBuildImpl()

@@ -1,0 +1,38 @@
+// Bearer token: reading the token file and the constant-time comparison.
+#include "vectorscale/builder/auth.hpp"
+
+#include <fstream>
+#include <iterator>
+
+#include "vectorscale/core/error.hpp"
+
+namespace vs::builder {
+
+std::string read_token_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  VS_EXPECTS(in.good(), "cannot read token file \"%s\"", path.c_str());
+  std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  VS_EXPECTS(!in.bad(), "cannot read token file \"%s\"", path.c_str());
+  while (!token.empty() && (token.back() == ' ' || token.back() == '\t' || token.back() == '\n' ||
+                            token.back() == '\r' || token.back() == '\f' || token.back() == '\v'))
+    token.pop_back();
+  VS_EXPECTS(!token.empty(), "token file \"%s\" is empty", path.c_str());
+  return token;
+}
+
+bool bearer_token_matches(std::string_view header, std::string_view token) noexcept {
+  constexpr std::string_view kPrefix = "Bearer ";
+  // Every byte of the expected token is compared, whatever the header holds, so the time
+  // depends only on the token's length (which is not secret in any useful way).
+  const std::string_view given = header.size() >= kPrefix.size() ? header.substr(kPrefix.size()) : std::string_view{};
+  unsigned diff = header.size() >= kPrefix.size() && header.substr(0, kPrefix.size()) == kPrefix ? 0u : 1u;
+  diff |= given.size() != token.size() ? 1u : 0u;
+  for (std::size_t i = 0; i < token.size(); ++i) {
+    const unsigned char a = static_cast<unsigned char>(token[i]);
+    const unsigned char b = i < given.size() ? static_cast<unsigned char>(given[i]) : static_cast<unsigned char>(~a);
+    diff |= static_cast<unsigned>(a ^ b);
+  }
+  return diff == 0 && !token.empty();
+}
+
+}  // namespace vs::builder

@@ -1,0 +1,220 @@
+// gpu_builder: flags, signals, startup (STYLE.md rule 16). The service itself is in server.cpp.
+#include "server.hpp"
+
+#include "vectorscale/builder/faults.hpp"
+#include "vectorscale/core/error.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <string_view>
+
+namespace {
+
+// The usage text.
+void print_usage(std::FILE* out) {
+  std::fprintf(out,
+               "usage: gpu_builder [options]\n"
+               "  --listen HOST:PORT             address to serve on (default 127.0.0.1:50051; port 0 = any)\n"
+               "  --backend auto|cpu|cuda        build backend (default auto = cpu)\n"
+               "  --threads N                    build threads per build (default: hardware threads)\n"
+               "  --max-concurrent-builds K      builds running at once (default 1)\n"
+               "  --max-queued-builds Q          builds waiting for a slot (default 16)\n"
+               "  --max-memory BYTES             memory all running builds may hold (K/M/G/T suffixes;\n"
+               "                                 default half of physical memory)\n"
+               "  --tls-cert FILE --tls-key FILE serve TLS with this PEM certificate chain and key\n"
+               "  --token-file FILE              require 'authorization: Bearer <token>' on every build\n"
+               "  --page-batch-bytes B           most page bytes per PageBatch message (default 1048576)\n"
+               "  --shutdown-grace-seconds S     on SIGTERM/SIGINT, let running builds finish this long (default 10)\n"
+#ifdef VS_FAILURE_POINTS
+               "  --fault NAME[=ARG]             failure point (corrupt-page, bad-crc, wrong-tid, truncate,\n"
+               "                                 slow=SECONDS, die-after-pages=N, fail=CODE); repeatable\n"
+#endif
+               "  --help                         this text\n");
+}
+
+// Parses an unsigned integer with an optional binary K/M/G/T suffix; false when malformed.
+bool parse_size(std::string_view s, std::uint64_t& out, bool allow_suffix) {
+  std::uint64_t mult = 1;
+  if (allow_suffix && !s.empty()) {
+    switch (s.back()) {
+      case 'K':
+      case 'k':
+        mult = 1ull << 10;
+        break;
+      case 'M':
+      case 'm':
+        mult = 1ull << 20;
+        break;
+      case 'G':
+      case 'g':
+        mult = 1ull << 30;
+        break;
+      case 'T':
+      case 't':
+        mult = 1ull << 40;
+        break;
+      default:
+        break;
+    }
+    if (mult != 1) s.remove_suffix(1);
+  }
+  std::uint64_t v = 0;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size()) return false;
+  if (v > UINT64_MAX / mult) return false;
+  out = v * mult;
+  return true;
+}
+
+// Parses a non-negative number of seconds; false when malformed.
+bool parse_seconds(const std::string& s, double& out) {
+  try {
+    std::size_t used = 0;
+    out = std::stod(s, &used);
+    return used == s.size() && out >= 0 && out < 1e6;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// Parses argv into options; prints the problem and returns false on a bad command line.
+bool parse_args(int argc, char** argv, vs::builder::ServerOptions& o, bool& help) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string value;
+    bool has_value = false;
+    if (const auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_value = true;
+    }
+    if (arg == "--help" || arg == "-h") {
+      help = true;
+      return true;
+    }
+    auto take = [&]() -> bool {
+      if (has_value) return true;
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "gpu_builder: %s needs a value\n", arg.c_str());
+        return false;
+      }
+      value = argv[++i];
+      return true;
+    };
+    auto bad = [&]() {
+      std::fprintf(stderr, "gpu_builder: invalid value \"%s\" for %s\n", value.c_str(), arg.c_str());
+      return false;
+    };
+    std::uint64_t n = 0;
+    if (arg == "--listen") {
+      if (!take()) return false;
+      o.listen = value;
+    } else if (arg == "--backend") {
+      if (!take()) return false;
+      o.backend = value;
+    } else if (arg == "--threads") {
+      if (!take()) return false;
+      if (!parse_size(value, n, false) || n < 1 || n > 1024) return bad();
+      o.threads = static_cast<std::uint32_t>(n);
+    } else if (arg == "--max-concurrent-builds") {
+      if (!take()) return false;
+      if (!parse_size(value, n, false) || n < 1 || n > 1024) return bad();
+      o.max_concurrent_builds = static_cast<std::uint32_t>(n);
+    } else if (arg == "--max-queued-builds") {
+      if (!take()) return false;
+      if (!parse_size(value, n, false) || n > 100000) return bad();
+      o.max_queued_builds = static_cast<std::uint32_t>(n);
+    } else if (arg == "--max-memory") {
+      if (!take()) return false;
+      if (!parse_size(value, n, true) || n == 0) return bad();
+      o.max_memory = n;
+    } else if (arg == "--tls-cert") {
+      if (!take()) return false;
+      o.tls_cert_file = value;
+    } else if (arg == "--tls-key") {
+      if (!take()) return false;
+      o.tls_key_file = value;
+    } else if (arg == "--token-file") {
+      if (!take()) return false;
+      o.token_file = value;
+    } else if (arg == "--page-batch-bytes") {
+      if (!take()) return false;
+      if (!parse_size(value, n, true)) return bad();
+      o.page_batch_bytes = n;
+    } else if (arg == "--shutdown-grace-seconds") {
+      if (!take()) return false;
+      if (!parse_seconds(value, o.shutdown_grace_seconds)) return bad();
+#ifdef VS_FAILURE_POINTS
+    } else if (arg == "--fault") {
+      if (!take()) return false;
+      try {
+        vs::builder::add_fault(o.faults, value);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "gpu_builder: --fault: %s\n", e.what());
+        return false;
+      }
+#endif
+    } else {
+      std::fprintf(stderr, "gpu_builder: unknown option \"%s\" (see --help)\n", argv[i]);
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+// Parses flags, starts the server, serves until SIGTERM/SIGINT, stops gracefully.
+int main(int argc, char** argv) {
+  vs::builder::ServerOptions options = vs::builder::default_server_options();
+  bool help = false;
+  if (!parse_args(argc, argv, options, help)) return 2;
+  if (help) {
+    print_usage(stdout);
+    return 0;
+  }
+
+  // Block the stop signals before any thread exists (gRPC's threads inherit the mask), then
+  // wait for them on this thread.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  std::unique_ptr<vs::builder::Server> server;
+  try {
+    server = vs::builder::Server::create(options);
+    server->start();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gpu_builder: %s\n", e.what());
+    return 1;
+  }
+  std::fprintf(
+      stderr, "gpu_builder: backend %s, %u threads, %u concurrent builds, %u queued, max memory %llu bytes%s%s%s\n",
+      server->backend_name().c_str(), options.threads, options.max_concurrent_builds, options.max_queued_builds,
+      static_cast<unsigned long long>(options.max_memory), options.tls_cert_file.empty() ? "" : ", TLS",
+      options.token_file.empty() ? "" : ", bearer token", options.faults.any() ? ", FAILURE POINTS ACTIVE" : "");
+  std::fprintf(stdout, "listening on %s\n", server->address().c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  while (sigwait(&stop_signals, &sig) != 0) {
+  }
+  std::fprintf(stderr, "gpu_builder: signal %d, stopping (grace %.0f s)\n", sig, options.shutdown_grace_seconds);
+  try {
+    server->stop(std::chrono::milliseconds(static_cast<long long>(options.shutdown_grace_seconds * 1000.0)));
+    server.reset();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gpu_builder: error while stopping: %s\n", e.what());
+    return 1;
+  }
+  std::fprintf(stderr, "gpu_builder: stopped\n");
+  return 0;
+}
