@@ -31,6 +31,12 @@ extern "C" {
 #define DISKANN_METRIC_PROC 1
 #define DISKANN_NUM_PROCS 1
 
+/*
+ * Block number of the heavyweight page lock that separates VACUUM's repair phase (exclusive)
+ * from inserts (share); see extension/README.locking.
+ */
+#define DISKANN_UPDATE_LOCK 0
+
 /* storage_layout reloption values (enum reloption). */
 typedef enum DiskannStorageOption
 {

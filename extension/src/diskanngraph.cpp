@@ -23,14 +23,20 @@
 
 #include "diskann.hpp"
 
+extern "C" {
+#include "access/generic_xlog.h"
+#include "storage/lmgr.h"
+}
+
 #include "bridge/guard.hpp"
 #include "diskanngraph.hpp"
 #include "diskannutils.hpp"
 
 using vs::format::Tid;
 
-DiskannPageGraph::DiskannPageGraph(Relation index, const vs::format::MetaInfo &meta, vs::sbq::Quantizer quantizer)
-	: index_(index), meta_(meta), layout_(vs::format::NodeLayout::from_meta(meta, BLCKSZ)),
+DiskannPageGraph::DiskannPageGraph(Relation index, const vs::format::MetaInfo &meta, vs::sbq::Quantizer quantizer,
+								   Mode mode)
+	: index_(index), mode_(mode), meta_(meta), layout_(vs::format::NodeLayout::from_meta(meta, BLCKSZ)),
 	  quantizer_(std::move(quantizer)), record_(layout_.record_size), code_(layout_.code_words),
 	  plain_a_(layout_.indexed_dims), plain_b_(layout_.indexed_dims)
 {
@@ -68,7 +74,8 @@ DiskannPageGraph::load(Tid tid)
 	Cached		c;
 
 	c.payload.assign(view.payload().begin(), view.payload().end());
-	c.neighbors = view.neighbors();
+	if (view.state() != vs::format::NodeState::kFree)	/* a free slot's neighbors[0] links the free list */
+		c.neighbors = view.neighbors();
 	return cache_.emplace(tid.key(), std::move(c)).first->second;
 }
 
@@ -142,6 +149,160 @@ DiskannPageGraph::append(std::span<const std::byte> record)
 	return Tid{block, offset};
 }
 
+/*
+ * kLive: puts a new node record into a free slot, or at the end of the last node page, or on
+ * a new page, with one Generic WAL record covering the meta page and the node page (lock
+ * order: meta page, then node page; the relation extension lock is taken under the meta
+ * lock). Updates the meta page's free-list head, node count and, for the first node, the
+ * entry point. Returns the new node's TID.
+ */
+Tid
+DiskannPageGraph::append_live(std::span<const std::byte> record)
+{
+	Buffer		meta_buf = InvalidBuffer;
+	Buffer		node_buf = InvalidBuffer;
+	GenericXLogState *xlog = nullptr;
+	Page		meta_page = nullptr;
+	Page		node_page = nullptr;
+
+	vs::pg::call([&] {
+		meta_buf = ReadBuffer(index_, 0);
+		LockBuffer(meta_buf, BUFFER_LOCK_EXCLUSIVE);
+	});
+	auto		meta_bytes = [&] { return std::span<const std::byte>(reinterpret_cast<const std::byte *>(BufferGetPage(meta_buf)), BLCKSZ); };
+	vs::format::MetaInfo meta = vs::format::decode_meta(meta_bytes());
+	Tid			self;
+
+	if (meta.free_list_head.valid())
+	{
+		/* Reuse the first free slot. */
+		self = meta.free_list_head;
+		vs::pg::call([&] {
+			node_buf = ReadBuffer(index_, self.block);
+			LockBuffer(node_buf, BUFFER_LOCK_EXCLUSIVE);
+			xlog = GenericXLogStart(index_);
+			meta_page = GenericXLogRegisterBuffer(xlog, meta_buf, 0);
+			node_page = GenericXLogRegisterBuffer(xlog, node_buf, 0);
+		});
+		vs::format::NodeWriter slot = vs::format::node_writer_at(
+			std::span<std::byte>(reinterpret_cast<std::byte *>(node_page), BLCKSZ), self.offset, layout_);
+
+		if (slot.view().state() != vs::format::NodeState::kFree)
+			VS_FAIL(vs::ErrorCode::kCorrupt, "free list head (%u,%u) is not a free slot", self.block,
+					(unsigned) self.offset);
+		meta.free_list_head = slot.view().next_free();
+		std::memcpy(node_page + layout_.record_offset(self.offset - 1u), record.data(), layout_.record_size);
+	}
+	else
+	{
+		/* Append: the last page if it has room, else a new page. */
+		const BlockNumber nblocks = vs::pg::call([&] {
+			LockRelationForExtension(index_, ExclusiveLock);
+			return RelationGetNumberOfBlocks(index_);
+		});
+		std::uint16_t offset = 0;
+
+		if (nblocks > meta.first_node_block)
+		{
+			vs::pg::call([&] {
+				node_buf = ReadBuffer(index_, nblocks - 1);
+				LockBuffer(node_buf, BUFFER_LOCK_EXCLUSIVE);
+				xlog = GenericXLogStart(index_);
+				meta_page = GenericXLogRegisterBuffer(xlog, meta_buf, 0);
+				node_page = GenericXLogRegisterBuffer(xlog, node_buf, 0);
+			});
+			offset = vs::format::append_node_slot(
+				std::span<std::byte>(reinterpret_cast<std::byte *>(node_page), BLCKSZ), layout_);
+			if (offset == 0)
+				vs::pg::call([&] {
+					GenericXLogAbort(xlog);
+					UnlockReleaseBuffer(node_buf);
+				});
+		}
+		if (offset == 0)
+		{
+			vs::pg::call([&] {
+				node_buf = ReadBufferExtended(index_, MAIN_FORKNUM, P_NEW, RBM_NORMAL, nullptr);
+				LockBuffer(node_buf, BUFFER_LOCK_EXCLUSIVE);
+				xlog = GenericXLogStart(index_);
+				meta_page = GenericXLogRegisterBuffer(xlog, meta_buf, 0);
+				node_page = GenericXLogRegisterBuffer(xlog, node_buf, GENERIC_XLOG_FULL_IMAGE);
+			});
+			const std::span<std::byte> bytes(reinterpret_cast<std::byte *>(node_page), BLCKSZ);
+
+			vs::format::init_node_page(bytes);
+			offset = vs::format::append_node_slot(bytes, layout_);
+		}
+		vs::pg::call([&] { UnlockRelationForExtension(index_, ExclusiveLock); });
+		if (offset == 0)
+			VS_FAIL(vs::ErrorCode::kInternal, "a new node page has no room for one record");
+		self = Tid{vs::pg::call([&] { return BufferGetBlockNumber(node_buf); }), offset};
+		std::memcpy(node_page + layout_.record_offset(offset - 1u), record.data(), layout_.record_size);
+		meta.node_count += 1;
+	}
+	if (!meta.entry_point.valid())
+		meta.entry_point = self;
+
+	std::vector<std::byte> image(BLCKSZ);
+	const size_t keep = offsetof(PageHeaderData, pd_flags);	/* pd_lsn, pd_checksum stay */
+
+	vs::format::encode_meta(meta, image);
+	std::memcpy(meta_page + keep, image.data() + keep, BLCKSZ - keep);
+	if (VS_FAILURE_POINT("insert_before_node_wal"))
+		vs::pg::call([] { elog(PANIC, "failure point insert_before_node_wal"); });
+	vs::pg::call([&] {
+		GenericXLogFinish(xlog);
+		UnlockReleaseBuffer(node_buf);
+		UnlockReleaseBuffer(meta_buf);
+	});
+	meta_ = meta;
+	return self;
+}
+
+/*
+ * kLive: replaces tid's neighbor list with `neighbors` if it still equals `expected`, as one
+ * Generic WAL record; false when another backend changed it first.
+ */
+bool
+DiskannPageGraph::replace_neighbors_live(Tid tid, std::span<const Tid> expected, std::span<const Tid> neighbors)
+{
+	Buffer		buf = InvalidBuffer;
+	GenericXLogState *xlog = nullptr;
+	Page		page = nullptr;
+
+	vs::pg::call([&] {
+		buf = ReadBuffer(index_, tid.block);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		xlog = GenericXLogStart(index_);
+		page = GenericXLogRegisterBuffer(xlog, buf, 0);
+	});
+	vs::format::NodeWriter node =
+		vs::format::node_writer_at(std::span<std::byte>(reinterpret_cast<std::byte *>(page), BLCKSZ), tid.offset,
+								   layout_);
+	const std::vector<Tid> current = node.view().state() == vs::format::NodeState::kFree
+		? std::vector<Tid>{Tid::invalid()}	/* freed meanwhile: never equal */
+		: node.view().neighbors();
+	const bool	same = std::equal(current.begin(), current.end(), expected.begin(), expected.end());
+
+	if (same)
+		node.set_neighbors(neighbors);
+	vs::pg::call([&] {
+		if (same)
+			GenericXLogFinish(xlog);
+		else
+			GenericXLogAbort(xlog);
+		UnlockReleaseBuffer(buf);
+	});
+	if (same)
+	{
+		auto		it = cache_.find(tid.key());
+
+		if (it != cache_.end())
+			it->second.neighbors.assign(neighbors.begin(), neighbors.end());
+	}
+	return same;
+}
+
 /* Replaces the neighbor list of tid in place. */
 void
 DiskannPageGraph::set_neighbors(Tid tid, std::span<const Tid> neighbors)
@@ -197,52 +358,91 @@ DiskannPageGraph::insert(std::span<const float> v, Tid heap)
 
 	if (meta_.entry_point.valid())
 	{
-		/* Greedy search from the entry point; every expanded node is a prune candidate. */
-		vs::vamana::SearchList<std::uint64_t> list(meta_.search_list_size);
-		std::unordered_map<std::uint64_t, bool> visited;
-		std::vector<Tid> expanded;
-		struct Visited
-		{
-			std::unordered_map<std::uint64_t, bool> *set;
-			bool		test_and_set(std::uint64_t k) { return !set->emplace(k, true).second; }
-		}			vis{&visited};
-		auto		tid_of = [](std::uint64_t k) { return Tid{(std::uint32_t) (k >> 16), (std::uint16_t) (k & 0xFFFF)}; };
-		auto		dist = [&](std::uint64_t k) { return distance(payload, load(tid_of(k)).payload); };
-		const std::uint64_t entry = meta_.entry_point.key();
-
-		vis.test_and_set(entry);
-		list.insert(entry, dist(entry));
-		(void) vs::vamana::greedy_search(
-			list,
-			[&](std::uint64_t k, auto &&visit) {
-				const std::vector<Tid> nb = load(tid_of(k)).neighbors;
-
-				for (const Tid n : nb)
-					visit(n.key());
-			},
-			dist, vis, [&](const vs::vamana::Candidate<std::uint64_t> &c) { expanded.push_back(tid_of(c.id)); });
-		prune(payload, expanded, chosen);
+		search_neighbors(payload, meta_.entry_point, chosen);
 		writer.set_neighbors(chosen);
 	}
 
-	const Tid	self = append(record);
+	const bool	first = !meta_.entry_point.valid();
+	const Tid	self = mode_ == Mode::kLive ? append_live(record) : append(record);
 
-	if (!meta_.entry_point.valid())
+	if (first)
 	{
-		meta_.entry_point = self;
-		return;
+		if (mode_ == Mode::kBuild || meta_.entry_point == self)
+		{
+			meta_.entry_point = self;
+			return;
+		}
+		/* kLive: another backend put the first node in meanwhile; link ours to the graph. */
+		search_neighbors(payload, meta_.entry_point, chosen);
+		std::erase(chosen, self);
+		if (!replace_neighbors_live(self, {}, chosen))
+			VS_FAIL(vs::ErrorCode::kInternal, "the new node (%u,%u) changed under its insert", self.block,
+					(unsigned) self.offset);
 	}
+	if (VS_FAILURE_POINT("insert_before_reverse_edges"))
+		vs::pg::call([] { elog(PANIC, "failure point insert_before_reverse_edges"); });
 	cache_.emplace(self.key(), Cached{payload, chosen});
 
 	/* Reverse edges: n -> self, pruned from n's side when n's list is full. */
-	std::vector<Tid> list;
+	for (std::size_t i = 0; i < chosen.size(); ++i)
+	{
+		if (i == chosen.size() / 2 && VS_FAILURE_POINT("insert_mid_reverse_edges"))
+			vs::pg::call([] { elog(PANIC, "failure point insert_mid_reverse_edges"); });
+		add_reverse_edge(chosen[i], self);
+	}
+}
+
+/* Greedy search from entry for payload; RobustPrune of the expanded nodes into out. */
+void
+DiskannPageGraph::search_neighbors(std::span<const std::byte> payload, Tid entry_tid, std::vector<Tid> &out)
+{
+	vs::vamana::SearchList<std::uint64_t> list(meta_.search_list_size);
+	std::unordered_map<std::uint64_t, bool> visited;
+	std::vector<Tid> expanded;
+	struct Visited
+	{
+		std::unordered_map<std::uint64_t, bool> *set;
+		bool		test_and_set(std::uint64_t k) { return !set->emplace(k, true).second; }
+	}			vis{&visited};
+	auto		tid_of = [](std::uint64_t k) { return Tid{(std::uint32_t) (k >> 16), (std::uint16_t) (k & 0xFFFF)}; };
+	auto		dist = [&](std::uint64_t k) { return distance(payload, load(tid_of(k)).payload); };
+	const std::uint64_t entry = entry_tid.key();
+
+	vis.test_and_set(entry);
+	list.insert(entry, dist(entry));
+	(void) vs::vamana::greedy_search(
+		list,
+		[&](std::uint64_t k, auto &&visit) {
+			const std::vector<Tid> nb = load(tid_of(k)).neighbors;
+
+			for (const Tid n : nb)
+				visit(n.key());
+		},
+		dist, vis, [&](const vs::vamana::Candidate<std::uint64_t> &c) { expanded.push_back(tid_of(c.id)); });
+	prune(payload, expanded, out);
+}
+
+/*
+ * Adds the edge n -> self. A full list is re-pruned from n's side; in kLive mode the new list
+ * is computed without any lock and written only if n's list is still the one it was computed
+ * from (another insert may have changed it meanwhile: then try again, up to three times, and
+ * otherwise leave the edge out; the graph stays valid, self keeps its own out-edges).
+ */
+void
+DiskannPageGraph::add_reverse_edge(Tid n, Tid self)
+{
 	std::vector<Tid> pruned;
 
-	for (const Tid n : chosen)
+	for (int attempt = 0; attempt < 3; ++attempt)
 	{
-		list = load(n).neighbors;
-		if (std::find(list.begin(), list.end(), self) != list.end())
-			continue;
+		if (attempt > 0)
+			cache_.erase(n.key());	/* re-read the current list */
+		const std::vector<Tid> before = load(n).neighbors;
+
+		if (std::find(before.begin(), before.end(), self) != before.end())
+			return;
+		std::vector<Tid> list = before;
+
 		list.push_back(self);
 		if (list.size() > meta_.num_neighbors)
 		{
@@ -251,6 +451,12 @@ DiskannPageGraph::insert(std::span<const float> v, Tid heap)
 			prune(own, list, pruned);
 			list = pruned;
 		}
-		set_neighbors(n, list);
+		if (mode_ == Mode::kBuild)
+		{
+			set_neighbors(n, list);
+			return;
+		}
+		if (replace_neighbors_live(n, before, list))
+			return;
 	}
 }

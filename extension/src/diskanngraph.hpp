@@ -4,8 +4,11 @@
  *		neighbor updates, and the page-based DiskANN insert (greedy search, RobustPrune,
  *		reverse edges with prune).
  *
- * Used by the bounded-memory build, which inserts row by row into pages written without WAL
- * (the relation is WAL-logged once at the end). Include after diskann.hpp and bridge/guard.hpp.
+ * Two modes. kBuild: the bounded-memory build inserts row by row into pages written without
+ * WAL (the relation is WAL-logged once at the end), with no concurrency. kLive: aminsert, where
+ * every change is one Generic WAL record and other backends insert, scan and vacuum at the
+ * same time (the rules are in extension/README.locking). Include after diskann.hpp and
+ * bridge/guard.hpp.
  */
 #pragma once
 
@@ -21,8 +24,15 @@
 class DiskannPageGraph
 {
   public:
+	enum class Mode
+	{
+		kBuild,
+		kLive
+	};
+
 	/* meta: the index as written so far (layout, quantizer, counts, entry point). */
-	DiskannPageGraph(Relation index, const vs::format::MetaInfo &meta, vs::sbq::Quantizer quantizer);
+	DiskannPageGraph(Relation index, const vs::format::MetaInfo &meta, vs::sbq::Quantizer quantizer,
+					 Mode mode = Mode::kBuild);
 
 	/* Inserts one row: v is the indexed prefix (unit length for cosine). */
 	void		insert(std::span<const float> v, vs::format::Tid heap);
@@ -42,9 +52,16 @@ class DiskannPageGraph
 	void		prune(std::span<const std::byte> self, std::vector<vs::format::Tid> &candidates,
 					  std::vector<vs::format::Tid> &out);
 	vs::format::Tid append(std::span<const std::byte> record);
+	vs::format::Tid append_live(std::span<const std::byte> record);
 	void		set_neighbors(vs::format::Tid tid, std::span<const vs::format::Tid> neighbors);
+	bool		replace_neighbors_live(vs::format::Tid tid, std::span<const vs::format::Tid> expected,
+									   std::span<const vs::format::Tid> neighbors);
+	void		add_reverse_edge(vs::format::Tid n, vs::format::Tid self);
+	void		search_neighbors(std::span<const std::byte> payload, vs::format::Tid entry,
+								 std::vector<vs::format::Tid> &out);
 
 	Relation	index_;
+	Mode		mode_;
 	vs::format::MetaInfo meta_;
 	vs::format::NodeLayout layout_;
 	vs::sbq::Quantizer quantizer_;

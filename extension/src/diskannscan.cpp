@@ -157,7 +157,9 @@ read_neighbors(IndexScanDesc scan, ScanCore &s, std::uint64_t key)
 	s.neighbors.clear();
 	s.neighbors.reserve(s.layout.num_neighbors);
 	DiskannVisitNode(scan->indexRelation, tid_of(key), s.layout, [&](const std::byte *rec) noexcept {
-		const std::size_t count = std::min<std::size_t>(vs::format::load_u16(rec, 4), s.layout.num_neighbors);
+		/* A slot freed by VACUUM meanwhile: its neighbors[0] links the free list, not the graph. */
+		const bool	free_slot = vs::format::load_u16(rec, 0) == (std::uint16_t) vs::format::NodeState::kFree;
+		const std::size_t count = free_slot ? 0 : std::min<std::size_t>(vs::format::load_u16(rec, 4), s.layout.num_neighbors);
 
 		for (std::size_t i = 0; i < count; ++i)
 		{
@@ -371,6 +373,8 @@ scan_next(IndexScanDesc scan, DiskannScanOpaque so, ItemPointer out)
 	{
 		if (s.layout.record_size == 0)
 			open_index(scan, s);
+		else
+			s.meta.entry_point = DiskannReadMeta(scan->indexRelation).entry_point;	/* inserts, VACUUM */
 		start_search(scan, s);
 	}
 	if (s.batch_pos == s.batch.size() && !next_batch(scan, so, s))

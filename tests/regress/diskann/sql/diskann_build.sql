@@ -55,7 +55,13 @@ RESET enable_seqscan;
 CREATE TABLE mixed (e vector);
 INSERT INTO mixed VALUES ('[1,2,3]'), ('[1,2]');
 SELECT try($$CREATE INDEX ON mixed USING diskann ((e::vector(3)))$$);
--- a plain insert into an indexed table is refused for now, and nothing is half-written
-SELECT try($$INSERT INTO b VALUES (2000, '[1,1,1,1,1,1,1,1]')$$);
+-- inserts after the build go into the index, and a row finds itself
+INSERT INTO b VALUES (2000, '[1,1,1,1,1,1,1,1]'), (2001, NULL);
 SELECT count(*) FROM b;
+SELECT nodes FROM diskann_index_info('b_idx');
+SELECT diskann_validate_index('b_idx');
+SET enable_seqscan = off;
+SELECT id FROM b ORDER BY e <=> '[1,1,1,1,1,1,1,1]' LIMIT 1;
+SELECT try($$INSERT INTO b VALUES (2002, '[1,2]')$$);
+RESET enable_seqscan;
 DROP TABLE b, empty_t, u, ex, big, mixed;
