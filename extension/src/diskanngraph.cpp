@@ -384,12 +384,105 @@ DiskannPageGraph::insert(std::span<const float> v, Tid heap)
 	cache_.emplace(self.key(), Cached{payload, chosen});
 
 	/* Reverse edges: n -> self, pruned from n's side when n's list is full. */
+	bool		reachable = false;
+
 	for (std::size_t i = 0; i < chosen.size(); ++i)
 	{
 		if (i == chosen.size() / 2 && VS_FAILURE_POINT("insert_mid_reverse_edges"))
 			vs::pg::call([] { elog(PANIC, "failure point insert_mid_reverse_edges"); });
-		add_reverse_edge(chosen[i], self);
+		reachable |= add_reverse_edge(chosen[i], self);
 	}
+	/* Every neighbor pruned self away: the nearest one keeps it anyway (self stays findable). */
+	if (!reachable && !chosen.empty())
+		for (int attempt = 0; attempt < 3; ++attempt)
+		{
+			cache_.erase(chosen.front().key());
+			const std::vector<Tid> before = load(chosen.front()).neighbors;
+			std::vector<Tid> list = before;
+
+			if (list.size() < meta_.num_neighbors)
+				list.push_back(self);
+			else
+				list.back() = self;
+			if (mode_ == Mode::kBuild)
+			{
+				set_neighbors(chosen.front(), list);
+				break;
+			}
+			if (replace_neighbors_live(chosen.front(), before, list))
+				break;
+		}
+}
+
+bool
+DiskannPageGraph::repair(Tid u, const std::unordered_set<std::uint64_t> &dead)
+{
+	cache_.clear();				/* bounded memory: one node's neighborhood at a time */
+	const std::vector<Tid> before = load(u).neighbors;
+	std::vector<Tid> candidates;
+	bool		touched = false;
+
+	for (const Tid n : before)
+	{
+		if (!dead.count(n.key()))
+		{
+			candidates.push_back(n);
+			continue;
+		}
+		touched = true;
+		for (const Tid m : load(n).neighbors)
+			if (m != u && !dead.count(m.key()))
+				candidates.push_back(m);
+	}
+	if (!touched)
+		return false;
+	std::sort(candidates.begin(), candidates.end(), [](Tid a, Tid b) { return a.key() < b.key(); });
+	candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+
+	std::vector<Tid> chosen;
+	const std::vector<std::byte> own = load(u).payload;
+
+	prune(own, candidates, chosen);
+	if (!replace_neighbors_live(u, before, chosen))
+		VS_FAIL(vs::ErrorCode::kInternal, "node (%u,%u) changed during VACUUM's repair", u.block, (unsigned) u.offset);
+	return true;
+}
+
+std::vector<Tid>
+DiskannPageGraph::neighbors_of(Tid u)
+{
+	cache_.erase(u.key());
+	return load(u).neighbors;
+}
+
+void
+DiskannPageGraph::link_unreachable(Tid u)
+{
+	cache_.clear();
+	const std::vector<std::byte> own = load(u).payload;
+	const std::vector<Tid> before = load(u).neighbors;
+	std::vector<Tid> chosen;
+
+	search_neighbors(own, meta_.entry_point, chosen);
+	std::erase(chosen, u);
+	if (chosen.empty())
+		chosen.push_back(meta_.entry_point);
+	if (before.empty() && !replace_neighbors_live(u, before, chosen))
+		VS_FAIL(vs::ErrorCode::kInternal, "node (%u,%u) changed during VACUUM", u.block, (unsigned) u.offset);
+
+	/* The nearest reachable node keeps an edge to u whatever RobustPrune would say. */
+	const Tid	host = chosen.front();
+	std::vector<Tid> list = neighbors_of(host);
+	const std::vector<Tid> old = list;
+
+	if (std::find(list.begin(), list.end(), u) != list.end())
+		return;
+	if (list.size() < meta_.num_neighbors)
+		list.push_back(u);
+	else
+		list.back() = u;
+	if (!replace_neighbors_live(host, old, list))
+		VS_FAIL(vs::ErrorCode::kInternal, "node (%u,%u) changed during VACUUM", host.block, (unsigned) host.offset);
 }
 
 /* Greedy search from entry for payload; RobustPrune of the expanded nodes into out. */
@@ -427,8 +520,9 @@ DiskannPageGraph::search_neighbors(std::span<const std::byte> payload, Tid entry
  * is computed without any lock and written only if n's list is still the one it was computed
  * from (another insert may have changed it meanwhile: then try again, up to three times, and
  * otherwise leave the edge out; the graph stays valid, self keeps its own out-edges).
+ * Returns whether n's list holds self afterwards.
  */
-void
+bool
 DiskannPageGraph::add_reverse_edge(Tid n, Tid self)
 {
 	std::vector<Tid> pruned;
@@ -440,7 +534,7 @@ DiskannPageGraph::add_reverse_edge(Tid n, Tid self)
 		const std::vector<Tid> before = load(n).neighbors;
 
 		if (std::find(before.begin(), before.end(), self) != before.end())
-			return;
+			return true;
 		std::vector<Tid> list = before;
 
 		list.push_back(self);
@@ -451,12 +545,15 @@ DiskannPageGraph::add_reverse_edge(Tid n, Tid self)
 			prune(own, list, pruned);
 			list = pruned;
 		}
+		const bool	kept = std::find(list.begin(), list.end(), self) != list.end();
+
 		if (mode_ == Mode::kBuild)
 		{
 			set_neighbors(n, list);
-			return;
+			return kept;
 		}
 		if (replace_neighbors_live(n, before, list))
-			return;
+			return kept;
 	}
+	return false;
 }

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <span>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "vectorscale/format/records.hpp"
@@ -37,6 +38,23 @@ class DiskannPageGraph
 	/* Inserts one row: v is the indexed prefix (unit length for cosine). */
 	void		insert(std::span<const float> v, vs::format::Tid heap);
 
+	/*
+	 * kLive, under the exclusive update lock (VACUUM): rewrites u's neighbor list without the
+	 * dead nodes, choosing from u's live neighbors and the dead neighbors' live neighbors by
+	 * RobustPrune. Returns whether u pointed at a dead node.
+	 */
+	bool		repair(vs::format::Tid u, const std::unordered_set<std::uint64_t> &dead);
+
+	/*
+	 * kLive, under the exclusive update lock (VACUUM): makes u reachable from the entry point
+	 * again: gives u out-edges if it has none, and an in-edge from the nearest reachable node
+	 * (appended, or replacing that node's last edge when its list is full).
+	 */
+	void		link_unreachable(vs::format::Tid u);
+
+	/* Neighbor list of a node (its current stored list). */
+	std::vector<vs::format::Tid> neighbors_of(vs::format::Tid u);
+
 	/* The meta fields the inserts changed (entry point, node count). */
 	const vs::format::MetaInfo &meta() const noexcept { return meta_; }
 
@@ -56,7 +74,7 @@ class DiskannPageGraph
 	void		set_neighbors(vs::format::Tid tid, std::span<const vs::format::Tid> neighbors);
 	bool		replace_neighbors_live(vs::format::Tid tid, std::span<const vs::format::Tid> expected,
 									   std::span<const vs::format::Tid> neighbors);
-	void		add_reverse_edge(vs::format::Tid n, vs::format::Tid self);
+	bool		add_reverse_edge(vs::format::Tid n, vs::format::Tid self);
 	void		search_neighbors(std::span<const std::byte> payload, vs::format::Tid entry,
 								 std::vector<vs::format::Tid> &out);
 

@@ -1,32 +1,48 @@
 /*
  * diskannvacuum.cpp
- *		VACUUM: ambulkdelete marks the nodes of dead heap tuples deleted; amvacuumcleanup
- *		reports statistics.
+ *		VACUUM (DESIGN.md 4, 8): ambulkdelete marks, repairs and frees; amvacuumcleanup counts.
  *
- * A deleted node keeps its neighbor list and is still traversed by scans (so the graph
- * stays connected), but it is never returned. Each node page is changed under its own
- * exclusive buffer lock with one Generic WAL record (aborted when nothing on the page died);
- * the meta page's deleted count is updated last, under the meta page's lock. Repairing the
- * neighbors of deleted nodes and recycling their slots is the streaming-insert milestone.
+ * ambulkdelete runs three phases.
+ *   1. Mark: every live node whose heap tuple is dead becomes "deleted" (page by page, one
+ *      Generic WAL record per changed page, under that page's exclusive lock). Scans still
+ *      traverse deleted nodes but never return them, so the graph stays connected meanwhile.
+ *   2. Repair, under the update lock in exclusive mode (no insert runs; scans do): every live
+ *      node that points at a deleted node gets a new list by RobustPrune over its live
+ *      neighbors and the deleted neighbors' live neighbors; a deleted entry point is replaced
+ *      by one of its live neighbors (or any live node); no live node points at a deleted one
+ *      afterwards.
+ *   3. Free: the deleted nodes become free slots linked into the meta page's free list, which
+ *      inserts use before the index grows; the meta page's deleted count drops accordingly.
+ * Each record of phases 2-3 is one Generic WAL record (node page; meta page + node page for
+ * frees), so a crash at any point leaves a valid index: a later VACUUM finishes the work
+ * (deleted nodes found in phase 1 are repaired and freed whether this run marked them or not).
  */
+#include <algorithm>
 #include <cstring>
 #include <span>
+#include <unordered_set>
 #include <vector>
 
 #include "vectorscale/format/reader.hpp"
 #include "vectorscale/format/records.hpp"
+#include "vectorscale/sbq/sbq.hpp"
 
 #include "diskann.hpp"
 
 extern "C" {
 #include "access/generic_xlog.h"
 #include "commands/vacuum.h"
+#include "storage/lmgr.h"
 }
 
 #include "bridge/guard.hpp"
+#include "diskanngraph.hpp"
 #include "diskannutils.hpp"
 
 namespace {
+
+using vs::format::NodeState;
+using vs::format::Tid;
 
 /* Node pages hold this page type in their special space. */
 bool
@@ -37,17 +53,28 @@ is_node_page(std::span<const std::byte> page)
 	return o.page_id == vs::format::kPageId && o.page_type == (std::uint16_t) vs::format::PageType::kNode;
 }
 
-/* Counts (and, with a callback, deletes) nodes page by page; returns live and newly deleted counts. */
-void
+/* What a walk over the node pages found. */
+struct WalkResult
+{
+	double		live = 0;
+	std::uint64_t newly_deleted = 0;
+	std::vector<Tid> deleted;	/* every node in state deleted after the walk */
+	std::vector<Tid> live_nodes;	/* filled when asked */
+};
+
+/*
+ * Walks the node pages: with a callback, marks the live nodes of dead heap tuples deleted
+ * (phase 1). Counts live nodes and collects deleted (and, if asked, live) ones.
+ */
+WalkResult
 walk_nodes(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteCallback callback, void *cb_state,
-		   double *live, double *deleted_now)
+		   bool want_live)
 {
 	const vs::format::MetaInfo meta = DiskannReadMeta(index);
 	const vs::format::NodeLayout layout = vs::format::NodeLayout::from_meta(meta, BLCKSZ);
 	const BlockNumber nblocks = vs::pg::call([&] { return RelationGetNumberOfBlocks(index); });
-	std::uint64_t newly_deleted = 0;
+	WalkResult	r;
 
-	*live = 0;
 	for (BlockNumber blk = meta.first_node_block; blk < nblocks; ++blk)
 	{
 		Buffer		buf = InvalidBuffer;
@@ -75,8 +102,14 @@ walk_nodes(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteCallbac
 			for (std::uint16_t off = 1; off <= count; ++off)
 			{
 				vs::format::NodeWriter node = vs::format::node_writer_at(bytes, off, layout);
+				const NodeState state = node.view().state();
 
-				if (node.view().state() != vs::format::NodeState::kLive)
+				if (state == NodeState::kDeleted)
+				{
+					r.deleted.push_back(Tid{blk, off});
+					continue;
+				}
+				if (state != NodeState::kLive)
 					continue;
 				if (callback != nullptr)
 				{
@@ -85,13 +118,16 @@ walk_nodes(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteCallbac
 					DiskannTidToItemPointer(node.view().heap_tid(), &heap_tid);
 					if (vs::pg::call([&] { return callback(&heap_tid, cb_state); }))
 					{
-						node.set_state(vs::format::NodeState::kDeleted);
+						node.set_state(NodeState::kDeleted);
 						changed = true;
-						++newly_deleted;
+						++r.newly_deleted;
+						r.deleted.push_back(Tid{blk, off});
 						continue;
 					}
 				}
-				*live += 1;
+				r.live += 1;
+				if (want_live)
+					r.live_nodes.push_back(Tid{blk, off});
 			}
 		}
 		vs::pg::call([&] {
@@ -105,10 +141,162 @@ walk_nodes(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteCallbac
 			UnlockReleaseBuffer(buf);
 		});
 	}
+	if (r.newly_deleted != 0)
+		DiskannUpdateMeta(index, [&](vs::format::MetaInfo &m) { m.deleted_count += r.newly_deleted; });
+	return r;
+}
 
-	if (newly_deleted != 0)
-		DiskannUpdateMeta(index, [&](vs::format::MetaInfo &m) { m.deleted_count += newly_deleted; });
-	*deleted_now = (double) newly_deleted;
+/* Phase 3: turns the deleted nodes of one page into free slots linked into the free list. */
+void
+free_slots(Relation index, const vs::format::NodeLayout &layout, BlockNumber blk, std::span<const Tid> slots)
+{
+	Buffer		meta_buf = InvalidBuffer;
+	Buffer		buf = InvalidBuffer;
+	GenericXLogState *xlog = nullptr;
+	Page		meta_page = nullptr;
+	Page		page = nullptr;
+
+	vs::pg::call([&] {
+		meta_buf = ReadBuffer(index, 0);
+		LockBuffer(meta_buf, BUFFER_LOCK_EXCLUSIVE);
+		buf = ReadBuffer(index, blk);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		xlog = GenericXLogStart(index);
+		meta_page = GenericXLogRegisterBuffer(xlog, meta_buf, 0);
+		page = GenericXLogRegisterBuffer(xlog, buf, 0);
+	});
+	vs::format::MetaInfo meta =
+		vs::format::decode_meta({reinterpret_cast<const std::byte *>(meta_page), BLCKSZ});
+	const std::span<std::byte> bytes(reinterpret_cast<std::byte *>(page), BLCKSZ);
+	std::uint64_t freed = 0;
+
+	for (const Tid t : slots)
+	{
+		vs::format::NodeWriter node = vs::format::node_writer_at(bytes, t.offset, layout);
+
+		if (node.view().state() != NodeState::kDeleted)
+			continue;
+		node.make_free(meta.free_list_head);
+		meta.free_list_head = t;
+		++freed;
+	}
+	meta.deleted_count -= std::min<std::uint64_t>(meta.deleted_count, freed);
+
+	std::vector<std::byte> image(BLCKSZ);
+	const size_t keep = offsetof(PageHeaderData, pd_flags);
+
+	vs::format::encode_meta(meta, image);
+	std::memcpy(meta_page + keep, image.data() + keep, BLCKSZ - keep);
+	if (VS_FAILURE_POINT("vacuum_before_free_wal"))
+		vs::pg::call([] { elog(PANIC, "failure point vacuum_before_free_wal"); });
+	vs::pg::call([&] {
+		GenericXLogFinish(xlog);
+		UnlockReleaseBuffer(buf);
+		UnlockReleaseBuffer(meta_buf);
+	});
+}
+
+/* Phases 2 and 3, under the exclusive update lock (taken by the caller). */
+void
+repair_and_free(Relation index, const std::vector<Tid> &deleted)
+{
+	const vs::format::MetaInfo meta = DiskannReadMeta(index);
+	const vs::format::NodeLayout layout = vs::format::NodeLayout::from_meta(meta, BLCKSZ);
+	std::unordered_set<std::uint64_t> dead;
+
+	for (const Tid t : deleted)
+		dead.insert(t.key());
+
+	vs::sbq::Quantizer none;	/* repairs compare stored payloads only */
+	DiskannPageGraph graph(index, meta, none, DiskannPageGraph::Mode::kLive);
+	const WalkResult live = walk_nodes(index, nullptr, nullptr, nullptr, true);
+	std::size_t repaired = 0;
+
+	for (const Tid u : live.live_nodes)
+	{
+		if ((repaired & 63) == 0 && (QueryCancelPending || ProcDiePending))
+			throw vs::Cancelled();
+		if (graph.repair(u, dead))
+			++repaired;
+		if (repaired == 1 && VS_FAILURE_POINT("vacuum_mid_repair"))
+			vs::pg::call([] { elog(PANIC, "failure point vacuum_mid_repair"); });
+	}
+
+	/* A deleted entry point: its first live neighbor, or any live node, takes over. */
+	if (meta.entry_point.valid() && dead.count(meta.entry_point.key()))
+	{
+		Tid			next = Tid::invalid();
+		std::vector<std::byte> record(layout.record_size);
+
+		DiskannReadNode(index, meta.entry_point, layout, record.data());
+		for (const Tid n : vs::format::NodeView(record, layout).neighbors())
+			if (!dead.count(n.key()))
+			{
+				next = n;
+				break;
+			}
+		if (!next.valid() && !live.live_nodes.empty())
+			next = live.live_nodes.front();
+		DiskannUpdateMeta(index, [&](vs::format::MetaInfo &m) { m.entry_point = next; });
+	}
+
+	/*
+	 * Repairs only look two hops away: after mass deletions a live node can end up with no
+	 * path from the entry point. Link every such node back (a few rounds: linking one node can
+	 * take the last edge of a host, which had no other way in... rarely).
+	 */
+	const vs::format::MetaInfo now = DiskannReadMeta(index);
+	std::size_t linked = 0;
+
+	if (now.entry_point.valid())
+	{
+		DiskannPageGraph linker(index, now, none, DiskannPageGraph::Mode::kLive);
+
+		for (int round = 0; round < 8; ++round)
+		{
+			std::unordered_set<std::uint64_t> reached{now.entry_point.key()};
+			std::vector<Tid> stack{now.entry_point};
+
+			while (!stack.empty())
+			{
+				const Tid	t = stack.back();
+
+				stack.pop_back();
+				for (const Tid n : linker.neighbors_of(t))
+					if (!dead.count(n.key()) && reached.insert(n.key()).second)
+						stack.push_back(n);
+			}
+			bool		all = true;
+
+			for (const Tid u : live.live_nodes)
+				if (!reached.count(u.key()))
+				{
+					all = false;
+					linker.link_unreachable(u);
+					++linked;
+				}
+			if (all)
+				break;
+		}
+	}
+
+	/* Free the slots, one WAL record per page. */
+	std::vector<Tid> sorted = deleted;
+
+	std::sort(sorted.begin(), sorted.end(), [](Tid a, Tid b) { return a.key() < b.key(); });
+	for (std::size_t i = 0; i < sorted.size();)
+	{
+		std::size_t j = i;
+
+		while (j < sorted.size() && sorted[j].block == sorted[i].block)
+			++j;
+		free_slots(index, layout, sorted[i].block, std::span<const Tid>(sorted).subspan(i, j - i));
+		i = j;
+	}
+	vs::pg::call([&] {
+		elog(DEBUG1, "diskann vacuum of \"%s\": %zu nodes repaired, %zu relinked, %zu slots freed",
+			 RelationGetRelationName(index), repaired, linked, sorted.size());
+	});
 }
 
 }							/* namespace */
@@ -118,13 +306,25 @@ IndexBulkDeleteResult *
 diskannbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats, IndexBulkDeleteCallback callback,
 				  void *callback_state)
 {
-	double		live = 0,
-				deleted = 0;
+	Relation	index = info->index;
+	double		live = 0;
+	double		newly = 0;
 
 	if (stats == nullptr)
 		stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
-	vs::pg::invoke([&] { walk_nodes(info->index, info->strategy, callback, callback_state, &live, &deleted); });
-	stats->tuples_removed += deleted;
+	vs::pg::invoke([&] {
+		const WalkResult r = walk_nodes(index, info->strategy, callback, callback_state, false);
+
+		live = r.live;
+		newly = (double) r.newly_deleted;
+		if (r.deleted.empty())
+			return;
+		/* An error in between releases the lock with the transaction. */
+		vs::pg::call([&] { LockPage(index, DISKANN_UPDATE_LOCK, ExclusiveLock); });
+		repair_and_free(index, r.deleted);
+		vs::pg::call([&] { UnlockPage(index, DISKANN_UPDATE_LOCK, ExclusiveLock); });
+	});
+	stats->tuples_removed += newly;
 	stats->num_index_tuples = live;
 	return stats;
 }
@@ -133,15 +333,14 @@ diskannbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats, IndexBulk
 IndexBulkDeleteResult *
 diskannvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
-	double		live = 0,
-				deleted = 0;
-
 	if (info->analyze_only)
 		return stats;
 	if (stats == nullptr)
 	{
+		double		live = 0;
+
 		stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
-		vs::pg::invoke([&] { walk_nodes(info->index, info->strategy, nullptr, nullptr, &live, &deleted); });
+		vs::pg::invoke([&] { live = walk_nodes(info->index, info->strategy, nullptr, nullptr, false).live; });
 		stats->num_index_tuples = live;
 	}
 	stats->num_pages = RelationGetNumberOfBlocks(info->index);
