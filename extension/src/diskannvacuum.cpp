@@ -4,7 +4,8 @@
  *
  * ambulkdelete runs three phases.
  *   1. Mark: every live node whose heap tuple is dead becomes "deleted" (page by page, one
- *      Generic WAL record per changed page, under that page's exclusive lock). Scans still
+ *      Generic WAL record per changed page together with the meta page's deleted count,
+ *      so a crash never leaves the two apart). Scans still
  *      traverse deleted nodes but never return them, so the graph stays connected meanwhile.
  *   2. Repair, under the update lock in exclusive mode (no insert runs; scans do): every live
  *      node that points at a deleted node gets a new list by RobustPrune over its live
@@ -63,6 +64,65 @@ struct WalkResult
 };
 
 /*
+ * Marks nodes of one page deleted together with the meta page's deleted count, as one Generic
+ * WAL record (lock order: meta page, then node page), so that a crash never leaves the count
+ * and the records apart. `offsets` were found dead under a share lock; they are re-checked.
+ */
+std::uint64_t
+mark_deleted(Relation index, const vs::format::NodeLayout &layout, BlockNumber blk,
+			 std::span<const std::pair<std::uint16_t, Tid>> offsets, std::vector<Tid> &deleted)
+{
+	Buffer		meta_buf = InvalidBuffer;
+	Buffer		buf = InvalidBuffer;
+	GenericXLogState *xlog = nullptr;
+	Page		meta_page = nullptr;
+	Page		page = nullptr;
+	std::uint64_t marked = 0;
+
+	vs::pg::call([&] {
+		meta_buf = ReadBuffer(index, 0);
+		LockBuffer(meta_buf, BUFFER_LOCK_EXCLUSIVE);
+		buf = ReadBuffer(index, blk);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		xlog = GenericXLogStart(index);
+		meta_page = GenericXLogRegisterBuffer(xlog, meta_buf, 0);
+		page = GenericXLogRegisterBuffer(xlog, buf, 0);
+	});
+	const std::span<std::byte> bytes(reinterpret_cast<std::byte *>(page), BLCKSZ);
+
+	for (const auto &[off, heap] : offsets)
+	{
+		vs::format::NodeWriter node = vs::format::node_writer_at(bytes, off, layout);
+
+		if (node.view().state() == NodeState::kLive && node.view().heap_tid() == heap)
+		{
+			node.set_state(NodeState::kDeleted);
+			deleted.push_back(Tid{blk, off});
+			++marked;
+		}
+	}
+	if (marked != 0)
+	{
+		vs::format::MetaInfo meta = vs::format::decode_meta({reinterpret_cast<const std::byte *>(meta_page), BLCKSZ});
+		std::vector<std::byte> image(BLCKSZ);
+		const size_t keep = offsetof(PageHeaderData, pd_flags);
+
+		meta.deleted_count += marked;
+		vs::format::encode_meta(meta, image);
+		std::memcpy(meta_page + keep, image.data() + keep, BLCKSZ - keep);
+	}
+	vs::pg::call([&] {
+		if (marked != 0)
+			GenericXLogFinish(xlog);
+		else
+			GenericXLogAbort(xlog);
+		UnlockReleaseBuffer(buf);
+		UnlockReleaseBuffer(meta_buf);
+	});
+	return marked;
+}
+
+/*
  * Walks the node pages: with a callback, marks the live nodes of dead heap tuples deleted
  * (phase 1). Counts live nodes and collects deleted (and, if asked, live) ones.
  */
@@ -74,26 +134,21 @@ walk_nodes(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteCallbac
 	const vs::format::NodeLayout layout = vs::format::NodeLayout::from_meta(meta, BLCKSZ);
 	const BlockNumber nblocks = vs::pg::call([&] { return RelationGetNumberOfBlocks(index); });
 	WalkResult	r;
+	std::vector<std::pair<std::uint16_t, Tid>> dead;
 
 	for (BlockNumber blk = meta.first_node_block; blk < nblocks; ++blk)
 	{
 		Buffer		buf = InvalidBuffer;
-		GenericXLogState *xlog = nullptr;
 		Page		page = nullptr;
-		bool		changed = false;
 
+		dead.clear();
 		vs::pg::call([&] {
 			vacuum_delay_point();
 			buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
-			LockBuffer(buf, callback != nullptr ? BUFFER_LOCK_EXCLUSIVE : BUFFER_LOCK_SHARE);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
 			page = BufferGetPage(buf);
-			if (callback != nullptr)
-			{
-				xlog = GenericXLogStart(index);
-				page = GenericXLogRegisterBuffer(xlog, buf, 0);
-			}
 		});
-		const std::span<std::byte> bytes(reinterpret_cast<std::byte *>(page), BLCKSZ);
+		const std::span<const std::byte> bytes(reinterpret_cast<const std::byte *>(page), BLCKSZ);
 
 		if (is_node_page(bytes))
 		{
@@ -101,8 +156,8 @@ walk_nodes(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteCallbac
 
 			for (std::uint16_t off = 1; off <= count; ++off)
 			{
-				vs::format::NodeWriter node = vs::format::node_writer_at(bytes, off, layout);
-				const NodeState state = node.view().state();
+				const vs::format::NodeView node = vs::format::node_at(bytes, off, layout);
+				const NodeState state = node.state();
 
 				if (state == NodeState::kDeleted)
 				{
@@ -115,13 +170,10 @@ walk_nodes(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteCallbac
 				{
 					ItemPointerData heap_tid;
 
-					DiskannTidToItemPointer(node.view().heap_tid(), &heap_tid);
+					DiskannTidToItemPointer(node.heap_tid(), &heap_tid);
 					if (vs::pg::call([&] { return callback(&heap_tid, cb_state); }))
 					{
-						node.set_state(NodeState::kDeleted);
-						changed = true;
-						++r.newly_deleted;
-						r.deleted.push_back(Tid{blk, off});
+						dead.emplace_back(off, node.heap_tid());
 						continue;
 					}
 				}
@@ -130,19 +182,14 @@ walk_nodes(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteCallbac
 					r.live_nodes.push_back(Tid{blk, off});
 			}
 		}
-		vs::pg::call([&] {
-			if (xlog != nullptr)
-			{
-				if (changed)
-					GenericXLogFinish(xlog);
-				else
-					GenericXLogAbort(xlog);
-			}
-			UnlockReleaseBuffer(buf);
-		});
+		vs::pg::call([&] { UnlockReleaseBuffer(buf); });
+		if (!dead.empty())
+		{
+			r.newly_deleted += mark_deleted(index, layout, blk, dead, r.deleted);
+			if (VS_FAILURE_POINT("vacuum_mid_mark"))
+				vs::pg::call([] { elog(PANIC, "failure point vacuum_mid_mark"); });
+		}
 	}
-	if (r.newly_deleted != 0)
-		DiskannUpdateMeta(index, [&](vs::format::MetaInfo &m) { m.deleted_count += r.newly_deleted; });
 	return r;
 }
 
