@@ -22,7 +22,7 @@ outdir=$(cd "$outdir" && pwd)
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export VS_SHARED_DATA=${VS_SHARED_DATA:-$(cd "$here/../../.." && pwd)/shared/data}
 export PATH=$bindir:$PATH
-export PERL5LIB=$perl_dir${PERL5LIB:+:$PERL5LIB}
+export PERL5LIB=$perl_dir:$here/lib${PERL5LIB:+:$PERL5LIB}
 export PG_REGRESS=${PG_REGRESS:-$(dirname "$perl_dir")/regress/pg_regress}
 
 if ! perl -MIPC::Run -e 1 2>/dev/null; then
@@ -36,10 +36,11 @@ if ((EUID == 0)); then
   work=$(mktemp -d /tmp/vs_tap.XXXXXX)
   trap 'rm -rf "$work"' EXIT
   cp "$test" "$work/"
+  cp -R "$here/lib" "$work/lib"
   chown -R vs_test "$work"
   chmod 755 "$work"
   rc=0
-  (cd "$work" && runuser -u vs_test -- env PATH="$PATH" PERL5LIB="$PERL5LIB" PG_REGRESS="$PG_REGRESS" \
+  (cd "$work" && runuser -u vs_test -- env PATH="$PATH" PERL5LIB="$perl_dir:$work/lib" PG_REGRESS="$PG_REGRESS" \
      VS_SHARED_DATA="$VS_SHARED_DATA" VS_GPU_BUILDER="${VS_GPU_BUILDER:-}" TESTDIR="$work" \
      prove -v "$work/$(basename "$test")") \
     2>&1 | tee "$outdir/prove.out" || rc=$?

@@ -7,37 +7,10 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use VsTestData qw(read_vecs write_copy data_prefix);
 
-my $data = ($ENV{VS_SHARED_DATA} // '') . '/mnist-10k';
-plan skip_all => "no $data.base.fvecs (../shared/data is not present)" unless -r "$data.base.fvecs";
-
-# Reads a TexMex .fvecs/.ivecs file; returns a list of array refs (at most $limit).
-sub read_vecs
-{
-	my ($path, $type, $limit) = @_;
-	open my $fh, '<:raw', $path or die "$path: $!";
-	my @rows;
-	while (!defined $limit || @rows < $limit)
-	{
-		last unless read($fh, my $hdr, 4) == 4;
-		my $dim = unpack('l<', $hdr);
-		read($fh, my $buf, 4 * $dim) == 4 * $dim or die "$path: short read";
-		push @rows, [ unpack(($type eq 'f' ? 'f<' : 'l<') . $dim, $buf) ];
-	}
-	return @rows;
-}
-
-# Writes rows as a COPY file of (id, vector text).
-sub write_copy
-{
-	my ($path, @rows) = @_;
-	open my $fh, '>', $path or die "$path: $!";
-	for my $i (0 .. $#rows)
-	{
-		print $fh $i, "\t[", join(',', @{ $rows[$i] }), "]\n";
-	}
-	close $fh;
-}
+my $data = data_prefix('mnist-10k');
+plan skip_all => 'no mnist-10k.base.fvecs (../shared/data is not present)' unless $data;
 
 my $nq = 100;
 my @base = read_vecs("$data.base.fvecs", 'f');
