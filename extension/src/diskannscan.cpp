@@ -13,7 +13,12 @@
  * Rows come out sorted inside each batch; between batches the order is the graph's
  * (relaxed ordering, as pgvectorscale documents). Deleted nodes are traversed but never
  * returned. The search never drops a discovered node, so even query_search_list_size = 2
- * streams every live node reachable from the entry point, which the build makes all.
+ * streams every live node reachable from the entry point, which the build makes all. When
+ * VACUUM frees nodes under a running scan, the scan notices (it expands a freed or reused
+ * slot) and starts over on the repaired graph, skipping the rows it already returned. When
+ * the graph search is exhausted, a sweep over the node pages returns every live row the
+ * search did not reach (a node can lose its last in-edge to re-pruning), so a scan that is
+ * read to the end returns every live row exactly once.
  *
  * The search state is a C++ object owned by the scan; a reset callback on the scan's
  * memory context deletes it if the query ends in an error before amendscan.
@@ -24,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -50,6 +56,15 @@ extern "C" {
 namespace {
 
 using vs::format::Tid;
+
+/* Hash of a row identity (node key << 64 | heap TID key). */
+struct RowIdHash
+{
+	std::size_t operator()(unsigned __int128 v) const noexcept
+	{
+		return std::hash<std::uint64_t>{}((std::uint64_t) v ^ ((std::uint64_t) (v >> 64) * 0x9E3779B97F4A7C15ull));
+	}
+};
 
 /* What the search knows of a node it has seen. */
 struct NodeInfo
@@ -82,7 +97,41 @@ struct ScanCore
 
 	std::vector<std::pair<float, Tid>> batch;
 	std::size_t batch_pos = 0;
+
+	/*
+	 * VACUUM may repair and free nodes while a scan is under way; the scan then holds stale
+	 * neighbor lists. Expanding a slot that was freed (or freed and reused) since the scan
+	 * saw it sets `restart`: the search starts over from the (re-read) entry point over the
+	 * repaired graph, and `returned` keeps it from returning a row twice.
+	 */
+	bool		restart = false;
+	int			restarts = 0;
+
+	/*
+	 * The sweep: once the graph search is exhausted, the node pages are read in order and
+	 * every live node not returned yet comes out (graph order no longer applies: relaxed
+	 * ordering). Inserts and VACUUM can leave a live node without in-edges (a re-prune drops
+	 * its last one; exact duplicates crowd each other out), so without the sweep a full scan
+	 * could miss rows; with it, a scan returns every live row, reachable or not.
+	 */
+	bool		sweeping = false;
+	BlockNumber sweep_block = 0;
+	BlockNumber sweep_end = 0;
+	std::vector<std::pair<std::uint64_t, NodeInfo>> sweep_rows;	/* of the current page */
+	std::vector<float> sweep_dist;
+	std::size_t sweep_pos = 0;
+	std::vector<std::byte> sweep_page;
+	std::unordered_set<unsigned __int128, RowIdHash> returned;	/* (node key, heap TID) */
 };
+
+constexpr int kMaxScanRestarts = 64;
+
+/* Identity of a returned row: node slot and heap TID (a reused slot is another row). */
+unsigned __int128
+row_id(std::uint64_t key, Tid heap)
+{
+	return ((unsigned __int128) key << 64) | heap.key();
+}
 
 /* PG-side state of a scan (palloc'd, trivially destructible). */
 typedef struct DiskannScanOpaqueData
@@ -154,12 +203,21 @@ node_distance(IndexScanDesc scan, ScanCore &s, std::uint64_t key)
 void
 read_neighbors(IndexScanDesc scan, ScanCore &s, std::uint64_t key)
 {
+	const auto	known = s.seen.find(key);
+	const Tid	seen_heap = known != s.seen.end() ? known->second.heap : Tid::invalid();
+	bool		stale = false;
+
 	s.neighbors.clear();
 	s.neighbors.reserve(s.layout.num_neighbors);
 	DiskannVisitNode(scan->indexRelation, tid_of(key), s.layout, [&](const std::byte *rec) noexcept {
-		/* A slot freed by VACUUM meanwhile: its neighbors[0] links the free list, not the graph. */
+		/*
+		 * A slot freed by VACUUM since we scored it (its neighbors[0] links the free list, not
+		 * the graph), or freed and reused by another row: our view of the graph is stale.
+		 */
 		const bool	free_slot = vs::format::load_u16(rec, 0) == (std::uint16_t) vs::format::NodeState::kFree;
-		const std::size_t count = free_slot ? 0 : std::min<std::size_t>(vs::format::load_u16(rec, 4), s.layout.num_neighbors);
+
+		stale = free_slot || (seen_heap.valid() && !(vs::format::load_tid6(rec + 6) == seen_heap));
+		const std::size_t count = stale ? 0 : std::min<std::size_t>(vs::format::load_u16(rec, 4), s.layout.num_neighbors);
 
 		for (std::size_t i = 0; i < count; ++i)
 		{
@@ -169,6 +227,8 @@ read_neighbors(IndexScanDesc scan, ScanCore &s, std::uint64_t key)
 				s.neighbors.push_back(n.key());		/* reserved: cannot allocate */
 		}
 	});
+	if (stale && s.restarts < kMaxScanRestarts)
+		s.restart = true;
 }
 
 /* Loads the meta page and quantizer; sizes the scratch buffers. */
@@ -240,6 +300,10 @@ start_search(IndexScanDesc scan, ScanCore &s)
 	s.batch_size = s.rescoring ? (std::size_t) diskann_query_rescore : 1;
 	s.search.reset((std::size_t) diskann_query_search_list_size);
 	s.seen.clear();
+	s.returned.clear();
+	s.restart = false;
+	s.restarts = 0;
+	s.sweeping = false;
 	s.batch.clear();
 	s.batch_pos = 0;
 	if (s.meta.entry_point.valid())
@@ -305,7 +369,69 @@ heap_distance(IndexScanDesc scan, DiskannScanOpaque so, ScanCore &s, Tid tid)
 	return vs::distance::index_distance(s.metric, s.query_full.data(), s.heap_vector.data(), column_dims);
 }
 
-/* Fills the next batch; returns false when the search is exhausted. */
+/*
+ * The next live node of the sweep, with its distance to the query; false when every page is
+ * done. Reads one node page at a time (a copy, taken under a share lock).
+ */
+bool
+sweep_next(IndexScanDesc scan, ScanCore &s, std::uint64_t &key, NodeInfo &info, float &dist)
+{
+	Relation	index = scan->indexRelation;
+
+	if (!s.sweeping)
+	{
+		s.sweeping = true;
+		s.sweep_block = s.meta.first_node_block;
+		s.sweep_end = vs::pg::call([&] { return RelationGetNumberOfBlocks(index); });
+		s.sweep_rows.clear();
+		s.sweep_pos = 0;
+		s.sweep_page.resize(BLCKSZ);
+	}
+	while (s.sweep_pos == s.sweep_rows.size())
+	{
+		if (s.sweep_block >= s.sweep_end)
+			return false;
+		const BlockNumber blk = s.sweep_block++;
+
+		s.sweep_rows.clear();
+		s.sweep_dist.clear();
+		s.sweep_pos = 0;
+		DiskannReadPage(index, blk, s.sweep_page.data());
+		const std::span<const std::byte> page(s.sweep_page);
+		const auto	o = vs::format::read_page_opaque(page);
+
+		if (o.page_id != vs::format::kPageId || o.page_type != (std::uint16_t) vs::format::PageType::kNode)
+			continue;
+		const std::uint16_t count = vs::format::node_page_count(page, s.layout);
+
+		for (std::uint16_t off = 1; off <= count; ++off)
+		{
+			const vs::format::NodeView node = vs::format::node_at(page, off, s.layout);
+			NodeInfo	ni;
+
+			ni.heap = node.heap_tid();
+			ni.live = node.state() == vs::format::NodeState::kLive;
+			if (!ni.live)
+				continue;
+			const std::byte *payload = node.payload().data();
+			const float d = s.sbq
+				? (float) vs::distance::hamming(s.query_code.data(), reinterpret_cast<const std::uint64_t *>(payload),
+												s.query_code.size())
+				: vs::distance::index_distance(s.metric, s.query.data(), reinterpret_cast<const float *>(payload),
+											   s.query.size());
+
+			s.sweep_rows.emplace_back(Tid{blk, off}.key(), ni);
+			s.sweep_dist.push_back(d);
+		}
+	}
+	key = s.sweep_rows[s.sweep_pos].first;
+	info = s.sweep_rows[s.sweep_pos].second;
+	dist = s.sweep_dist[s.sweep_pos];
+	++s.sweep_pos;
+	return true;
+}
+
+/* Fills the next batch; returns false when the search and the sweep are exhausted. */
 bool
 next_batch(IndexScanDesc scan, DiskannScanOpaque so, ScanCore &s)
 {
@@ -339,11 +465,35 @@ next_batch(IndexScanDesc scan, DiskannScanOpaque so, ScanCore &s)
 			throw std::runtime_error("failure point scan_throw");
 		const auto c = s.search.next(expand, distance, visited);
 
-		if (!c)
-			break;
-		const NodeInfo &info = s.seen.at(c->id);
+		if (s.restart)
+		{
+			/* Start over on the repaired graph; rows already returned are skipped. */
+			s.restart = false;
+			++s.restarts;
+			s.seen.clear();
+			s.search.reset((std::size_t) diskann_query_search_list_size);
+			s.meta.entry_point = DiskannReadMeta(scan->indexRelation).entry_point;
+			if (s.meta.entry_point.valid())
+			{
+				const std::uint64_t entry = s.meta.entry_point.key();
 
-		if (!info.live)
+				s.search.add_start(entry, node_distance(scan, s, entry));
+			}
+			continue;
+		}
+		std::uint64_t key;
+		NodeInfo	info;
+		float		dist;
+
+		if (c)
+		{
+			key = c->id;
+			info = s.seen.at(c->id);
+			dist = c->distance;
+		}
+		else if (!sweep_next(scan, s, key, info, dist))
+			break;
+		if (!info.live || !s.returned.insert(row_id(key, info.heap)).second)
 			continue;
 		if (s.rescoring)
 		{
@@ -353,7 +503,7 @@ next_batch(IndexScanDesc scan, DiskannScanOpaque so, ScanCore &s)
 				s.batch.emplace_back(*d, info.heap);
 		}
 		else
-			s.batch.emplace_back(c->distance, info.heap);
+			s.batch.emplace_back(dist, info.heap);
 		if (QueryCancelPending || ProcDiePending)
 			throw vs::Cancelled();
 	}

@@ -40,3 +40,19 @@ SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM v ORDER BY e <-> '[0,0,0,0
 SELECT diskann_validate_index('v_idx');
 RESET ALL;
 DROP TABLE v;
+-- Exact duplicates crowd each other out of neighbor lists (most with a small R), so some rows
+-- lose every in-edge; a scan read to the end still returns every row once (the page sweep).
+CREATE FUNCTION hvec(i int) RETURNS vector LANGUAGE sql IMMUTABLE AS
+  $$ SELECT (SELECT array_agg(((i * 7919 + j * 104729) % 1000003) / 1000003.0)
+               FROM generate_series(1, 8) j)::vector(8) $$;
+CREATE TABLE dup (id int, e vector(8));
+INSERT INTO dup SELECT i, hvec(i) FROM generate_series(1, 1000) i;
+CREATE INDEX dup_idx ON dup USING diskann (e vector_l2_ops) WITH (storage_layout = plain, num_neighbors = 10);
+INSERT INTO dup SELECT i + 1000 * c, hvec(i) FROM generate_series(1, 1000) i, generate_series(1, 2) c;
+SET enable_seqscan = off;
+SET diskann.query_search_list_size = 2;
+SELECT count(*), count(DISTINCT id) FROM (SELECT id FROM dup ORDER BY e <-> hvec(1)) s;
+SELECT diskann_validate_index('dup_idx');
+RESET ALL;
+DROP TABLE dup;
+DROP FUNCTION hvec(int);
