@@ -13,6 +13,7 @@
  * WAL: this runs only inside CREATE INDEX, which WAL-logs the whole relation at the end.
  */
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <utility>
 
@@ -37,9 +38,11 @@ using vs::format::Tid;
 DiskannPageGraph::DiskannPageGraph(Relation index, const vs::format::MetaInfo &meta, vs::sbq::Quantizer quantizer,
 								   Mode mode)
 	: index_(index), mode_(mode), meta_(meta), layout_(vs::format::NodeLayout::from_meta(meta, BLCKSZ)),
-	  quantizer_(std::move(quantizer)), record_(layout_.record_size), code_(layout_.code_words),
+	  quantizer_(std::move(quantizer)), code_(layout_.code_words),
 	  plain_a_(layout_.indexed_dims), plain_b_(layout_.indexed_dims)
 {
+	cache_.reserve(4096);
+	visited_.reserve(8192);
 	last_block_ = vs::pg::call([&] { return RelationGetNumberOfBlocks(index); }) - 1;
 }
 
@@ -47,18 +50,35 @@ DiskannPageGraph::DiskannPageGraph(Relation index, const vs::format::MetaInfo &m
 float
 DiskannPageGraph::distance(std::span<const std::byte> a, std::span<const std::byte> b)
 {
-	if (layout_.storage == vs::format::StorageLayout::kMemoryOptimized)
-	{
-		std::uint32_t d = 0;
-
-		for (std::size_t w = 0; w < layout_.code_words; ++w)
-			d += (std::uint32_t) __builtin_popcountll(vs::format::load_le<std::uint64_t>(a.data() + 8 * w) ^
-													  vs::format::load_le<std::uint64_t>(b.data() + 8 * w));
-		return (float) d;
-	}
+	static_assert(std::endian::native == std::endian::little, "payloads are little-endian words");
+	if (layout_.storage == vs::format::StorageLayout::kMemoryOptimized)	/* 8-aligned buffers */
+		return (float) vs::distance::hamming(reinterpret_cast<const std::uint64_t *>(a.data()),
+											 reinterpret_cast<const std::uint64_t *>(b.data()), layout_.code_words);
 	std::memcpy(plain_a_.data(), a.data(), layout_.payload_size);
 	std::memcpy(plain_b_.data(), b.data(), layout_.payload_size);
 	return vs::distance::index_distance(meta_.metric, plain_a_.data(), plain_b_.data(), layout_.indexed_dims);
+}
+
+/*
+ * Copies a record's payload and valid neighbors (reserved: no allocation). Out of line so that
+ * it is not inlined into the sigsetjmp frame of vs::pg::call.
+ */
+__attribute__((noinline)) void
+DiskannPageGraph::copy_node(const std::byte *rec, const vs::format::NodeLayout &layout, Cached &c) noexcept
+{
+	std::memcpy(c.payload.data(), rec + layout.payload_offset, layout.payload_size);
+	/* a free slot's neighbors[0] links the free list, not the graph */
+	if (vs::format::load_u16(rec, 0) == (std::uint16_t) vs::format::NodeState::kFree)
+		return;
+	const std::size_t count = std::min<std::size_t>(vs::format::load_u16(rec, 4), layout.num_neighbors);
+
+	for (std::size_t i = 0; i < count; ++i)
+	{
+		const Tid	n = vs::format::load_tid6(rec + layout.neighbors_offset + vs::format::kTid6Size * i);
+
+		if (n.valid())
+			c.neighbors.push_back(n);
+	}
 }
 
 /* Payload and neighbors of a node, read once per insert. */
@@ -69,13 +89,11 @@ DiskannPageGraph::load(Tid tid)
 
 	if (it != cache_.end())
 		return it->second;
-	DiskannReadNode(index_, tid, layout_, record_.data());
-	const vs::format::NodeView view(record_, layout_);
 	Cached		c;
 
-	c.payload.assign(view.payload().begin(), view.payload().end());
-	if (view.state() != vs::format::NodeState::kFree)	/* a free slot's neighbors[0] links the free list */
-		c.neighbors = view.neighbors();
+	c.payload.resize(layout_.payload_size);
+	c.neighbors.reserve(layout_.num_neighbors);	/* no allocation under the buffer lock */
+	DiskannVisitNode(index_, tid, layout_, [&](const std::byte *rec) noexcept { copy_node(rec, layout_, c); });
 	return cache_.emplace(tid.key(), std::move(c)).first->second;
 }
 
@@ -490,13 +508,14 @@ void
 DiskannPageGraph::search_neighbors(std::span<const std::byte> payload, Tid entry_tid, std::vector<Tid> &out)
 {
 	vs::vamana::SearchList<std::uint64_t> list(meta_.search_list_size);
-	std::unordered_map<std::uint64_t, bool> visited;
 	std::vector<Tid> expanded;
 	struct Visited
 	{
-		std::unordered_map<std::uint64_t, bool> *set;
-		bool		test_and_set(std::uint64_t k) { return !set->emplace(k, true).second; }
-	}			vis{&visited};
+		std::unordered_set<std::uint64_t> *set;
+		bool		test_and_set(std::uint64_t k) { return !set->insert(k).second; }
+	}			vis{&visited_};
+
+	visited_.clear();
 	auto		tid_of = [](std::uint64_t k) { return Tid{(std::uint32_t) (k >> 16), (std::uint16_t) (k & 0xFFFF)}; };
 	auto		dist = [&](std::uint64_t k) { return distance(payload, load(tid_of(k)).payload); };
 	const std::uint64_t entry = entry_tid.key();
@@ -506,7 +525,8 @@ DiskannPageGraph::search_neighbors(std::span<const std::byte> payload, Tid entry
 	(void) vs::vamana::greedy_search(
 		list,
 		[&](std::uint64_t k, auto &&visit) {
-			const std::vector<Tid> nb = load(tid_of(k)).neighbors;
+			/* load() inserts into a node-based map: this reference stays valid. */
+			const std::vector<Tid> &nb = load(tid_of(k)).neighbors;
 
 			for (const Tid n : nb)
 				visit(n.key());

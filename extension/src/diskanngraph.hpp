@@ -66,6 +66,7 @@ class DiskannPageGraph
 	};
 
 	const Cached &load(vs::format::Tid tid);
+	static void copy_node(const std::byte *rec, const vs::format::NodeLayout &layout, Cached &c) noexcept;
 	float		distance(std::span<const std::byte> a, std::span<const std::byte> b);
 	void		prune(std::span<const std::byte> self, std::vector<vs::format::Tid> &candidates,
 					  std::vector<vs::format::Tid> &out);
@@ -85,7 +86,7 @@ class DiskannPageGraph
 	vs::sbq::Quantizer quantizer_;
 	BlockNumber last_block_;
 	std::unordered_map<std::uint64_t, Cached> cache_;	/* per insert */
-	std::vector<std::byte> record_;
+	std::unordered_set<std::uint64_t> visited_;	/* per search */
 	std::vector<std::uint64_t> code_;
 	std::vector<float> plain_a_, plain_b_;
 };
