@@ -141,4 +141,36 @@ SELECT format('     L=%s  recall@10=%s  QPS=%s', l, recall, qps) FROM results OR
 SQL
 done
 "${psql[@]}" -c "SELECT diskann_validate_index('items_idx')" >/dev/null
+
+# Streaming inserts, side by side in this run: half the rows indexed, the other half inserted
+# (one aminsert per row), for diskann and, where pgvector is installed, its HNSW index.
+has_hnsw=$("${psql[@]}" -c "SELECT count(*) FROM pg_am WHERE amname = 'hnsw'")
+echo "   streaming inserts (half built, half inserted, one client):"
+declare -A rate=()
+for am in diskann:memory_optimized diskann:plain hnsw:-; do
+  method=${am%%:*}
+  storage=${am##*:}
+  [[ $method == hnsw && $has_hnsw != 1 ]] && continue
+  [[ $storage == plain && ( $metric == ip || $dims -gt 1900 ) ]] && continue
+  with=""
+  [[ $method == diskann ]] && with="WITH (storage_layout = $storage)"
+  rate[$am]=$("${psql[@]}" <<SQL | tail -1
+DROP TABLE IF EXISTS ins;
+CREATE TABLE ins (id int, embedding vector($dims));
+INSERT INTO ins SELECT * FROM items WHERE id % 2 = 0;
+CREATE INDEX ON ins USING $method (embedding $opclass) $with;
+SELECT clock_timestamp() AS t0 \gset
+INSERT INTO ins SELECT * FROM items WHERE id % 2 = 1;
+SELECT round((SELECT count(*) FROM items WHERE id % 2 = 1) / extract(epoch FROM clock_timestamp() - :'t0')::numeric, 0);
+SQL
+)
+  echo "     $method ${storage/-/(m=16, ef_construction=64)}: ${rate[$am]} rows/s"
+done
+if [[ -n ${rate[hnsw:-]:-} ]]; then
+  awk -v a="${rate[diskann:memory_optimized]}" -v b="${rate[hnsw:-]}" \
+    'BEGIN { printf "     diskann memory_optimized / hnsw: %.2fx\n", a / b }'
+else
+  echo "     (pgvector's hnsw is not installed here: no side-by-side ratio)"
+fi
+"${psql[@]}" -c "DROP TABLE ins" >/dev/null
 echo "   index validated; server log: no crash" && ! grep -q 'terminated by signal' "$work/server.log"
