@@ -42,3 +42,15 @@ CREATE FUNCTION diskann_validate_index(index regclass) RETURNS void
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION diskann_validate_index(regclass) IS
 	'checks every page and node of a diskann index; raises an error naming the first violation';
+
+-- Labels (Filtered DiskANN): overlap of smallint[] label sets. NULL elements are ignored, an
+-- empty array overlaps nothing; estimated like the built-in anyarray &&.
+CREATE FUNCTION diskann_label_overlap(smallint[], smallint[]) RETURNS boolean
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION diskann_label_overlap_sel(internal, oid, internal, integer) RETURNS float8
+	AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION diskann_label_overlap_joinsel(internal, oid, internal, smallint, internal) RETURNS float8
+	AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE OPERATOR && (
+	LEFTARG = smallint[], RIGHTARG = smallint[], FUNCTION = diskann_label_overlap,
+	COMMUTATOR = &&, RESTRICT = diskann_label_overlap_sel, JOIN = diskann_label_overlap_joinsel);
