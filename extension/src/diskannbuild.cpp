@@ -214,6 +214,22 @@ insert_bounded(LoadState *st, const float *x, vs::format::Tid tid)
 	(*st->graph)->insert(row, tid);
 }
 
+}							/* namespace */
+
+DiskannVector *
+DiskannBuildRowVector(Datum value, const DiskannBuildOptions *opts)
+{
+	DiskannVector *v = DatumGetDiskannVector(value);
+
+	if (v->dim != opts->column_dims)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("expected %d dimensions, not %d", opts->column_dims, v->dim)));
+	return v;
+}
+
+namespace {
+
 /* Heap scan callback (PG zone): one live tuple. */
 void
 load_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool tupleIsAlive,
@@ -229,11 +245,7 @@ load_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool
 		return;
 
 	old = MemoryContextSwitchTo(st->tmpctx);
-	v = DatumGetDiskannVector(values[0]);
-	if (v->dim != st->opts->column_dims)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("expected %d dimensions, not %d", st->opts->column_dims, v->dim)));
+	v = DiskannBuildRowVector(values[0], st->opts);
 	vs::pg::invoke([&] {
 		if (VS_FAILURE_POINT("build_callback_throw"))
 			throw std::runtime_error("failure point build_callback_throw");

@@ -20,3 +20,6 @@ void		DiskannWriteNewPage(Relation index, ForkNumber fork, std::uint32_t block, 
  */
 bool		DiskannBuildRemote(Relation heap, Relation index, IndexInfo *indexInfo,
 							   const DiskannBuildOptions *opts, std::uint64_t seed, IndexBuildResult *result);
+
+/* The row's vector, detoasted, checked against the column's dimensions (PG zone). */
+DiskannVector *DiskannBuildRowVector(Datum value, const DiskannBuildOptions *opts);

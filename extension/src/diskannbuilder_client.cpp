@@ -72,11 +72,7 @@ remote_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bo
 	if (isnull[0])
 		return;
 	old = MemoryContextSwitchTo(st->tmpctx);
-	v = DatumGetDiskannVector(values[0]);
-	if (v->dim != st->opts->column_dims)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("expected %d dimensions, not %d", st->opts->column_dims, v->dim)));
+	v = DiskannBuildRowVector(values[0], st->opts);
 	vs::pg::invoke([&] {
 		const std::uint64_t key = DiskannTidFromItemPointer(tid).key();
 

@@ -261,11 +261,7 @@ DiskannPageGraph::append_live(std::span<const std::byte> record)
 	if (!meta.entry_point.valid())
 		meta.entry_point = self;
 
-	std::vector<std::byte> image(BLCKSZ);
-	const size_t keep = offsetof(PageHeaderData, pd_flags);	/* pd_lsn, pd_checksum stay */
-
-	vs::format::encode_meta(meta, image);
-	std::memcpy(meta_page + keep, image.data() + keep, BLCKSZ - keep);
+	DiskannEncodeMetaInto(meta_page, meta);
 	if (VS_FAILURE_POINT("insert_before_node_wal"))
 		vs::pg::call([] { elog(PANIC, "failure point insert_before_node_wal"); });
 	vs::pg::call([&] {

@@ -246,7 +246,6 @@ DiskannUpdateMeta(Relation index, const std::function<void(vs::format::MetaInfo 
 	Buffer		buf = InvalidBuffer;
 	GenericXLogState *state = nullptr;
 	Page		page = nullptr;
-	std::vector<std::byte> image(BLCKSZ);
 
 	vs::pg::call([&] {
 		buf = ReadBuffer(index, 0);
@@ -258,13 +257,19 @@ DiskannUpdateMeta(Relation index, const std::function<void(vs::format::MetaInfo 
 		vs::format::decode_meta(std::span<const std::byte>(reinterpret_cast<const std::byte *>(page), BLCKSZ));
 
 	change(meta);
-	vs::format::encode_meta(meta, image);
+	DiskannEncodeMetaInto(page, meta);
 	vs::pg::call([&] {
-		/* pd_lsn and pd_checksum stay PostgreSQL's; GenericXLogFinish sets the LSN. */
-		const size_t keep = offsetof(PageHeaderData, pd_flags);
-
-		memcpy((char *) page + keep, image.data() + keep, BLCKSZ - keep);
 		GenericXLogFinish(state);
 		UnlockReleaseBuffer(buf);
 	});
+}
+
+void
+DiskannEncodeMetaInto(Page page, const vs::format::MetaInfo &meta)
+{
+	std::vector<std::byte> image(BLCKSZ);
+	const size_t keep = offsetof(PageHeaderData, pd_flags);
+
+	vs::format::encode_meta(meta, image);
+	memcpy((char *) page + keep, image.data() + keep, BLCKSZ - keep);
 }

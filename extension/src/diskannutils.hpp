@@ -61,3 +61,9 @@ DiskannVisitNode(Relation index, vs::format::Tid tid, const vs::format::NodeLayo
 }
 /* Rewrites the meta page with change(meta) applied, WAL-logged (C++ zone). */
 void		DiskannUpdateMeta(Relation index, const std::function<void(vs::format::MetaInfo &)> &change);
+
+/*
+ * Encodes meta into the (registered, exclusively locked) meta page, keeping the page's
+ * pd_lsn and pd_checksum: PostgreSQL owns them (GenericXLogFinish sets the LSN).
+ */
+void		DiskannEncodeMetaInto(Page page, const vs::format::MetaInfo &meta);

@@ -104,12 +104,9 @@ mark_deleted(Relation index, const vs::format::NodeLayout &layout, BlockNumber b
 	if (marked != 0)
 	{
 		vs::format::MetaInfo meta = vs::format::decode_meta({reinterpret_cast<const std::byte *>(meta_page), BLCKSZ});
-		std::vector<std::byte> image(BLCKSZ);
-		const size_t keep = offsetof(PageHeaderData, pd_flags);
 
 		meta.deleted_count += marked;
-		vs::format::encode_meta(meta, image);
-		std::memcpy(meta_page + keep, image.data() + keep, BLCKSZ - keep);
+		DiskannEncodeMetaInto(meta_page, meta);
 	}
 	vs::pg::call([&] {
 		if (marked != 0)
@@ -228,12 +225,7 @@ free_slots(Relation index, const vs::format::NodeLayout &layout, BlockNumber blk
 		++freed;
 	}
 	meta.deleted_count -= std::min<std::uint64_t>(meta.deleted_count, freed);
-
-	std::vector<std::byte> image(BLCKSZ);
-	const size_t keep = offsetof(PageHeaderData, pd_flags);
-
-	vs::format::encode_meta(meta, image);
-	std::memcpy(meta_page + keep, image.data() + keep, BLCKSZ - keep);
+	DiskannEncodeMetaInto(meta_page, meta);
 	if (VS_FAILURE_POINT("vacuum_before_free_wal"))
 		vs::pg::call([] { elog(PANIC, "failure point vacuum_before_free_wal"); });
 	vs::pg::call([&] {
