@@ -54,3 +54,7 @@ CREATE FUNCTION diskann_label_overlap_joinsel(internal, oid, internal, smallint,
 CREATE OPERATOR && (
 	LEFTARG = smallint[], RIGHTARG = smallint[], FUNCTION = diskann_label_overlap,
 	COMMUTATOR = &&, RESTRICT = diskann_label_overlap_sel, JOIN = diskann_label_overlap_joinsel);
+
+-- The label column of a two-column index (embedding, labels): filtered search with &&.
+CREATE OPERATOR CLASS vector_smallint_label_ops DEFAULT FOR TYPE smallint[] USING diskann AS
+	OPERATOR 1 && (smallint[], smallint[]);

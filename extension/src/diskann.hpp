@@ -29,6 +29,10 @@ extern "C" {
 
 /* Support function 1 of every vector opclass: returns the metric code (smallint). */
 #define DISKANN_METRIC_PROC 1
+/* Strategy of the label operator && in vector_smallint_label_ops. */
+#define DISKANN_LABEL_OVERLAP_STRATEGY 1
+/* Label slots per node record of a labeled index (more if a row at build time has more). */
+#define DISKANN_DEFAULT_LABEL_CAPACITY 8
 #define DISKANN_NUM_PROCS 1
 
 /*
@@ -111,6 +115,7 @@ typedef struct DiskannBuildOptions
 	int			num_neighbors;
 	int			search_list_size;
 	float		max_alpha;
+	bool		labeled;		/* a second column of labels (smallint[]) */
 } DiskannBuildOptions;
 
 /* diskann.cpp */
@@ -123,6 +128,9 @@ int			DiskannGetMetric(Relation index);
 int			DiskannColumnDims(Relation index);
 void		DiskannResolveOptions(Relation index, DiskannBuildOptions *out);
 int			DiskannBuildThreads(double n);
+
+/* diskannlabels.cpp */
+int16	   *DiskannLabelValues(Datum value, int *n);
 
 /* diskannbuild.cpp */
 IndexBuildResult *diskannbuild(Relation heap, Relation index, IndexInfo *indexInfo);

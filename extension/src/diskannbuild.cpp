@@ -39,6 +39,7 @@
 #include "vectorscale/format/records.hpp"
 #include "vectorscale/vamana/build.hpp"
 #include "vectorscale/vamana/index.hpp"
+#include "vectorscale/vamana/labels.hpp"
 #include "vectorscale/vamana/pages.hpp"
 
 #include "diskann.hpp"
@@ -65,6 +66,7 @@ struct Collected
 	vs::Array<float> vectors;
 	std::size_t n = 0;
 	std::vector<vs::format::Tid> tids;
+	vs::vamana::LabelSets labels;	/* labeled indexes: one set per row */
 };
 
 /* Everything the heap scan callback needs; only PODs and pointers. */
@@ -246,7 +248,12 @@ load_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool
 
 	old = MemoryContextSwitchTo(st->tmpctx);
 	v = DiskannBuildRowVector(values[0], st->opts);
+	int			nlabels = 0;
+	int16	   *labels = st->opts->labeled && !isnull[1] ? DiskannLabelValues(values[1], &nlabels) : nullptr;
+
 	vs::pg::invoke([&] {
+		if (st->opts->labeled)
+			st->collected->labels.push_back({labels, (std::size_t) nlabels});
 		if (VS_FAILURE_POINT("build_callback_throw"))
 			throw std::runtime_error("failure point build_callback_throw");
 		if (VS_FAILURE_POINT("build_callback_bad_alloc"))
@@ -258,7 +265,18 @@ load_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool
 			append_vector(st->collected, v->x, (std::size_t) st->opts->indexed_dims,
 						  DiskannTidFromItemPointer(tid));
 			if ((double) st->collected->n * st->per_vector_bytes > st->budget_bytes)
+			{
+				if (st->opts->labeled)
+					vs::pg::call([&] {
+						ereport(ERROR,
+								(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+								 errmsg("labeled diskann index \"%s\" does not fit in maintenance_work_mem",
+										RelationGetRelationName(st->index)),
+								 errdetail("The bounded-memory build does not support labels yet."),
+								 errhint("Raise maintenance_work_mem.")));
+					});
 				switch_to_bounded(st);
+			}
 		}
 	});
 	st->indexed += 1;
@@ -350,9 +368,17 @@ build_local(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBu
 	vs::vamana::IndexParams params = index_params(opts, DiskannBuildThreads(estimate));
 	const std::uint32_t bits = opts->storage == DISKANN_STORAGE_PLAIN ? 0 : (std::uint32_t) opts->bits_per_dim;
 	const double budget = (double) maintenance_work_mem * 1024.0;
-	if (diskann_builder_endpoint != nullptr && diskann_builder_endpoint[0] != '\0' &&
-		DiskannBuildRemote(heap, index, indexInfo, opts, params.build.seed, result))
-		return;
+	if (diskann_builder_endpoint != nullptr && diskann_builder_endpoint[0] != '\0')
+	{
+		if (opts->labeled)
+			vs::pg::call([] {
+				ereport(NOTICE,
+						(errmsg("diskann builds of labeled indexes do not go through the builder yet"),
+						 errdetail("Building the index locally instead.")));
+			});
+		else if (DiskannBuildRemote(heap, index, indexInfo, opts, params.build.seed, result))
+			return;
+	}
 
 	Collected	collected;
 	std::optional<DiskannPageGraph> page_graph;
@@ -424,13 +450,16 @@ build_local(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBu
 	DiskannReportPhase(bits != 0 ? DISKANN_PHASE_TRAIN : DISKANN_PHASE_GRAPH, 0, (double) n);
 	vs::vamana::BuildStats stats;
 	const vs::vamana::Index graph = vs::vamana::Index::build(std::move(collected.vectors), n, dims, params,
-															  nullptr, control, &stats);
+															  opts->labeled ? &collected.labels : nullptr, control,
+															  &stats);
 
 	DiskannReportPhase(DISKANN_PHASE_WRITE, 0, (double) n);
 	vs::vamana::PageOptions page_options;
 
 	page_options.page_size = BLCKSZ;
 	page_options.column_dims = (std::uint32_t) opts->column_dims;
+	page_options.labeled = opts->labeled;
+	page_options.label_capacity = opts->labeled ? DISKANN_DEFAULT_LABEL_CAPACITY : 0;
 	page_options.provenance.built_by = vs::format::BuiltBy::kLocal;
 	page_options.provenance.backend = vs::format::BuildBackend::kCpu;
 	page_options.provenance.builder_id = "vectorscale " DISKANN_MODULE_VERSION;
@@ -463,6 +492,8 @@ build_empty(Relation index, const DiskannBuildOptions *opts, ForkNumber fork)
 
 	page_options.page_size = BLCKSZ;
 	page_options.column_dims = (std::uint32_t) opts->column_dims;
+	page_options.labeled = opts->labeled;
+	page_options.label_capacity = opts->labeled ? DISKANN_DEFAULT_LABEL_CAPACITY : 0;
 	page_options.provenance.builder_id = "vectorscale " DISKANN_MODULE_VERSION;
 	(void) vs::vamana::write_index_pages(
 		empty, params.build, {}, page_options, [&](std::uint32_t block, std::span<const std::byte> image) {

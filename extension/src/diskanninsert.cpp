@@ -35,6 +35,14 @@ insert_one(Relation index, const DiskannVector *v, ItemPointer heap_tid)
 {
 	const vs::format::MetaInfo meta = DiskannReadMeta(index);
 
+	if (meta.has_labels)
+		vs::pg::call([&] {
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("inserting into labeled diskann index \"%s\" is not supported yet",
+							RelationGetRelationName(index)),
+					 errhint("Load the rows before creating the index, or REINDEX after loading them.")));
+		});
 	if (v->dim != (int) meta.column_dims)
 		vs::pg::call([&] {
 			ereport(ERROR,

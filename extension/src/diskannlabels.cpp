@@ -31,6 +31,16 @@ PGDLLEXPORT Datum diskann_label_overlap_joinsel(PG_FUNCTION_ARGS);
 
 /* Non-NULL elements of an int2 array (palloc'd); *n gets their number. */
 static int16 *
+label_values(ArrayType *a, int *n);
+
+/* Labels of a smallint[] datum: its non-NULL elements (palloc'd, unsorted). */
+int16 *
+DiskannLabelValues(Datum value, int *n)
+{
+	return label_values(DatumGetArrayTypeP(value), n);
+}
+
+static int16 *
 label_values(ArrayType *a, int *n)
 {
 	Datum	   *elems;

@@ -24,6 +24,7 @@
  * memory context deletes it if the query ends in an error before amendscan.
  */
 #include <algorithm>
+#include <limits>
 #include <bit>
 #include <cstring>
 #include <memory>
@@ -37,6 +38,7 @@
 #include "vectorscale/format/reader.hpp"
 #include "vectorscale/format/records.hpp"
 #include "vectorscale/sbq/sbq.hpp"
+#include "vectorscale/vamana/labels.hpp"
 #include "vectorscale/vamana/streaming.hpp"
 
 #include "diskann.hpp"
@@ -71,6 +73,7 @@ struct NodeInfo
 {
 	Tid			heap;
 	bool		live = false;
+	bool		match = true;	/* filtered scans: the node's labels overlap the query's */
 };
 
 /* The C++ half of a scan. */
@@ -106,6 +109,13 @@ struct ScanCore
 	 */
 	bool		restart = false;
 	int			restarts = 0;
+
+	/* Filtered search (Filtered DiskANN): the query's labels, sorted and unique. */
+	bool		filtered = false;
+	bool		no_match = false;	/* an empty or NULL label filter: no row qualifies */
+	std::vector<std::int16_t> query_labels;
+	std::vector<vs::format::LabelStart> label_starts;	/* of the index, by label */
+	std::vector<std::int16_t> node_labels;	/* scratch (label_capacity) */
 
 	/*
 	 * The sweep: once the graph search is exhausted, the node pages are read in order and
@@ -181,11 +191,19 @@ node_distance(IndexScanDesc scan, ScanCore &s, std::uint64_t key)
 	const std::size_t words = s.query_code.size();
 	const std::size_t dims = s.query.size();
 
+	std::size_t nlabels = 0;
+
 	DiskannVisitNode(scan->indexRelation, tid_of(key), s.layout, [&](const std::byte *rec) noexcept {
 		const std::byte *payload = rec + s.layout.payload_offset;
 
 		state = vs::format::load_u16(rec, 0);
 		heap = vs::format::load_tid6(rec + 6);
+		if (s.filtered)
+		{
+			nlabels = std::min<std::size_t>(vs::format::load_u16(rec, 2), s.layout.label_capacity);
+			for (std::size_t i = 0; i < nlabels; ++i)
+				s.node_labels[i] = vs::format::load_i16(rec, vs::format::kNodeHeaderSize + 2 * i);
+		}
 		if (s.sbq)
 			d = (float) vs::distance::hamming(s.query_code.data(), reinterpret_cast<const std::uint64_t *>(payload),
 											  words);
@@ -196,6 +214,13 @@ node_distance(IndexScanDesc scan, ScanCore &s, std::uint64_t key)
 
 	info.heap = heap;
 	info.live = state == (std::uint16_t) vs::format::NodeState::kLive;
+	if (s.filtered)
+	{
+		/* Non-matching nodes are neither returned nor expanded; they sink to the back. */
+		info.match = vs::vamana::labels_overlap({s.node_labels.data(), nlabels}, s.query_labels);
+		if (!info.match)
+			d = std::numeric_limits<float>::infinity();
+	}
 	return d;
 }
 
@@ -208,6 +233,8 @@ read_neighbors(IndexScanDesc scan, ScanCore &s, std::uint64_t key)
 	bool		stale = false;
 
 	s.neighbors.clear();
+	if (known != s.seen.end() && !known->second.match)
+		return;					/* filtered search does not go through other labels */
 	s.neighbors.reserve(s.layout.num_neighbors);
 	DiskannVisitNode(scan->indexRelation, tid_of(key), s.layout, [&](const std::byte *rec) noexcept {
 		/*
@@ -254,6 +281,47 @@ open_index(IndexScanDesc scan, ScanCore &s)
 		s.query_code.resize(s.quantizer.words());
 	}
 	s.heap_vector.resize(s.meta.column_dims);
+	if (s.meta.has_labels)
+	{
+		std::vector<std::byte> page(BLCKSZ);
+
+		s.label_starts = vs::format::read_label_starts(s.meta, BLCKSZ, [&](std::uint32_t block) -> std::span<const std::byte> {
+			DiskannReadPage(index, block, page.data());
+			return page;
+		});
+		s.node_labels.resize(s.layout.label_capacity);
+	}
+}
+
+/* The label filter of the scan keys (PG zone parts guarded): && on the label column. */
+void
+read_label_filter(IndexScanDesc scan, ScanCore &s)
+{
+	s.filtered = false;
+	s.no_match = false;
+	s.query_labels.clear();
+	for (int i = 0; i < scan->numberOfKeys; ++i)
+	{
+		ScanKey		k = &scan->keyData[i];
+
+		if (k->sk_attno != 2 || k->sk_strategy != DISKANN_LABEL_OVERLAP_STRATEGY)
+			continue;
+		if (s.filtered)
+			continue;			/* the first filter drives the search; the executor rechecks all */
+		s.filtered = true;
+		if (k->sk_flags & SK_ISNULL)
+		{
+			s.no_match = true;
+			continue;
+		}
+		int			n = 0;
+		std::int16_t *values = vs::pg::call([&] { return DiskannLabelValues(k->sk_argument, &n); });
+
+		s.query_labels.assign(values, values + n);
+		std::sort(s.query_labels.begin(), s.query_labels.end());
+		s.query_labels.erase(std::unique(s.query_labels.begin(), s.query_labels.end()), s.query_labels.end());
+		s.no_match = s.query_labels.empty();
+	}
 }
 
 /* Starts the search for the query in scan->orderByData[0]. */
@@ -306,7 +374,24 @@ start_search(IndexScanDesc scan, ScanCore &s)
 	s.sweeping = false;
 	s.batch.clear();
 	s.batch_pos = 0;
-	if (s.meta.entry_point.valid())
+	read_label_filter(scan, s);
+	if (s.filtered)
+	{
+		/* Start from the start node of each query label (Filtered DiskANN). */
+		for (const std::int16_t label : s.query_labels)
+		{
+			const auto	it = std::lower_bound(s.label_starts.begin(), s.label_starts.end(), label,
+											  [](const vs::format::LabelStart &a, std::int16_t l) { return a.label < l; });
+
+			if (it != s.label_starts.end() && it->label == label && s.seen.find(it->node.key()) == s.seen.end())
+			{
+				const std::uint64_t k = it->node.key();
+
+				s.search.add_start(k, node_distance(scan, s, k));
+			}
+		}
+	}
+	else if (s.meta.entry_point.valid())
 	{
 		const std::uint64_t entry = s.meta.entry_point.key();
 		const float d = node_distance(scan, s, entry);
@@ -413,6 +498,13 @@ sweep_next(IndexScanDesc scan, ScanCore &s, std::uint64_t &key, NodeInfo &info, 
 			ni.live = node.state() == vs::format::NodeState::kLive;
 			if (!ni.live)
 				continue;
+			if (s.filtered)
+			{
+				const std::vector<std::int16_t> labels = node.labels();
+
+				if (!vs::vamana::labels_overlap(labels, s.query_labels))
+					continue;
+			}
 			const std::byte *payload = node.payload().data();
 			const float d = s.sbq
 				? (float) vs::distance::hamming(s.query_code.data(), reinterpret_cast<const std::uint64_t *>(payload),
@@ -452,6 +544,8 @@ next_batch(IndexScanDesc scan, DiskannScanOpaque so, ScanCore &s)
 
 	s.batch.clear();
 	s.batch_pos = 0;
+	if (s.no_match)
+		return false;
 	vs::pg::call([&] { MemoryContextReset(so->tmpctx); });
 	while (s.batch.size() < s.batch_size)
 	{
@@ -479,7 +573,7 @@ next_batch(IndexScanDesc scan, DiskannScanOpaque so, ScanCore &s)
 
 				s.search.add_start(entry, node_distance(scan, s, entry));
 			}
-			continue;
+			continue;			/* (labeled indexes never free slots: no restart there) */
 		}
 		std::uint64_t key;
 		NodeInfo	info;
@@ -493,7 +587,7 @@ next_batch(IndexScanDesc scan, DiskannScanOpaque so, ScanCore &s)
 		}
 		else if (!sweep_next(scan, s, key, info, dist))
 			break;
-		if (!info.live || !s.returned.insert(row_id(key, info.heap)).second)
+		if (!info.live || !info.match || !s.returned.insert(row_id(key, info.heap)).second)
 			continue;
 		if (s.rescoring)
 		{
@@ -602,7 +696,7 @@ diskanngettuple(IndexScanDesc scan, ScanDirection dir)
 	found = vs::pg::invoke([&] { return scan_next(scan, so, &scan->xs_heaptid); });
 	if (!found)
 		return false;
-	scan->xs_recheck = false;
+	scan->xs_recheck = so->state->filtered;	/* the executor rechecks every && qual */
 	scan->xs_recheckorderby = false;
 	return true;
 }

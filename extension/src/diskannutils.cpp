@@ -21,6 +21,7 @@ extern "C" {
 #include "postmaster/bgworker_internals.h"
 #include "storage/bufpage.h"
 #include "storage/itemptr.h"
+#include "catalog/pg_type_d.h"
 #include "utils/lsyscache.h"
 }
 
@@ -120,6 +121,26 @@ DiskannResolveOptions(Relation index, DiskannBuildOptions *out)
 	int			num_dimensions = opts ? opts->num_dimensions : DISKANN_NUM_DIMENSIONS_ALL;
 	int			bits = opts ? opts->num_bits_per_dimension : DISKANN_BITS_DEFAULT;
 
+	/* (vector) or (vector, smallint[] labels), the vector first. */
+	if (IndexRelationGetNumberOfKeyAttributes(index) > 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("diskann indexes have at most two columns: a vector and smallint[] labels")));
+	if (index->rd_opcintype[0] == INT2ARRAYOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the first column of a diskann index must be the vector"),
+				 errhint("Write the index as (embedding, labels); the table's column order does not matter.")));
+	out->labeled = IndexRelationGetNumberOfKeyAttributes(index) == 2;
+	if (out->labeled && index->rd_opcintype[1] != INT2ARRAYOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the second column of a diskann index must be smallint[] labels")));
+	if (out->labeled && storage == DISKANN_STORAGE_PLAIN)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("labels are not supported with storage_layout plain"),
+				 errhint("Use storage_layout memory_optimized for a filtered (labeled) index.")));
 	out->metric = DiskannGetMetric(index);
 	out->storage = storage;
 	out->column_dims = DiskannColumnDims(index);

@@ -356,7 +356,11 @@ diskannbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats, IndexBulk
 
 		live = r.live;
 		newly = (double) r.newly_deleted;
-		if (r.deleted.empty())
+		/*
+		 * Labeled indexes keep their deleted nodes (traversed, never returned) until label
+		 * start nodes can be replaced when freed: repairing and freeing waits for that.
+		 */
+		if (r.deleted.empty() || DiskannReadMeta(index).has_labels)
 			return;
 		/* An error in between releases the lock with the transaction. */
 		vs::pg::call([&] { LockPage(index, DISKANN_UPDATE_LOCK, ExclusiveLock); });

@@ -32,8 +32,9 @@ extern "C" {
 #include "diskannutils.hpp"
 
 /*
- * amvalidate: every support function is number 1 taking no arguments and returning
- * smallint (the metric code); every operator is an ORDER BY operator returning float8.
+ * amvalidate. A vector opclass: support function 1 takes no arguments and returns smallint
+ * (the metric code); its operator is an ORDER BY operator returning float8. The label opclass
+ * (smallint[]): no support function; its operator is the search operator && returning bool.
  */
 bool
 diskannvalidate(Oid opclassoid)
@@ -53,6 +54,30 @@ diskannvalidate(Oid opclassoid)
 	classform = (Form_pg_opclass) GETSTRUCT(classtup);
 	opfamilyoid = classform->opcfamily;
 	opclassname = NameStr(classform->opcname);
+	if (classform->opcintype == INT2ARRAYOID)
+	{
+		bool		label_ok = true;
+
+		proclist = SearchSysCacheList1(AMPROCNUM, ObjectIdGetDatum(opfamilyoid));
+		oprlist = SearchSysCacheList1(AMOPSTRATEGY, ObjectIdGetDatum(opfamilyoid));
+		label_ok = proclist->n_members == 0 && oprlist->n_members == 1;
+		for (int i = 0; i < oprlist->n_members && label_ok; i++)
+		{
+			Form_pg_amop oprform = (Form_pg_amop) GETSTRUCT(&oprlist->members[i]->tuple);
+
+			label_ok = oprform->amoppurpose == AMOP_SEARCH && oprform->amopstrategy == 1 &&
+				check_amop_signature(oprform->amopopr, BOOLOID, INT2ARRAYOID, INT2ARRAYOID);
+		}
+		if (!label_ok)
+			ereport(INFO,
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("diskann label operator class \"%s\" must have exactly the search operator 1 && (smallint[], smallint[]) and no support function",
+							opclassname)));
+		ReleaseCatCacheList(oprlist);
+		ReleaseCatCacheList(proclist);
+		ReleaseSysCache(classtup);
+		return label_ok;
+	}
 
 	proclist = SearchSysCacheList1(AMPROCNUM, ObjectIdGetDatum(opfamilyoid));
 	for (int i = 0; i < proclist->n_members; i++)

@@ -15,7 +15,7 @@ format::MetaInfo write_index_pages(const Index& index, const BuildParams& params
   const Graph& g = index.graph();
   const bool sbq = index.storage() == Storage::kMemoryOptimized;
   const LabelSets& labels = index.labels();
-  const bool has_labels = !labels.empty();
+  const bool has_labels = options.labeled || !labels.empty();
 
   format::GraphInput in;
   in.meta.metric = index.metric();
@@ -30,11 +30,12 @@ format::MetaInfo write_index_pages(const Index& index, const BuildParams& params
   if (has_labels) {
     std::uint32_t most = 1;
     for (std::size_t i = 0; i < labels.size(); ++i) most = std::max<std::uint32_t>(most, labels.of(i).size());
-    VS_EXPECTS(options.label_capacity == 0 || options.label_capacity >= most,
-               "a row has %u labels, more than the label capacity %u", most, options.label_capacity);
-    in.meta.label_capacity = static_cast<std::uint16_t>(options.label_capacity != 0 ? options.label_capacity : most);
-    in.label_offsets = labels.offsets;
-    in.label_values = labels.values;
+    VS_EXPECTS(most <= 0xFFFF, "a row has %u labels", most);
+    in.meta.label_capacity = static_cast<std::uint16_t>(std::max<std::uint32_t>(options.label_capacity, most));
+    if (labels.size() == index.size()) {  // else: no row has labels yet
+      in.label_offsets = labels.offsets;
+      in.label_values = labels.values;
+    }
   }
   in.meta.built_by = options.provenance.built_by;
   in.meta.build_backend = options.provenance.backend;

@@ -28,7 +28,8 @@ struct Provenance {
 struct PageOptions {
   std::uint32_t page_size = 8192;     ///< the server's BLCKSZ
   std::uint32_t column_dims = 0;      ///< dims of the column type; 0 = the index's dims
-  std::uint16_t label_capacity = 0;   ///< labels per node record; 0 = the most any row has
+  std::uint16_t label_capacity = 0;   ///< labels per node record: at least this and the most any row has
+  bool labeled = false;               ///< a labeled index even if no row has a label yet
   Provenance provenance;
 };
 

@@ -39,3 +39,34 @@ SELECT est($$SELECT * FROM lab WHERE labels && ARRAY[3]::smallint[]$$) BETWEEN 7
 SELECT ARRAY[1,2]::int[] && ARRAY[2]::int[] AS builtin_int;
 DROP TABLE lab;
 DROP FUNCTION est(text);
+-- Labeled indexes: (embedding, labels), the label column anywhere in the table
+CREATE TABLE li (labels smallint[], id int, e vector(4));
+INSERT INTO li SELECT CASE WHEN i % 50 = 0 THEN NULL ELSE ARRAY[i % 5, -32768 + i % 3]::smallint[] END,
+                      i, ARRAY[i % 7, i % 11, i % 13, 1]::vector(4)
+  FROM generate_series(1, 600) i;
+CREATE INDEX li_idx ON li USING diskann (e vector_l2_ops, labels);
+SELECT has_labels, nodes FROM diskann_index_info('li_idx');
+SELECT diskann_validate_index('li_idx');
+SET enable_seqscan = off;
+-- every row a filtered scan returns matches, and a scan read to the end returns them all
+SELECT count(*), count(*) FILTER (WHERE labels && ARRAY[2]::smallint[]) AS matching,
+       (SELECT count(*) FROM li WHERE labels && ARRAY[2]::smallint[]) AS expected
+  FROM (SELECT labels FROM li WHERE labels && ARRAY[2]::smallint[] ORDER BY e <-> '[1,1,1,1]') s;
+SELECT count(*) AS edge_label_rows FROM (SELECT id FROM li WHERE labels && ARRAY[-32768]::smallint[] ORDER BY e <-> '[1,1,1,1]') s;
+SELECT count(*) AS empty_filter FROM (SELECT id FROM li WHERE labels && ARRAY[]::smallint[] ORDER BY e <-> '[1,1,1,1]') s;
+SELECT count(*) AS null_filter FROM (SELECT id FROM li WHERE labels && NULL::smallint[] ORDER BY e <-> '[1,1,1,1]') s;
+SELECT count(*) AS unknown_label FROM (SELECT id FROM li WHERE labels && ARRAY[99]::smallint[] ORDER BY e <-> '[1,1,1,1]') s;
+-- other WHERE clauses stay filters on top
+SELECT count(*) AS also_id FROM (SELECT id FROM li WHERE labels && ARRAY[1]::smallint[] AND id < 100 ORDER BY e <-> '[1,1,1,1]') s;
+-- labels from a join
+SELECT count(*) AS joined FROM (SELECT l.id FROM li l, (VALUES (ARRAY[3,4]::smallint[])) v(f)
+  WHERE l.labels && v.f ORDER BY l.e <-> '[1,1,1,1]' LIMIT 5) s;
+-- an unfiltered query on a labeled index sees every row with a vector
+SELECT count(*) AS unfiltered FROM (SELECT id FROM li ORDER BY e <-> '[1,1,1,1]') s;
+RESET enable_seqscan;
+-- what is refused, with a reason
+SELECT try($$CREATE INDEX ON li USING diskann (e vector_l2_ops, labels) WITH (storage_layout = plain)$$);
+SELECT try($$CREATE INDEX ON li USING diskann (labels, e vector_l2_ops)$$);
+SELECT try($$CREATE INDEX ON li USING diskann (e vector_l2_ops, labels, labels)$$);
+SELECT try($$INSERT INTO li VALUES (ARRAY[1]::smallint[], 1000, '[1,2,3,4]')$$);
+DROP TABLE li;
