@@ -19,6 +19,7 @@
 
 #include "vectorscale/distance/distance.hpp"
 #include "vectorscale/format/reader.hpp"
+#include "vectorscale/vamana/labels.hpp"
 #include "vectorscale/vamana/prune.hpp"
 #include "vectorscale/vamana/search.hpp"
 
@@ -67,6 +68,10 @@ __attribute__((noinline)) void
 DiskannPageGraph::copy_node(const std::byte *rec, const vs::format::NodeLayout &layout, Cached &c) noexcept
 {
 	std::memcpy(c.payload.data(), rec + layout.payload_offset, layout.payload_size);
+	const std::size_t nlabels = std::min<std::size_t>(vs::format::load_u16(rec, 2), layout.label_capacity);
+
+	for (std::size_t i = 0; i < nlabels; ++i)
+		c.labels.push_back(vs::format::load_i16(rec, vs::format::kNodeHeaderSize + 2 * i));
 	/* a free slot's neighbors[0] links the free list, not the graph */
 	if (vs::format::load_u16(rec, 0) == (std::uint16_t) vs::format::NodeState::kFree)
 		return;
@@ -93,13 +98,15 @@ DiskannPageGraph::load(Tid tid)
 
 	c.payload.resize(layout_.payload_size);
 	c.neighbors.reserve(layout_.num_neighbors);	/* no allocation under the buffer lock */
+	c.labels.reserve(layout_.label_capacity);
 	DiskannVisitNode(index_, tid, layout_, [&](const std::byte *rec) noexcept { copy_node(rec, layout_, c); });
 	return cache_.emplace(tid.key(), std::move(c)).first->second;
 }
 
-/* RobustPrune of candidates (TIDs) around self; out gets at most R of them. */
+/* RobustPrune of candidates (TIDs) around self (label-aware when self has labels); at most R. */
 void
-DiskannPageGraph::prune(std::span<const std::byte> self, std::vector<Tid> &candidates, std::vector<Tid> &out)
+DiskannPageGraph::prune(std::span<const std::byte> self, std::span<const std::int16_t> self_labels,
+						std::vector<Tid> &candidates, std::vector<Tid> &out)
 {
 	std::vector<std::pair<float, Tid>> sorted;
 	std::vector<float> to_p;
@@ -121,7 +128,13 @@ DiskannPageGraph::prune(std::span<const std::byte> self, std::vector<Tid> &candi
 		[&](std::size_t i, std::size_t j) {
 			return distance(load(sorted[i].second).payload, load(sorted[j].second).payload);
 		},
-		[](std::size_t, std::size_t) { return true; }, kept, factor);
+		[&](std::size_t i, std::size_t j) {
+			/* Filtered DiskANN: s occludes c only if s carries every label c shares with self. */
+			return self_labels.empty() ||
+				vs::vamana::covers_intersection(load(sorted[i].second).labels, load(sorted[j].second).labels,
+												self_labels);
+		},
+		kept, factor);
 	out.clear();
 	for (const std::uint32_t k : kept)
 		out.push_back(sorted[k].second);
@@ -175,7 +188,7 @@ DiskannPageGraph::append(std::span<const std::byte> record)
  * entry point. Returns the new node's TID.
  */
 Tid
-DiskannPageGraph::append_live(std::span<const std::byte> record)
+DiskannPageGraph::append_live(std::span<const std::byte> record, std::span<const std::int16_t> labels)
 {
 	Buffer		meta_buf = InvalidBuffer;
 	Buffer		node_buf = InvalidBuffer;
@@ -260,6 +273,36 @@ DiskannPageGraph::append_live(std::span<const std::byte> record)
 	}
 	if (!meta.entry_point.valid())
 		meta.entry_point = self;
+	/* A label no node had yet starts at the new node (inline label starts only). */
+	for (const std::int16_t label : labels)
+	{
+		const auto	it = std::lower_bound(meta.labels.begin(), meta.labels.end(), label,
+										  [](const vs::format::LabelStart &a, std::int16_t l) { return a.label < l; });
+
+		if (it != meta.labels.end() && it->label == label)
+			continue;
+		if (meta.label_count != meta.label_inline_count ||
+			meta.label_inline_count >= vs::format::inline_label_capacity(BLCKSZ))
+		{
+			/* Overflow pages (not the meta page, which this backend holds locked). */
+			std::vector<std::byte> page(BLCKSZ);
+			bool		known = false;
+
+			for (const auto &ls : vs::format::read_label_starts(meta, BLCKSZ,
+																[&](std::uint32_t block) -> std::span<const std::byte> {
+																	DiskannReadPage(index_, block, page.data());
+																	return page;
+																}))
+				known |= ls.label == label;
+			if (known)
+				continue;
+			VS_FAIL(vs::ErrorCode::kUnsupported,
+					"label %d is new and the meta page has no room for another label start (REINDEX)", (int) label);
+		}
+		meta.labels.insert(it, vs::format::LabelStart{label, self});
+		meta.label_inline_count += 1;
+		meta.label_count += 1;
+	}
 
 	DiskannEncodeMetaInto(meta_page, meta);
 	if (VS_FAILURE_POINT("insert_before_node_wal"))
@@ -345,9 +388,17 @@ DiskannPageGraph::set_neighbors(Tid tid, std::span<const Tid> neighbors)
 }
 
 void
-DiskannPageGraph::insert(std::span<const float> v, Tid heap)
+DiskannPageGraph::insert(std::span<const float> v, Tid heap, std::span<const std::int16_t> labels_in)
 {
 	std::vector<std::byte> payload(layout_.payload_size);
+	std::vector<std::int16_t> labels(labels_in.begin(), labels_in.end());
+
+	std::sort(labels.begin(), labels.end());
+	labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
+	VS_EXPECTS(labels.empty() || meta_.has_labels, "this diskann index has no label column");
+	VS_EXPECTS(labels.size() <= layout_.label_capacity,
+			   "a row has %zu labels; this diskann index stores at most %u per row (REINDEX to store more)",
+			   labels.size(), (unsigned) layout_.label_capacity);
 
 	if (layout_.storage == vs::format::StorageLayout::kMemoryOptimized)
 	{
@@ -366,18 +417,36 @@ DiskannPageGraph::insert(std::span<const float> v, Tid heap)
 	writer.set_state(vs::format::NodeState::kLive);
 	writer.set_heap_tid(heap);
 	writer.set_payload(payload);
+	writer.set_labels(labels);
 	cache_.clear();
 
 	std::vector<Tid> chosen;
 
 	if (meta_.entry_point.valid())
 	{
-		search_neighbors(payload, meta_.entry_point, chosen);
+		/* Filtered DiskANN: the unfiltered search plus one search per label from its start. */
+		std::vector<Tid> expanded;
+
+		search_expanded(payload, meta_.entry_point, nullptr, expanded);
+		if (!labels.empty())
+		{
+			const std::vector<vs::format::LabelStart> starts = current_label_starts();
+
+			for (const std::int16_t &label : labels)
+			{
+				const auto	it = std::lower_bound(starts.begin(), starts.end(), label,
+												  [](const vs::format::LabelStart &a, std::int16_t l) { return a.label < l; });
+
+				if (it != starts.end() && it->label == label)
+					search_expanded(payload, it->node, &label, expanded);
+			}
+		}
+		prune(payload, labels, expanded, chosen);
 		writer.set_neighbors(chosen);
 	}
 
 	const bool	first = !meta_.entry_point.valid();
-	const Tid	self = mode_ == Mode::kLive ? append_live(record) : append(record);
+	const Tid	self = mode_ == Mode::kLive ? append_live(record, labels) : append(record);
 
 	if (first)
 	{
@@ -395,7 +464,7 @@ DiskannPageGraph::insert(std::span<const float> v, Tid heap)
 	}
 	if (VS_FAILURE_POINT("insert_before_reverse_edges"))
 		vs::pg::call([] { elog(PANIC, "failure point insert_before_reverse_edges"); });
-	cache_.emplace(self.key(), Cached{payload, chosen});
+	cache_.emplace(self.key(), Cached{payload, chosen, labels});
 
 	/* Reverse edges: n -> self, pruned from n's side when n's list is full. */
 	bool		reachable = false;
@@ -456,7 +525,9 @@ DiskannPageGraph::repair(Tid u, const std::unordered_set<std::uint64_t> &dead)
 	std::vector<Tid> chosen;
 	const std::vector<std::byte> own = load(u).payload;
 
-	prune(own, candidates, chosen);
+	const std::vector<std::int16_t> own_labels = load(u).labels;
+
+	prune(own, own_labels, candidates, chosen);
 	if (!replace_neighbors_live(u, before, chosen))
 		VS_FAIL(vs::ErrorCode::kInternal, "node (%u,%u) changed during VACUUM's repair", u.block, (unsigned) u.offset);
 	return true;
@@ -499,12 +570,37 @@ DiskannPageGraph::link_unreachable(Tid u)
 		VS_FAIL(vs::ErrorCode::kInternal, "node (%u,%u) changed during VACUUM", host.block, (unsigned) host.offset);
 }
 
+/* The label starts of the index now: the meta page's inline ones and the overflow chain. */
+std::vector<vs::format::LabelStart>
+DiskannPageGraph::current_label_starts()
+{
+	if (!meta_.has_labels)
+		return {};
+	std::vector<std::byte> page(BLCKSZ);
+	const vs::format::MetaInfo meta = DiskannReadMeta(index_);
+
+	return vs::format::read_label_starts(meta, BLCKSZ, [&](std::uint32_t block) -> std::span<const std::byte> {
+		DiskannReadPage(index_, block, page.data());
+		return page;
+	});
+}
+
 /* Greedy search from entry for payload; RobustPrune of the expanded nodes into out. */
 void
 DiskannPageGraph::search_neighbors(std::span<const std::byte> payload, Tid entry_tid, std::vector<Tid> &out)
 {
-	vs::vamana::SearchList<std::uint64_t> list(meta_.search_list_size);
 	std::vector<Tid> expanded;
+
+	search_expanded(payload, entry_tid, nullptr, expanded);
+	prune(payload, {}, expanded, out);
+}
+
+/* Greedy search from entry (only through nodes carrying *label, if given); appends expanded nodes. */
+void
+DiskannPageGraph::search_expanded(std::span<const std::byte> payload, Tid entry_tid, const std::int16_t *label,
+								  std::vector<Tid> &expanded)
+{
+	vs::vamana::SearchList<std::uint64_t> list(meta_.search_list_size);
 	struct Visited
 	{
 		std::unordered_set<std::uint64_t> *set;
@@ -525,10 +621,18 @@ DiskannPageGraph::search_neighbors(std::span<const std::byte> payload, Tid entry
 			const std::vector<Tid> &nb = load(tid_of(k)).neighbors;
 
 			for (const Tid n : nb)
+			{
+				if (label != nullptr)
+				{
+					const std::vector<std::int16_t> &l = load(n).labels;
+
+					if (!std::binary_search(l.begin(), l.end(), *label))
+						continue;
+				}
 				visit(n.key());
+			}
 		},
 		dist, vis, [&](const vs::vamana::Candidate<std::uint64_t> &c) { expanded.push_back(tid_of(c.id)); });
-	prune(payload, expanded, out);
 }
 
 /*
@@ -557,8 +661,9 @@ DiskannPageGraph::add_reverse_edge(Tid n, Tid self)
 		if (list.size() > meta_.num_neighbors)
 		{
 			const std::vector<std::byte> own = load(n).payload;
+			const std::vector<std::int16_t> own_labels = load(n).labels;
 
-			prune(own, list, pruned);
+			prune(own, own_labels, list, pruned);
 			list = pruned;
 		}
 		const bool	kept = std::find(list.begin(), list.end(), self) != list.end();

@@ -35,8 +35,11 @@ class DiskannPageGraph
 	DiskannPageGraph(Relation index, const vs::format::MetaInfo &meta, vs::sbq::Quantizer quantizer,
 					 Mode mode = Mode::kBuild);
 
-	/* Inserts one row: v is the indexed prefix (unit length for cosine). */
-	void		insert(std::span<const float> v, vs::format::Tid heap);
+	/*
+	 * Inserts one row: v is the indexed prefix (unit length for cosine), labels its label set
+	 * (labeled indexes; any order, duplicates allowed).
+	 */
+	void		insert(std::span<const float> v, vs::format::Tid heap, std::span<const std::int16_t> labels = {});
 
 	/*
 	 * kLive, under the exclusive update lock (VACUUM): rewrites u's neighbor list without the
@@ -63,21 +66,25 @@ class DiskannPageGraph
 	{
 		std::vector<std::byte> payload;
 		std::vector<vs::format::Tid> neighbors;
+		std::vector<std::int16_t> labels;	/* sorted (labeled indexes) */
 	};
 
 	const Cached &load(vs::format::Tid tid);
 	static void copy_node(const std::byte *rec, const vs::format::NodeLayout &layout, Cached &c) noexcept;
 	float		distance(std::span<const std::byte> a, std::span<const std::byte> b);
-	void		prune(std::span<const std::byte> self, std::vector<vs::format::Tid> &candidates,
-					  std::vector<vs::format::Tid> &out);
+	void		prune(std::span<const std::byte> self, std::span<const std::int16_t> self_labels,
+					  std::vector<vs::format::Tid> &candidates, std::vector<vs::format::Tid> &out);
 	vs::format::Tid append(std::span<const std::byte> record);
-	vs::format::Tid append_live(std::span<const std::byte> record);
+	vs::format::Tid append_live(std::span<const std::byte> record, std::span<const std::int16_t> labels);
 	void		set_neighbors(vs::format::Tid tid, std::span<const vs::format::Tid> neighbors);
 	bool		replace_neighbors_live(vs::format::Tid tid, std::span<const vs::format::Tid> expected,
 									   std::span<const vs::format::Tid> neighbors);
 	bool		add_reverse_edge(vs::format::Tid n, vs::format::Tid self);
 	void		search_neighbors(std::span<const std::byte> payload, vs::format::Tid entry,
 								 std::vector<vs::format::Tid> &out);
+	std::vector<vs::format::LabelStart> current_label_starts();
+	void		search_expanded(std::span<const std::byte> payload, vs::format::Tid entry, const std::int16_t *label,
+								std::vector<vs::format::Tid> &expanded);
 
 	Relation	index_;
 	Mode		mode_;

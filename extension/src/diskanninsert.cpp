@@ -10,6 +10,7 @@
  * mode, so inserts run concurrently with each other and with scans, and only VACUUM's repair
  * phase (exclusive mode) waits for them. extension/README.locking has the rules.
  */
+#include <span>
 #include <vector>
 
 #include "vectorscale/distance/distance.hpp"
@@ -31,18 +32,10 @@ namespace {
 
 /* Inserts one vector (C++ zone). */
 void
-insert_one(Relation index, const DiskannVector *v, ItemPointer heap_tid)
+insert_one(Relation index, const DiskannVector *v, std::span<const std::int16_t> labels, ItemPointer heap_tid)
 {
 	const vs::format::MetaInfo meta = DiskannReadMeta(index);
 
-	if (meta.has_labels)
-		vs::pg::call([&] {
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("inserting into labeled diskann index \"%s\" is not supported yet",
-							RelationGetRelationName(index)),
-					 errhint("Load the rows before creating the index, or REINDEX after loading them.")));
-		});
 	if (v->dim != (int) meta.column_dims)
 		vs::pg::call([&] {
 			ereport(ERROR,
@@ -68,7 +61,7 @@ insert_one(Relation index, const DiskannVector *v, ItemPointer heap_tid)
 		(void) vs::distance::normalize(prefix.data(), prefix.size());
 	DiskannPageGraph graph(index, meta, std::move(quantizer), DiskannPageGraph::Mode::kLive);
 
-	graph.insert(prefix, DiskannTidFromItemPointer(heap_tid));
+	graph.insert(prefix, DiskannTidFromItemPointer(heap_tid), labels);
 }
 
 }							/* namespace */
@@ -81,6 +74,8 @@ diskanninsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	MemoryContext tmp;
 	MemoryContext old;
 	DiskannVector *v;
+	int16	   *labels;
+	int			nlabels;
 
 	(void) heap;
 	(void) checkUnique;
@@ -92,8 +87,12 @@ diskanninsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	tmp = AllocSetContextCreate(CurrentMemoryContext, "diskann insert", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(tmp);
 	v = DatumGetDiskannVector(values[0]);
+	/* Labeled index: the second column's labels (NULL: none). */
+	nlabels = 0;
+	labels = IndexRelationGetNumberOfKeyAttributes(index) == 2 && !isnull[1]
+		? DiskannLabelValues(values[1], &nlabels) : nullptr;
 	LockPage(index, DISKANN_UPDATE_LOCK, ShareLock);
-	vs::pg::invoke([&] { insert_one(index, v, heap_tid); });
+	vs::pg::invoke([&] { insert_one(index, v, {labels, (std::size_t) nlabels}, heap_tid); });
 	UnlockPage(index, DISKANN_UPDATE_LOCK, ShareLock);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(tmp);

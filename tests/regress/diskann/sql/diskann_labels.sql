@@ -68,5 +68,11 @@ RESET enable_seqscan;
 SELECT try($$CREATE INDEX ON li USING diskann (e vector_l2_ops, labels) WITH (storage_layout = plain)$$);
 SELECT try($$CREATE INDEX ON li USING diskann (labels, e vector_l2_ops)$$);
 SELECT try($$CREATE INDEX ON li USING diskann (e vector_l2_ops, labels, labels)$$);
-SELECT try($$INSERT INTO li VALUES (ARRAY[1]::smallint[], 1000, '[1,2,3,4]')$$);
+-- inserts carry labels; a new label gets a start node; more labels than the record holds fail
+INSERT INTO li VALUES (ARRAY[1, 77]::smallint[], 1000, '[1,2,3,4]'), (NULL, 1001, '[4,3,2,1]');
+SELECT diskann_validate_index('li_idx');
+SET enable_seqscan = off;
+SELECT array_agg(id) AS new_label FROM (SELECT id FROM li WHERE labels && ARRAY[77]::smallint[] ORDER BY e <-> '[1,1,1,1]') s;
+RESET enable_seqscan;
+SELECT try($$INSERT INTO li VALUES (ARRAY[1,2,3,4,5,6,7,8,9]::smallint[], 1002, '[1,2,3,4]')$$);
 DROP TABLE li;
