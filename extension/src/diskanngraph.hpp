@@ -55,6 +55,9 @@ class DiskannPageGraph
 	 */
 	void		link_unreachable(vs::format::Tid u);
 
+	/* Labels of a node (sorted). */
+	std::vector<std::int16_t> labels_of(vs::format::Tid u) { return load(u).labels; }
+
 	/* Neighbor list of a node (its current stored list). */
 	std::vector<vs::format::Tid> neighbors_of(vs::format::Tid u);
 

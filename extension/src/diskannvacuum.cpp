@@ -280,6 +280,68 @@ repair_and_free(Relation index, const std::vector<Tid> &deleted)
 	}
 
 	/*
+	 * Labeled index: a label whose start node died starts at a live node carrying it (the
+	 * first found among the dead start's neighbors, else among all live nodes), or loses its
+	 * start when no live node carries it any more.
+	 */
+	if (meta.has_labels)
+	{
+		std::vector<std::byte> page(BLCKSZ);
+		std::vector<vs::format::LabelStart> starts = vs::format::read_label_starts(
+			DiskannReadMeta(index), BLCKSZ, [&](std::uint32_t block) -> std::span<const std::byte> {
+				DiskannReadPage(index, block, page.data());
+				return page;
+			});
+		bool		changed = false;
+
+		for (auto it = starts.begin(); it != starts.end();)
+		{
+			if (!dead.count(it->node.key()))
+			{
+				++it;
+				continue;
+			}
+			changed = true;
+			Tid			next = Tid::invalid();
+			auto		carries = [&](Tid t) {
+				const std::vector<std::int16_t> l = graph.labels_of(t);
+
+				return std::binary_search(l.begin(), l.end(), it->label);
+			};
+
+			for (const Tid n : graph.neighbors_of(it->node))
+				if (!dead.count(n.key()) && carries(n))
+				{
+					next = n;
+					break;
+				}
+			for (std::size_t i = 0; !next.valid() && i < live.live_nodes.size(); ++i)
+				if (carries(live.live_nodes[i]))
+					next = live.live_nodes[i];
+			if (next.valid())
+			{
+				it->node = next;
+				++it;
+			}
+			else
+				it = starts.erase(it);
+		}
+		if (changed)
+		{
+			const std::uint32_t room = vs::format::inline_label_capacity(BLCKSZ);
+
+			if (starts.size() > room || meta.label_count != meta.label_inline_count)
+				VS_FAIL(vs::ErrorCode::kUnsupported,
+						"diskann VACUUM cannot rewrite %zu label starts that overflow the meta page yet", starts.size());
+			DiskannUpdateMeta(index, [&](vs::format::MetaInfo &m) {
+				m.labels = starts;
+				m.label_inline_count = (std::uint32_t) starts.size();
+				m.label_count = (std::uint32_t) starts.size();
+			});
+		}
+	}
+
+	/*
 	 * Repairs only look two hops away: after mass deletions a live node can end up with no
 	 * path from the entry point. Link every such node back (a few rounds: linking one node can
 	 * take the last edge of a host, which had no other way in... rarely).
@@ -356,11 +418,10 @@ diskannbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats, IndexBulk
 
 		live = r.live;
 		newly = (double) r.newly_deleted;
-		/*
-		 * Labeled indexes keep their deleted nodes (traversed, never returned) until label
-		 * start nodes can be replaced when freed: repairing and freeing waits for that.
-		 */
-		if (r.deleted.empty() || DiskannReadMeta(index).has_labels)
+		if (r.deleted.empty())
+			return;
+		/* Label starts beyond the meta page cannot be rewritten yet: keep the deleted nodes. */
+		if (const auto m = DiskannReadMeta(index); m.has_labels && m.label_count != m.label_inline_count)
 			return;
 		/* An error in between releases the lock with the transaction. */
 		vs::pg::call([&] { LockPage(index, DISKANN_UPDATE_LOCK, ExclusiveLock); });

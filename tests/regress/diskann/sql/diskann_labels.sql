@@ -75,4 +75,18 @@ SET enable_seqscan = off;
 SELECT array_agg(id) AS new_label FROM (SELECT id FROM li WHERE labels && ARRAY[77]::smallint[] ORDER BY e <-> '[1,1,1,1]') s;
 RESET enable_seqscan;
 SELECT try($$INSERT INTO li VALUES (ARRAY[1,2,3,4,5,6,7,8,9]::smallint[], 1002, '[1,2,3,4]')$$);
+-- VACUUM repairs and frees on labeled indexes too: dead label starts move to a live node
+-- carrying the label, a label nobody carries any more loses its start
+DELETE FROM li WHERE labels && ARRAY[4, 77]::smallint[] OR id % 3 = 0;
+VACUUM (INDEX_CLEANUP ON) li;
+SELECT diskann_validate_index('li_idx');
+SELECT deleted_nodes FROM diskann_index_info('li_idx');
+SET enable_seqscan = off;
+SELECT count(*) AS label_2_rows, (SELECT count(*) FROM li WHERE labels && ARRAY[2]::smallint[]) AS expected
+  FROM (SELECT id FROM li WHERE labels && ARRAY[2]::smallint[] ORDER BY e <-> '[1,1,1,1]') s;
+SELECT count(*) AS gone_labels FROM (SELECT id FROM li WHERE labels && ARRAY[4, 77]::smallint[] ORDER BY e <-> '[1,1,1,1]') s;
+INSERT INTO li VALUES (ARRAY[77]::smallint[], 2000, '[2,2,2,2]');
+SELECT array_agg(id) AS label_77_again FROM (SELECT id FROM li WHERE labels && ARRAY[77]::smallint[] ORDER BY e <-> '[1,1,1,1]') s;
+SELECT diskann_validate_index('li_idx');
+RESET enable_seqscan;
 DROP TABLE li;
