@@ -161,6 +161,15 @@ switch_to_bounded(LoadState *st)
 	vs::format::GraphInput in;
 
 	in.meta = meta_options(opts);
+	if (opts->labeled)
+	{
+		std::size_t most = 1;
+
+		for (std::size_t i = 0; i < c.labels.size(); ++i)
+			most = std::max(most, c.labels.of(i).size());
+		in.meta.has_labels = true;
+		in.meta.label_capacity = (std::uint16_t) std::max<std::size_t>(DISKANN_DEFAULT_LABEL_CAPACITY, most);
+	}
 	in.quantizer_stream = stream;
 	const vs::format::MetaInfo meta = vs::format::write_index(
 		in, BLCKSZ, [&](std::uint32_t block, std::span<const std::byte> image) {
@@ -197,23 +206,25 @@ switch_to_bounded(LoadState *st)
 
 		if ((k & 63) == 0 && (QueryCancelPending || ProcDiePending))
 			throw vs::Cancelled();
-		(*st->graph)->insert({c.vectors.data() + i * dims, dims}, c.tids[i]);
+		(*st->graph)->insert({c.vectors.data() + i * dims, dims}, c.tids[i],
+							 opts->labeled ? c.labels.of(i) : std::span<const std::int16_t>());
 	}
 	c.vectors = vs::Array<float>();
+	c.labels = vs::vamana::LabelSets();
 	c.tids = std::vector<vs::format::Tid>();
 	c.n = 0;
 }
 
 /* Inserts one streamed row into the pages of a bounded build (C++ zone). */
 void
-insert_bounded(LoadState *st, const float *x, vs::format::Tid tid)
+insert_bounded(LoadState *st, const float *x, vs::format::Tid tid, std::span<const std::int16_t> labels)
 {
 	const std::size_t dims = (std::size_t) st->opts->indexed_dims;
 	std::vector<float> row(x, x + dims);
 
 	if (st->opts->metric == (int) vs::distance::Metric::kCosine)
 		(void) vs::distance::normalize(row.data(), dims);
-	(*st->graph)->insert(row, tid);
+	(*st->graph)->insert(row, tid, labels);
 }
 
 }							/* namespace */
@@ -252,31 +263,20 @@ load_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool
 	int16	   *labels = st->opts->labeled && !isnull[1] ? DiskannLabelValues(values[1], &nlabels) : nullptr;
 
 	vs::pg::invoke([&] {
-		if (st->opts->labeled)
+		if (st->opts->labeled && !st->graph->has_value())
 			st->collected->labels.push_back({labels, (std::size_t) nlabels});
 		if (VS_FAILURE_POINT("build_callback_throw"))
 			throw std::runtime_error("failure point build_callback_throw");
 		if (VS_FAILURE_POINT("build_callback_bad_alloc"))
 			throw std::bad_alloc();
 		if (st->graph->has_value())
-			insert_bounded(st, v->x, DiskannTidFromItemPointer(tid));
+			insert_bounded(st, v->x, DiskannTidFromItemPointer(tid), {labels, (std::size_t) nlabels});
 		else
 		{
 			append_vector(st->collected, v->x, (std::size_t) st->opts->indexed_dims,
 						  DiskannTidFromItemPointer(tid));
 			if ((double) st->collected->n * st->per_vector_bytes > st->budget_bytes)
-			{
-				if (st->opts->labeled)
-					vs::pg::call([&] {
-						ereport(ERROR,
-								(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-								 errmsg("labeled diskann index \"%s\" does not fit in maintenance_work_mem",
-										RelationGetRelationName(st->index)),
-								 errdetail("The bounded-memory build does not support labels yet."),
-								 errhint("Raise maintenance_work_mem.")));
-					});
 				switch_to_bounded(st);
-			}
 		}
 	});
 	st->indexed += 1;

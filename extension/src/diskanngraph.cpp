@@ -142,7 +142,7 @@ DiskannPageGraph::prune(std::span<const std::byte> self, std::span<const std::in
 
 /* Appends a record to the last node page, or to a new one; returns its TID. */
 Tid
-DiskannPageGraph::append(std::span<const std::byte> record)
+DiskannPageGraph::append(std::span<const std::byte> record, std::span<const std::int16_t> labels)
 {
 	std::uint16_t offset = 0;
 	BlockNumber block = last_block_;
@@ -177,7 +177,24 @@ DiskannPageGraph::append(std::span<const std::byte> record)
 		VS_FAIL(vs::ErrorCode::kInternal, "a new node page has no room for one record");
 	last_block_ = block;
 	meta_.node_count += 1;
-	return Tid{block, offset};
+	const Tid	self{block, offset};
+
+	/* kBuild: a label seen for the first time starts at this node (written with the meta page). */
+	for (const std::int16_t label : labels)
+	{
+		const auto	it = std::lower_bound(meta_.labels.begin(), meta_.labels.end(), label,
+										  [](const vs::format::LabelStart &a, std::int16_t l) { return a.label < l; });
+
+		if (it != meta_.labels.end() && it->label == label)
+			continue;
+		VS_EXPECTS(meta_.labels.size() < vs::format::inline_label_capacity(BLCKSZ),
+				   "the bounded-memory build of a labeled index supports at most %u distinct labels",
+				   vs::format::inline_label_capacity(BLCKSZ));
+		meta_.labels.insert(it, vs::format::LabelStart{label, self});
+		meta_.label_inline_count += 1;
+		meta_.label_count += 1;
+	}
+	return self;
 }
 
 /*
@@ -446,7 +463,7 @@ DiskannPageGraph::insert(std::span<const float> v, Tid heap, std::span<const std
 	}
 
 	const bool	first = !meta_.entry_point.valid();
-	const Tid	self = mode_ == Mode::kLive ? append_live(record, labels) : append(record);
+	const Tid	self = mode_ == Mode::kLive ? append_live(record, labels) : append(record, labels);
 
 	if (first)
 	{
@@ -576,6 +593,8 @@ DiskannPageGraph::current_label_starts()
 {
 	if (!meta_.has_labels)
 		return {};
+	if (mode_ == Mode::kBuild)
+		return meta_.labels;	/* the meta page is written at the end of the build */
 	std::vector<std::byte> page(BLCKSZ);
 	const vs::format::MetaInfo meta = DiskannReadMeta(index_);
 

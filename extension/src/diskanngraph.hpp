@@ -77,7 +77,7 @@ class DiskannPageGraph
 	float		distance(std::span<const std::byte> a, std::span<const std::byte> b);
 	void		prune(std::span<const std::byte> self, std::span<const std::int16_t> self_labels,
 					  std::vector<vs::format::Tid> &candidates, std::vector<vs::format::Tid> &out);
-	vs::format::Tid append(std::span<const std::byte> record);
+	vs::format::Tid append(std::span<const std::byte> record, std::span<const std::int16_t> labels);
 	vs::format::Tid append_live(std::span<const std::byte> record, std::span<const std::int16_t> labels);
 	void		set_neighbors(vs::format::Tid tid, std::span<const vs::format::Tid> neighbors);
 	bool		replace_neighbors_live(vs::format::Tid tid, std::span<const vs::format::Tid> expected,

@@ -90,3 +90,20 @@ SELECT array_agg(id) AS label_77_again FROM (SELECT id FROM li WHERE labels && A
 SELECT diskann_validate_index('li_idx');
 RESET enable_seqscan;
 DROP TABLE li;
+-- a labeled index that does not fit maintenance_work_mem: the bounded build keeps the labels
+CREATE TABLE lb (id int, labels smallint[], e vector(64));
+INSERT INTO lb SELECT i, ARRAY[i % 4]::smallint[], ARRAY(SELECT ((i * 7919 + d * 104729) % 1000003) / 1000003.0 FROM generate_series(1, 64) d)::vector(64)
+  FROM generate_series(1, 4000) i;
+SET maintenance_work_mem = '1MB';
+SET client_min_messages = warning;
+CREATE INDEX lb_idx ON lb USING diskann (e vector_l2_ops, labels);
+RESET client_min_messages;
+RESET maintenance_work_mem;
+SELECT has_labels, nodes FROM diskann_index_info('lb_idx');
+SELECT diskann_validate_index('lb_idx');
+SET enable_seqscan = off;
+SELECT count(*) AS label_3, count(*) FILTER (WHERE id % 4 = 3) AS matching
+  FROM (SELECT id FROM lb WHERE labels && ARRAY[3]::smallint[] ORDER BY e <-> (SELECT e FROM lb WHERE id = 7)) s;
+SELECT (SELECT id FROM lb WHERE labels && ARRAY[3]::smallint[] ORDER BY e <-> (SELECT e FROM lb WHERE id = 7) LIMIT 1) AS self_found;
+RESET enable_seqscan;
+DROP TABLE lb;
