@@ -44,7 +44,8 @@ DiskannPageGraph::DiskannPageGraph(Relation index, const vs::format::MetaInfo &m
 {
 	cache_.reserve(4096);
 	visited_.reserve(8192);
-	last_block_ = vs::pg::call([&] { return RelationGetNumberOfBlocks(index); }) - 1;
+	if (mode_ == Mode::kBuild)	/* appends go to the end; kLive finds it under its locks */
+		last_block_ = vs::pg::call([&] { return RelationGetNumberOfBlocks(index); }) - 1;
 }
 
 /* Distance between two stored payloads. */
@@ -217,8 +218,8 @@ DiskannPageGraph::append_live(std::span<const std::byte> record, std::span<const
 		meta_buf = ReadBuffer(index_, 0);
 		LockBuffer(meta_buf, BUFFER_LOCK_EXCLUSIVE);
 	});
-	auto		meta_bytes = [&] { return std::span<const std::byte>(reinterpret_cast<const std::byte *>(BufferGetPage(meta_buf)), BLCKSZ); };
-	vs::format::MetaInfo meta = vs::format::decode_meta(meta_bytes());
+	vs::format::MetaInfo meta = vs::format::decode_meta(
+		{reinterpret_cast<const std::byte *>(BufferGetPage(meta_buf)), BLCKSZ});
 	Tid			self;
 
 	if (meta.free_list_head.valid())
@@ -301,15 +302,10 @@ DiskannPageGraph::append_live(std::span<const std::byte> record, std::span<const
 		if (meta.label_count != meta.label_inline_count ||
 			meta.label_inline_count >= vs::format::inline_label_capacity(BLCKSZ))
 		{
-			/* Overflow pages (not the meta page, which this backend holds locked). */
-			std::vector<std::byte> page(BLCKSZ);
+			/* Reads the overflow pages only, not the meta page this backend holds locked. */
 			bool		known = false;
 
-			for (const auto &ls : vs::format::read_label_starts(meta, BLCKSZ,
-																[&](std::uint32_t block) -> std::span<const std::byte> {
-																	DiskannReadPage(index_, block, page.data());
-																	return page;
-																}))
+			for (const auto &ls : DiskannReadLabelStarts(index_, meta))
 				known |= ls.label == label;
 			if (known)
 				continue;
@@ -494,24 +490,37 @@ DiskannPageGraph::insert(std::span<const float> v, Tid heap, std::span<const std
 	}
 	/* Every neighbor pruned self away: the nearest one keeps it anyway (self stays findable). */
 	if (!reachable && !chosen.empty())
-		for (int attempt = 0; attempt < 3; ++attempt)
-		{
-			cache_.erase(chosen.front().key());
-			const std::vector<Tid> before = load(chosen.front()).neighbors;
-			std::vector<Tid> list = before;
+		(void) force_edge(chosen.front(), self);
+}
 
-			if (list.size() < meta_.num_neighbors)
-				list.push_back(self);
-			else
-				list.back() = self;
-			if (mode_ == Mode::kBuild)
-			{
-				set_neighbors(chosen.front(), list);
-				break;
-			}
-			if (replace_neighbors_live(chosen.front(), before, list))
-				break;
+/*
+ * Makes host keep an edge to u whatever RobustPrune would say: appended, or replacing host's
+ * last (longest-alpha) edge when its list is full. In kLive mode the list is rewritten only if
+ * unchanged since read (three tries). Returns whether host points at u afterwards.
+ */
+bool
+DiskannPageGraph::force_edge(Tid host, Tid u)
+{
+	for (int attempt = 0; attempt < 3; ++attempt)
+	{
+		const std::vector<Tid> before = neighbors_of(host);
+		std::vector<Tid> list = before;
+
+		if (std::find(list.begin(), list.end(), u) != list.end())
+			return true;
+		if (list.size() < meta_.num_neighbors)
+			list.push_back(u);
+		else
+			list.back() = u;
+		if (mode_ == Mode::kBuild)
+		{
+			set_neighbors(host, list);
+			return true;
 		}
+		if (replace_neighbors_live(host, before, list))
+			return true;
+	}
+	return false;
 }
 
 bool
@@ -572,36 +581,24 @@ DiskannPageGraph::link_unreachable(Tid u)
 	if (before.empty() && !replace_neighbors_live(u, before, chosen))
 		VS_FAIL(vs::ErrorCode::kInternal, "node (%u,%u) changed during VACUUM", u.block, (unsigned) u.offset);
 
-	/* The nearest reachable node keeps an edge to u whatever RobustPrune would say. */
-	const Tid	host = chosen.front();
-	std::vector<Tid> list = neighbors_of(host);
-	const std::vector<Tid> old = list;
-
-	if (std::find(list.begin(), list.end(), u) != list.end())
-		return;
-	if (list.size() < meta_.num_neighbors)
-		list.push_back(u);
-	else
-		list.back() = u;
-	if (!replace_neighbors_live(host, old, list))
-		VS_FAIL(vs::ErrorCode::kInternal, "node (%u,%u) changed during VACUUM", host.block, (unsigned) host.offset);
+	/* The nearest reachable node keeps an edge to u (nothing else writes under VACUUM's lock). */
+	if (!force_edge(chosen.front(), u))
+		VS_FAIL(vs::ErrorCode::kInternal, "node (%u,%u) changed during VACUUM", chosen.front().block,
+				(unsigned) chosen.front().offset);
 }
 
-/* The label starts of the index now: the meta page's inline ones and the overflow chain. */
+/*
+ * The label starts of the index: meta_ is the meta page as this insert read it (kLive: just
+ * before; kBuild: maintained here until the build writes it).
+ */
 std::vector<vs::format::LabelStart>
 DiskannPageGraph::current_label_starts()
 {
 	if (!meta_.has_labels)
 		return {};
 	if (mode_ == Mode::kBuild)
-		return meta_.labels;	/* the meta page is written at the end of the build */
-	std::vector<std::byte> page(BLCKSZ);
-	const vs::format::MetaInfo meta = DiskannReadMeta(index_);
-
-	return vs::format::read_label_starts(meta, BLCKSZ, [&](std::uint32_t block) -> std::span<const std::byte> {
-		DiskannReadPage(index_, block, page.data());
-		return page;
-	});
+		return meta_.labels;
+	return DiskannReadLabelStarts(index_, meta_);
 }
 
 /* Greedy search from entry for payload; RobustPrune of the expanded nodes into out. */
@@ -627,7 +624,7 @@ DiskannPageGraph::search_expanded(std::span<const std::byte> payload, Tid entry_
 	}			vis{&visited_};
 
 	visited_.clear();
-	auto		tid_of = [](std::uint64_t k) { return Tid{(std::uint32_t) (k >> 16), (std::uint16_t) (k & 0xFFFF)}; };
+	const auto	tid_of = Tid::from_key;
 	auto		dist = [&](std::uint64_t k) { return distance(payload, load(tid_of(k)).payload); };
 	const std::uint64_t entry = entry_tid.key();
 

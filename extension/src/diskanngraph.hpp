@@ -83,6 +83,7 @@ class DiskannPageGraph
 	bool		replace_neighbors_live(vs::format::Tid tid, std::span<const vs::format::Tid> expected,
 									   std::span<const vs::format::Tid> neighbors);
 	bool		add_reverse_edge(vs::format::Tid n, vs::format::Tid self);
+	bool		force_edge(vs::format::Tid host, vs::format::Tid u);
 	void		search_neighbors(std::span<const std::byte> payload, vs::format::Tid entry,
 								 std::vector<vs::format::Tid> &out);
 	std::vector<vs::format::LabelStart> current_label_starts();
@@ -94,7 +95,7 @@ class DiskannPageGraph
 	vs::format::MetaInfo meta_;
 	vs::format::NodeLayout layout_;
 	vs::sbq::Quantizer quantizer_;
-	BlockNumber last_block_;
+	BlockNumber last_block_ = InvalidBlockNumber;	/* kBuild only */
 	std::unordered_map<std::uint64_t, Cached> cache_;	/* per insert */
 	std::unordered_set<std::uint64_t> visited_;	/* per search */
 	std::vector<std::uint64_t> code_;

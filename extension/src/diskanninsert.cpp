@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "vectorscale/distance/distance.hpp"
-#include "vectorscale/format/reader.hpp"
 #include "vectorscale/format/records.hpp"
 #include "vectorscale/sbq/sbq.hpp"
 
@@ -45,16 +44,7 @@ insert_one(Relation index, const DiskannVector *v, std::span<const std::int16_t>
 	vs::sbq::Quantizer quantizer;
 
 	if (meta.storage == vs::format::StorageLayout::kMemoryOptimized)
-	{
-		std::vector<std::byte> page(BLCKSZ);
-		const auto stream = vs::format::read_quantizer_stream(
-			meta, BLCKSZ, [&](std::uint32_t block) -> std::span<const std::byte> {
-				DiskannReadPage(index, block, page.data());
-				return page;
-			});
-
-		quantizer = vs::sbq::Quantizer(meta.indexed_dims, meta.bits_per_dim, stream);
-	}
+		quantizer = DiskannReadQuantizer(index, meta);
 	std::vector<float> prefix(v->x, v->x + meta.indexed_dims);
 
 	if (meta.metric == vs::distance::Metric::kCosine)

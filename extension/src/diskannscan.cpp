@@ -168,12 +168,6 @@ cleanup_state(void *arg) noexcept
 	so->state = nullptr;
 }
 
-/* The TID packed in a search key. */
-Tid
-tid_of(std::uint64_t key)
-{
-	return Tid{(std::uint32_t) (key >> 16), (std::uint16_t) (key & 0xFFFF)};
-}
 
 /*
  * Distance of the query to node key (SBQ Hamming, or exact on the indexed prefix), computed
@@ -193,7 +187,7 @@ node_distance(IndexScanDesc scan, ScanCore &s, std::uint64_t key)
 
 	std::size_t nlabels = 0;
 
-	DiskannVisitNode(scan->indexRelation, tid_of(key), s.layout, [&](const std::byte *rec) noexcept {
+	DiskannVisitNode(scan->indexRelation, Tid::from_key(key), s.layout, [&](const std::byte *rec) noexcept {
 		const std::byte *payload = rec + s.layout.payload_offset;
 
 		state = vs::format::load_u16(rec, 0);
@@ -236,7 +230,7 @@ read_neighbors(IndexScanDesc scan, ScanCore &s, std::uint64_t key)
 	if (known != s.seen.end() && !known->second.match)
 		return;					/* filtered search does not go through other labels */
 	s.neighbors.reserve(s.layout.num_neighbors);
-	DiskannVisitNode(scan->indexRelation, tid_of(key), s.layout, [&](const std::byte *rec) noexcept {
+	DiskannVisitNode(scan->indexRelation, Tid::from_key(key), s.layout, [&](const std::byte *rec) noexcept {
 		/*
 		 * A slot freed by VACUUM since we scored it (its neighbors[0] links the free list, not
 		 * the graph), or freed and reused by another row: our view of the graph is stale.
@@ -258,39 +252,32 @@ read_neighbors(IndexScanDesc scan, ScanCore &s, std::uint64_t key)
 		s.restart = true;
 }
 
+/* Reads the meta page (entry point, label starts) again: inserts and VACUUM move them. */
+void
+refresh_meta(IndexScanDesc scan, ScanCore &s)
+{
+	s.meta = DiskannReadMeta(scan->indexRelation);
+	if (s.meta.has_labels)
+		s.label_starts = DiskannReadLabelStarts(scan->indexRelation, s.meta);
+}
+
 /* Loads the meta page and quantizer; sizes the scratch buffers. */
 void
 open_index(IndexScanDesc scan, ScanCore &s)
 {
 	Relation	index = scan->indexRelation;
 
-	s.meta = DiskannReadMeta(index);
+	refresh_meta(scan, s);
 	s.layout = vs::format::NodeLayout::from_meta(s.meta, BLCKSZ);
 	s.metric = s.meta.metric;
 	s.sbq = s.meta.storage == vs::format::StorageLayout::kMemoryOptimized;
 	if (s.sbq)
 	{
-		std::vector<std::byte> page(BLCKSZ);
-		const auto stream = vs::format::read_quantizer_stream(
-			s.meta, BLCKSZ, [&](std::uint32_t block) -> std::span<const std::byte> {
-				DiskannReadPage(index, block, page.data());
-				return page;
-			});
-
-		s.quantizer = vs::sbq::Quantizer(s.meta.indexed_dims, s.meta.bits_per_dim, stream);
+		s.quantizer = DiskannReadQuantizer(index, s.meta);
 		s.query_code.resize(s.quantizer.words());
 	}
 	s.heap_vector.resize(s.meta.column_dims);
-	if (s.meta.has_labels)
-	{
-		std::vector<std::byte> page(BLCKSZ);
-
-		s.label_starts = vs::format::read_label_starts(s.meta, BLCKSZ, [&](std::uint32_t block) -> std::span<const std::byte> {
-			DiskannReadPage(index, block, page.data());
-			return page;
-		});
-		s.node_labels.resize(s.layout.label_capacity);
-	}
+	s.node_labels.resize(s.layout.label_capacity);
 }
 
 /* The label filter of the scan keys (PG zone parts guarded): && on the label column. */
@@ -321,6 +308,34 @@ read_label_filter(IndexScanDesc scan, ScanCore &s)
 		std::sort(s.query_labels.begin(), s.query_labels.end());
 		s.query_labels.erase(std::unique(s.query_labels.begin(), s.query_labels.end()), s.query_labels.end());
 		s.no_match = s.query_labels.empty();
+	}
+}
+
+/*
+ * Seeds the search: the start node of each query label (Filtered DiskANN), or the entry
+ * point. The caller has read the current meta page and label starts.
+ */
+void
+seed_search(IndexScanDesc scan, ScanCore &s)
+{
+	auto		add = [&](Tid t) {
+		if (s.seen.find(t.key()) == s.seen.end())
+			s.search.add_start(t.key(), node_distance(scan, s, t.key()));
+	};
+
+	if (!s.filtered)
+	{
+		if (s.meta.entry_point.valid())
+			add(s.meta.entry_point);
+		return;
+	}
+	for (const std::int16_t label : s.query_labels)
+	{
+		const auto	it = std::lower_bound(s.label_starts.begin(), s.label_starts.end(), label,
+										  [](const vs::format::LabelStart &a, std::int16_t l) { return a.label < l; });
+
+		if (it != s.label_starts.end() && it->label == label)
+			add(it->node);
 	}
 }
 
@@ -375,29 +390,7 @@ start_search(IndexScanDesc scan, ScanCore &s)
 	s.batch.clear();
 	s.batch_pos = 0;
 	read_label_filter(scan, s);
-	if (s.filtered)
-	{
-		/* Start from the start node of each query label (Filtered DiskANN). */
-		for (const std::int16_t label : s.query_labels)
-		{
-			const auto	it = std::lower_bound(s.label_starts.begin(), s.label_starts.end(), label,
-											  [](const vs::format::LabelStart &a, std::int16_t l) { return a.label < l; });
-
-			if (it != s.label_starts.end() && it->label == label && s.seen.find(it->node.key()) == s.seen.end())
-			{
-				const std::uint64_t k = it->node.key();
-
-				s.search.add_start(k, node_distance(scan, s, k));
-			}
-		}
-	}
-	else if (s.meta.entry_point.valid())
-	{
-		const std::uint64_t entry = s.meta.entry_point.key();
-		const float d = node_distance(scan, s, entry);
-
-		s.search.add_start(entry, d);
-	}
+	seed_search(scan, s);
 	s.started = true;
 }
 
@@ -566,14 +559,9 @@ next_batch(IndexScanDesc scan, DiskannScanOpaque so, ScanCore &s)
 			++s.restarts;
 			s.seen.clear();
 			s.search.reset((std::size_t) diskann_query_search_list_size);
-			s.meta.entry_point = DiskannReadMeta(scan->indexRelation).entry_point;
-			if (s.meta.entry_point.valid())
-			{
-				const std::uint64_t entry = s.meta.entry_point.key();
-
-				s.search.add_start(entry, node_distance(scan, s, entry));
-			}
-			continue;			/* (labeled indexes never free slots: no restart there) */
+			refresh_meta(scan, s);
+			seed_search(scan, s);
+			continue;
 		}
 		std::uint64_t key;
 		NodeInfo	info;
@@ -618,7 +606,7 @@ scan_next(IndexScanDesc scan, DiskannScanOpaque so, ItemPointer out)
 		if (s.layout.record_size == 0)
 			open_index(scan, s);
 		else
-			s.meta.entry_point = DiskannReadMeta(scan->indexRelation).entry_point;	/* inserts, VACUUM */
+			refresh_meta(scan, s);	/* the layout stays; starts move */
 		start_search(scan, s);
 	}
 	if (s.batch_pos == s.batch.size() && !next_batch(scan, so, s))

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "vectorscale/format/page.hpp"
+#include "vectorscale/format/reader.hpp"
 #include "vectorscale/format/records.hpp"
 #include "vectorscale/sbq/sbq.hpp"
 #include "vectorscale/vamana/params.hpp"
@@ -248,14 +249,6 @@ DiskannNodeProblem(Relation index, vs::format::Tid tid, const char *problem)
 			(unsigned) tid.offset, problem);
 }
 
-/* Copies node record tid (layout.record_size bytes) into out under a share lock (C++ zone). */
-void
-DiskannReadNode(Relation index, vs::format::Tid tid, const vs::format::NodeLayout &layout, std::byte *out)
-{
-	DiskannVisitNode(index, tid, layout, [&](const std::byte *record) noexcept {
-		memcpy(out, record, layout.record_size);
-	});
-}
 
 /*
  * Rewrites the meta page under its exclusive lock with one Generic WAL record: decodes it,
@@ -293,4 +286,79 @@ DiskannEncodeMetaInto(Page page, const vs::format::MetaInfo &meta)
 
 	vs::format::encode_meta(meta, image);
 	memcpy((char *) page + keep, image.data() + keep, BLCKSZ - keep);
+}
+
+/* The quantizer stream as cached in rd_amcache: its length, then the floats. */
+typedef struct DiskannQuantizerCache
+{
+	uint32		count;
+	float		stream[FLEXIBLE_ARRAY_MEMBER];
+} DiskannQuantizerCache;
+
+vs::sbq::Quantizer
+DiskannReadQuantizer(Relation index, const vs::format::MetaInfo &meta)
+{
+	const DiskannQuantizerCache *cache = (const DiskannQuantizerCache *) index->rd_amcache;
+
+	if (cache == nullptr)
+	{
+		std::vector<std::byte> page(BLCKSZ);
+		const std::vector<float> stream = vs::format::read_quantizer_stream(
+			meta, BLCKSZ, [&](std::uint32_t block) -> std::span<const std::byte> {
+				DiskannReadPage(index, block, page.data());
+				return page;
+			});
+
+		cache = vs::pg::call([&] {
+			DiskannQuantizerCache *c = (DiskannQuantizerCache *)
+				MemoryContextAlloc(index->rd_indexcxt, offsetof(DiskannQuantizerCache, stream) + sizeof(float) * stream.size());
+
+			c->count = (uint32) stream.size();
+			memcpy(c->stream, stream.data(), sizeof(float) * stream.size());
+			index->rd_amcache = c;
+			return c;
+		});
+	}
+	return vs::sbq::Quantizer(meta.indexed_dims, meta.bits_per_dim, {cache->stream, cache->count});
+}
+
+std::vector<vs::format::LabelStart>
+DiskannReadLabelStarts(Relation index, const vs::format::MetaInfo &meta)
+{
+	std::vector<std::byte> page(BLCKSZ);
+
+	return vs::format::read_label_starts(meta, BLCKSZ, [&](std::uint32_t block) -> std::span<const std::byte> {
+		DiskannReadPage(index, block, page.data());
+		return page;
+	});
+}
+
+DiskannMetaNodeEdit
+DiskannBeginMetaNodeEdit(Relation index, BlockNumber blk)
+{
+	DiskannMetaNodeEdit e;
+
+	vs::pg::call([&] {
+		e.meta_buf = ReadBuffer(index, 0);
+		LockBuffer(e.meta_buf, BUFFER_LOCK_EXCLUSIVE);
+		e.buf = ReadBuffer(index, blk);
+		LockBuffer(e.buf, BUFFER_LOCK_EXCLUSIVE);
+		e.xlog = GenericXLogStart(index);
+		e.meta_page = GenericXLogRegisterBuffer(e.xlog, e.meta_buf, 0);
+		e.page = GenericXLogRegisterBuffer(e.xlog, e.buf, 0);
+	});
+	return e;
+}
+
+void
+DiskannEndMetaNodeEdit(DiskannMetaNodeEdit &e, bool commit)
+{
+	vs::pg::call([&] {
+		if (commit)
+			GenericXLogFinish(e.xlog);
+		else
+			GenericXLogAbort(e.xlog);
+		UnlockReleaseBuffer(e.buf);
+		UnlockReleaseBuffer(e.meta_buf);
+	});
 }

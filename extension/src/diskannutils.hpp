@@ -7,15 +7,28 @@
 #include <cstddef>
 #include <functional>
 
+extern "C" {
+#include "access/generic_xlog.h"
+}
+
 #include "vectorscale/format/page.hpp"
 #include "vectorscale/format/records.hpp"
+#include "vectorscale/sbq/sbq.hpp"
 
 vs::format::Tid DiskannTidFromItemPointer(ItemPointer ip);
 void		DiskannTidToItemPointer(vs::format::Tid tid, ItemPointer out);
 void		DiskannReadPage(Relation index, BlockNumber block, std::byte *out);
 vs::format::MetaInfo DiskannReadMeta(Relation index);
-void		DiskannReadNode(Relation index, vs::format::Tid tid, const vs::format::NodeLayout &layout,
-							std::byte *out);
+
+/*
+ * The SBQ quantizer of a memory_optimized index (C++ zone). Its statistics never change after
+ * the build, so the stream is read once per relcache entry and kept in rd_amcache (a REINDEX
+ * makes a new relcache entry).
+ */
+vs::sbq::Quantizer DiskannReadQuantizer(Relation index, const vs::format::MetaInfo &meta);
+
+/* Every label start of a labeled index: meta's inline ones and the overflow chain (C++ zone). */
+std::vector<vs::format::LabelStart> DiskannReadLabelStarts(Relation index, const vs::format::MetaInfo &meta);
 [[noreturn]] void DiskannNodeProblem(Relation index, vs::format::Tid tid, const char *problem);
 
 /*
@@ -67,3 +80,19 @@ void		DiskannUpdateMeta(Relation index, const std::function<void(vs::format::Met
  * pd_lsn and pd_checksum: PostgreSQL owns them (GenericXLogFinish sets the LSN).
  */
 void		DiskannEncodeMetaInto(Page page, const vs::format::MetaInfo &meta);
+
+/* A change to the meta page and one node page as one Generic WAL record (C++ zone). */
+struct DiskannMetaNodeEdit
+{
+	Buffer		meta_buf = InvalidBuffer;
+	Buffer		buf = InvalidBuffer;
+	GenericXLogState *xlog = nullptr;
+	Page		meta_page = nullptr;	/* registered copies: edit these */
+	Page		page = nullptr;
+};
+
+/* Locks the meta page, then node page blk, exclusively, and registers both (lock order). */
+DiskannMetaNodeEdit DiskannBeginMetaNodeEdit(Relation index, BlockNumber blk);
+
+/* WAL-logs the edit (commit) or drops it, and releases both pages. */
+void		DiskannEndMetaNodeEdit(DiskannMetaNodeEdit &edit, bool commit);

@@ -72,23 +72,9 @@ std::uint64_t
 mark_deleted(Relation index, const vs::format::NodeLayout &layout, BlockNumber blk,
 			 std::span<const std::pair<std::uint16_t, Tid>> offsets, std::vector<Tid> &deleted)
 {
-	Buffer		meta_buf = InvalidBuffer;
-	Buffer		buf = InvalidBuffer;
-	GenericXLogState *xlog = nullptr;
-	Page		meta_page = nullptr;
-	Page		page = nullptr;
+	DiskannMetaNodeEdit edit = DiskannBeginMetaNodeEdit(index, blk);
 	std::uint64_t marked = 0;
-
-	vs::pg::call([&] {
-		meta_buf = ReadBuffer(index, 0);
-		LockBuffer(meta_buf, BUFFER_LOCK_EXCLUSIVE);
-		buf = ReadBuffer(index, blk);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		xlog = GenericXLogStart(index);
-		meta_page = GenericXLogRegisterBuffer(xlog, meta_buf, 0);
-		page = GenericXLogRegisterBuffer(xlog, buf, 0);
-	});
-	const std::span<std::byte> bytes(reinterpret_cast<std::byte *>(page), BLCKSZ);
+	const std::span<std::byte> bytes(reinterpret_cast<std::byte *>(edit.page), BLCKSZ);
 
 	for (const auto &[off, heap] : offsets)
 	{
@@ -103,19 +89,13 @@ mark_deleted(Relation index, const vs::format::NodeLayout &layout, BlockNumber b
 	}
 	if (marked != 0)
 	{
-		vs::format::MetaInfo meta = vs::format::decode_meta({reinterpret_cast<const std::byte *>(meta_page), BLCKSZ});
+		vs::format::MetaInfo meta =
+			vs::format::decode_meta({reinterpret_cast<const std::byte *>(edit.meta_page), BLCKSZ});
 
 		meta.deleted_count += marked;
-		DiskannEncodeMetaInto(meta_page, meta);
+		DiskannEncodeMetaInto(edit.meta_page, meta);
 	}
-	vs::pg::call([&] {
-		if (marked != 0)
-			GenericXLogFinish(xlog);
-		else
-			GenericXLogAbort(xlog);
-		UnlockReleaseBuffer(buf);
-		UnlockReleaseBuffer(meta_buf);
-	});
+	DiskannEndMetaNodeEdit(edit, marked != 0);
 	return marked;
 }
 
@@ -194,24 +174,10 @@ walk_nodes(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteCallbac
 void
 free_slots(Relation index, const vs::format::NodeLayout &layout, BlockNumber blk, std::span<const Tid> slots)
 {
-	Buffer		meta_buf = InvalidBuffer;
-	Buffer		buf = InvalidBuffer;
-	GenericXLogState *xlog = nullptr;
-	Page		meta_page = nullptr;
-	Page		page = nullptr;
-
-	vs::pg::call([&] {
-		meta_buf = ReadBuffer(index, 0);
-		LockBuffer(meta_buf, BUFFER_LOCK_EXCLUSIVE);
-		buf = ReadBuffer(index, blk);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		xlog = GenericXLogStart(index);
-		meta_page = GenericXLogRegisterBuffer(xlog, meta_buf, 0);
-		page = GenericXLogRegisterBuffer(xlog, buf, 0);
-	});
+	DiskannMetaNodeEdit edit = DiskannBeginMetaNodeEdit(index, blk);
 	vs::format::MetaInfo meta =
-		vs::format::decode_meta({reinterpret_cast<const std::byte *>(meta_page), BLCKSZ});
-	const std::span<std::byte> bytes(reinterpret_cast<std::byte *>(page), BLCKSZ);
+		vs::format::decode_meta({reinterpret_cast<const std::byte *>(edit.meta_page), BLCKSZ});
+	const std::span<std::byte> bytes(reinterpret_cast<std::byte *>(edit.page), BLCKSZ);
 	std::uint64_t freed = 0;
 
 	for (const Tid t : slots)
@@ -225,14 +191,10 @@ free_slots(Relation index, const vs::format::NodeLayout &layout, BlockNumber blk
 		++freed;
 	}
 	meta.deleted_count -= std::min<std::uint64_t>(meta.deleted_count, freed);
-	DiskannEncodeMetaInto(meta_page, meta);
+	DiskannEncodeMetaInto(edit.meta_page, meta);
 	if (VS_FAILURE_POINT("vacuum_before_free_wal"))
 		vs::pg::call([] { elog(PANIC, "failure point vacuum_before_free_wal"); });
-	vs::pg::call([&] {
-		GenericXLogFinish(xlog);
-		UnlockReleaseBuffer(buf);
-		UnlockReleaseBuffer(meta_buf);
-	});
+	DiskannEndMetaNodeEdit(edit, true);
 }
 
 /* Phases 2 and 3, under the exclusive update lock (taken by the caller). */
@@ -265,10 +227,8 @@ repair_and_free(Relation index, const std::vector<Tid> &deleted)
 	if (meta.entry_point.valid() && dead.count(meta.entry_point.key()))
 	{
 		Tid			next = Tid::invalid();
-		std::vector<std::byte> record(layout.record_size);
 
-		DiskannReadNode(index, meta.entry_point, layout, record.data());
-		for (const Tid n : vs::format::NodeView(record, layout).neighbors())
+		for (const Tid n : graph.neighbors_of(meta.entry_point))
 			if (!dead.count(n.key()))
 			{
 				next = n;
@@ -286,12 +246,7 @@ repair_and_free(Relation index, const std::vector<Tid> &deleted)
 	 */
 	if (meta.has_labels)
 	{
-		std::vector<std::byte> page(BLCKSZ);
-		std::vector<vs::format::LabelStart> starts = vs::format::read_label_starts(
-			DiskannReadMeta(index), BLCKSZ, [&](std::uint32_t block) -> std::span<const std::byte> {
-				DiskannReadPage(index, block, page.data());
-				return page;
-			});
+		std::vector<vs::format::LabelStart> starts = DiskannReadLabelStarts(index, DiskannReadMeta(index));
 		bool		changed = false;
 
 		for (auto it = starts.begin(); it != starts.end();)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs one pg_regress suite against a temporary instance.
+# Runs one pg_regress (or pg_isolation_regress) suite against a temporary instance.
 #
 #   run_pg_regress.sh PG_REGRESS BINDIR SUITE_DIR OUTPUT_DIR [PG_REGRESS_OPTION...]
 #
-# SUITE_DIR holds sql/, expected/ and schedule. Results (regression.diffs, regression.out,
+# SUITE_DIR holds sql/ (or specs/), expected/ and schedule, and optionally temp.conf: settings
+# of the temporary instance (--temp-config). PGISOLATIONTIMEOUT, when set, reaches the tester. Results (regression.diffs, regression.out,
 # results/, and the server log on failure) land in OUTPUT_DIR; the diffs are printed when the
 # suite fails. initdb and postgres refuse to run as root, so as root (CI) the suite runs as
 # the unprivileged system user vs_test (created if missing) in a private copy under /tmp.
@@ -37,7 +38,7 @@ if ((EUID == 0)); then
   indir=$work/in
   rundir=$work/out
   instance=$work/tmp_check
-  as_user=(runuser -u "$run_user" --)
+  as_user=(runuser -u "$run_user" -- env ${PGISOLATIONTIMEOUT:+PGISOLATIONTIMEOUT=$PGISOLATIONTIMEOUT})
 else
   indir=$suite
   rundir=$outdir
@@ -45,11 +46,13 @@ else
   as_user=()
 fi
 
+extra=()
+if [[ -f $indir/temp.conf ]]; then extra+=(--temp-config="$indir/temp.conf"); fi
 rc=0
 (cd "$rundir" &&
   "${as_user[@]}" "$pg_regress" --temp-instance="$instance" --bindir="$bindir" \
     --inputdir="$indir" --outputdir="$rundir" --schedule="$indir/schedule" \
-    --no-locale --encoding=UTF8 "$@") || rc=$?
+    --no-locale --encoding=UTF8 "${extra[@]}" "$@") || rc=$?
 
 if [[ $rundir != "$outdir" ]]; then
   for f in regression.diffs regression.out results; do

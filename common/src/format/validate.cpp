@@ -774,9 +774,7 @@ PageCheck IndexValidator::finish() {
   std::sort(s.live_heap.begin(), s.live_heap.end());
   for (std::size_t i = 1; i < s.live_heap.size(); ++i)
     if (s.live_heap[i].first == s.live_heap[i - 1].first) {
-      const auto key_tid = [](std::uint64_t k) {
-        return Tid{static_cast<std::uint32_t>(k >> 16), static_cast<std::uint16_t>(k & 0xFFFF)};
-      };
+      const auto key_tid = Tid::from_key;
       return fail(
           format("duplicate heap TID %s on live node records %s and %s", tid_str(key_tid(s.live_heap[i].first)).c_str(),
                  tid_str(key_tid(s.live_heap[i - 1].second)).c_str(), tid_str(key_tid(s.live_heap[i].second)).c_str()));

@@ -199,9 +199,8 @@ class Rows {
                  static_cast<unsigned long long>(rows_ + i / dims_), i % dims_);
     for (std::size_t i = 0; i < n; ++i) {
       const std::uint64_t key = b.heap_tids[i];
-      const auto block = static_cast<std::uint32_t>(key >> 16);
-      const auto offset = static_cast<std::uint16_t>(key & 0xFFFFu);
-      VS_EXPECTS((key >> 48) == 0 && block != format::kInvalidBlock && offset != 0,
+      const format::Tid tid = format::Tid::from_key(key);
+      VS_EXPECTS((key >> 48) == 0 && tid.valid(),
                  "row %llu: heap TID 0x%llx is not a valid (block << 16 | offset) item pointer",
                  static_cast<unsigned long long>(rows_ + i), static_cast<unsigned long long>(key));
     }
@@ -230,7 +229,7 @@ class Rows {
     std::memcpy(vectors_.data() + rows_ * dims_, b.data.data(), b.data.size() * sizeof(float));
     for (std::size_t i = 0; i < n; ++i) {
       const std::uint64_t key = b.heap_tids[i];
-      tids_.push_back(format::Tid{static_cast<std::uint32_t>(key >> 16), static_cast<std::uint16_t>(key & 0xFFFFu)});
+      tids_.push_back(format::Tid::from_key(key));
       max_block_ = std::max(max_block_, tids_.back().block);
     }
     if (labels_.has_value() && n != 0) {

@@ -3,7 +3,7 @@ package VsTestData;
 use strict;
 use warnings;
 use Exporter 'import';
-our @EXPORT_OK = qw(read_vecs write_copy data_prefix);
+our @EXPORT_OK = qw(read_vecs write_copy write_gt data_prefix);
 
 # The prefix of a data set under VS_SHARED_DATA, or undef when its base file is absent.
 sub data_prefix
@@ -35,6 +35,16 @@ sub write_copy
 	my ($path, @rows) = @_;
 	open my $fh, '>', $path or die "$path: $!";
 	print $fh $_, "\t[", join(',', @{ $rows[$_] }), "]\n" for 0 .. $#rows;
+	close $fh;
+	chmod 0644, $path;
+}
+
+# Writes the true top $k of each query as a COPY text file of (qid, id).
+sub write_gt
+{
+	my ($path, $k, @gt) = @_;
+	open my $fh, '>', $path or die "$path: $!";
+	for my $q (0 .. $#gt) { print $fh "$q\t$gt[$q][$_]\n" for 0 .. $k - 1; }
 	close $fh;
 	chmod 0644, $path;
 }

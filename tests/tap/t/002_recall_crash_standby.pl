@@ -7,7 +7,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsTestData qw(read_vecs write_copy data_prefix);
+use VsTestData qw(read_vecs write_copy write_gt data_prefix);
 
 my $data = data_prefix('mnist-10k');
 plan skip_all => 'no mnist-10k.base.fvecs (../shared/data is not present)' unless $data;
@@ -20,9 +20,7 @@ my $dims = scalar @{ $base[0] };
 my $dir = PostgreSQL::Test::Utils::tempdir;
 write_copy("$dir/base.tsv", @base);
 write_copy("$dir/queries.tsv", @queries);
-open my $gfh, '>', "$dir/gt.tsv" or die;
-for my $q (0 .. $#gt) { print $gfh "$q\t$gt[$q][$_]\t$_\n" for 0 .. 9; }
-close $gfh;
+write_gt("$dir/gt.tsv", 10, @gt);
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
@@ -32,7 +30,7 @@ $primary->safe_psql('postgres', qq{
 	CREATE EXTENSION vectorscale CASCADE;
 	CREATE TABLE t (id int, e vector($dims));
 	CREATE TABLE queries (qid int, q vector($dims));
-	CREATE TABLE gt (qid int, id int, rank int);
+	CREATE TABLE gt (qid int, id int);
 	COPY t FROM '$dir/base.tsv';
 	COPY queries FROM '$dir/queries.tsv';
 	COPY gt FROM '$dir/gt.tsv';

@@ -8,7 +8,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
-use VsTestData qw(read_vecs write_copy data_prefix);
+use VsTestData qw(read_vecs write_copy write_gt data_prefix);
 
 my $data = data_prefix('mnist-10k');
 plan skip_all => 'no mnist-10k.base.fvecs (../shared/data is not present)' unless $data;
@@ -22,10 +22,7 @@ my $dir = PostgreSQL::Test::Utils::tempdir;
 chmod 0755, $dir;
 write_copy("$dir/base.tsv", @base);
 write_copy("$dir/queries.tsv", read_vecs("$data.query.fvecs", 'f', $nq));
-open my $g, '>', "$dir/gt.tsv" or die;
-for my $q (0 .. $#gt) { print $g "$q\t$gt[$q][$_]\n" for 0 .. 9; }
-close $g;
-chmod 0644, "$dir/gt.tsv";
+write_gt("$dir/gt.tsv", 10, @gt);
 
 my $node = PostgreSQL::Test::Cluster->new('churn');
 $node->init;

@@ -139,6 +139,10 @@ struct Tid {
   [[nodiscard]] constexpr std::uint64_t key() const noexcept {
     return (static_cast<std::uint64_t>(block) << 16) | offset;
   }
+  /** The TID of a key() (the bits above 48 are ignored). */
+  [[nodiscard]] static constexpr Tid from_key(std::uint64_t k) noexcept {
+    return Tid{static_cast<std::uint32_t>(k >> 16), static_cast<std::uint16_t>(k & 0xFFFF)};
+  }
   /** Field-wise equality. */
   friend constexpr bool operator==(const Tid&, const Tid&) = default;
 };
