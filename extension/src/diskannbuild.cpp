@@ -368,17 +368,9 @@ build_local(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBu
 	vs::vamana::IndexParams params = index_params(opts, DiskannBuildThreads(estimate));
 	const std::uint32_t bits = opts->storage == DISKANN_STORAGE_PLAIN ? 0 : (std::uint32_t) opts->bits_per_dim;
 	const double budget = (double) maintenance_work_mem * 1024.0;
-	if (diskann_builder_endpoint != nullptr && diskann_builder_endpoint[0] != '\0')
-	{
-		if (opts->labeled)
-			vs::pg::call([] {
-				ereport(NOTICE,
-						(errmsg("diskann builds of labeled indexes do not go through the builder yet"),
-						 errdetail("Building the index locally instead.")));
-			});
-		else if (DiskannBuildRemote(heap, index, indexInfo, opts, params.build.seed, result))
-			return;
-	}
+	if (diskann_builder_endpoint != nullptr && diskann_builder_endpoint[0] != '\0' &&
+		DiskannBuildRemote(heap, index, indexInfo, opts, params.build.seed, result))
+		return;
 
 	Collected	collected;
 	std::optional<DiskannPageGraph> page_graph;

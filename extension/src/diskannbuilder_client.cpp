@@ -20,13 +20,16 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "vectorscale/core/crc32c.hpp"
 #include "vectorscale/format/records.hpp"
+#include "vectorscale/format/reader.hpp"
 #include "vectorscale/format/validate.hpp"
+#include "vectorscale/vamana/labels.hpp"
 
 #include "client/builder_client.hpp"
 #include "diskann.hpp"
@@ -54,6 +57,7 @@ struct RemoteLoadState
 	const DiskannBuildOptions *opts;
 	vs::client::RemoteBuild *remote;
 	std::vector<std::uint64_t> *tids;
+	vs::vamana::LabelSets *labels;	/* labeled indexes: the rows' label sets, in scan order */
 	std::string *failure;
 	MemoryContext tmpctx;
 	double		sent;
@@ -66,6 +70,8 @@ remote_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bo
 	RemoteLoadState *st = (RemoteLoadState *) arg;
 	MemoryContext old;
 	DiskannVector *v;
+	int16	   *labels = nullptr;
+	int			nlabels = 0;
 
 	(void) index;
 	(void) tupleIsAlive;
@@ -73,15 +79,20 @@ remote_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bo
 		return;
 	old = MemoryContextSwitchTo(st->tmpctx);
 	v = DiskannBuildRowVector(values[0], st->opts);
+	if (st->labels != nullptr && !isnull[1])
+		labels = DiskannLabelValues(values[1], &nlabels);
 	vs::pg::invoke([&] {
 		const std::uint64_t key = DiskannTidFromItemPointer(tid).key();
+		const std::span<const std::int16_t> row_labels(labels, (std::size_t) nlabels);
 
 		st->tids->push_back(key);
+		if (st->labels != nullptr)
+			st->labels->push_back(row_labels);
 		if (!st->failure->empty())
 			return;				/* the stream already failed: the local build rescans */
 		try
 		{
-			st->remote->add(v->x, key);
+			st->remote->add(v->x, key, row_labels);
 		}
 		catch (const RemoteError &e)
 		{
@@ -116,10 +127,47 @@ local_phase(std::uint32_t builder_phase)
 	}
 }
 
+/*
+ * Checks that every live node carries the labels sent with its row. by_tid[i] is the scan
+ * position of the row whose heap TID is sorted_tids[i]. Returns the first problem, or "".
+ */
+std::string
+check_node_labels(const std::vector<std::string> &pages, const vs::format::MetaInfo &meta,
+				  const std::vector<std::uint64_t> &sorted_tids, const std::vector<std::uint32_t> &by_tid,
+				  const vs::vamana::LabelSets &labels)
+{
+	const vs::format::NodeLayout layout = vs::format::NodeLayout::from_meta(meta, BLCKSZ);
+
+	for (std::size_t b = 1; b < pages.size(); ++b)
+	{
+		const std::span<const std::byte> page(reinterpret_cast<const std::byte *>(pages[b].data()), pages[b].size());
+
+		if (!vs::format::is_node_page(page))
+			continue;
+		const std::uint16_t count = vs::format::node_page_count(page, layout);
+
+		for (std::uint16_t off = 1; off <= count; ++off)
+		{
+			const vs::format::NodeView node = vs::format::node_at(page, off, layout);
+
+			if (node.state() != vs::format::NodeState::kLive)
+				continue;
+			const auto	pos = std::lower_bound(sorted_tids.begin(), sorted_tids.end(), node.heap_tid().key());
+			const std::vector<std::int16_t> got = node.labels();
+
+			if (!std::ranges::equal(got, labels.of(by_tid[(std::size_t) (pos - sorted_tids.begin())])))
+				return vs::detail::format("block %zu record %u does not carry the labels of its row", b,
+										  (unsigned) off);
+		}
+	}
+	return {};
+}
+
 /* Checks the returned pages; returns the first problem, or an empty string. */
 std::string
 check_pages(const std::vector<std::string> &pages, const DiskannBuildOptions *opts,
-			const std::vector<std::uint64_t> &sorted_tids)
+			const std::vector<std::uint64_t> &sorted_tids, const std::vector<std::uint32_t> &by_tid,
+			const vs::vamana::LabelSets &labels)
 {
 	if (pages.empty())
 		return "the builder returned no pages";
@@ -144,14 +192,15 @@ check_pages(const std::vector<std::string> &pages, const DiskannBuildOptions *op
 	if ((int) m.metric != opts->metric || (int) m.storage != opts->storage ||
 		(int) m.column_dims != opts->column_dims || (int) m.indexed_dims != opts->indexed_dims ||
 		(int) m.bits_per_dim != opts->bits_per_dim || (int) m.num_neighbors != opts->num_neighbors ||
-		(int) m.search_list_size != opts->search_list_size || m.max_alpha != opts->max_alpha || m.has_labels)
+		(int) m.search_list_size != opts->search_list_size || m.max_alpha != opts->max_alpha ||
+		m.has_labels != opts->labeled || (opts->labeled && m.label_capacity < DISKANN_DEFAULT_LABEL_CAPACITY))
 		return "the meta page's options differ from the index's";
 	if (m.node_count != sorted_tids.size() || m.deleted_count != 0 || m.free_list_head.valid())
 		return vs::detail::format("the index has %llu nodes for %zu rows sent",
 								  (unsigned long long) m.node_count, sorted_tids.size());
 	if (m.built_by != vs::format::BuiltBy::kBuilder)
 		return "the meta page does not say a builder built it";
-	return {};
+	return opts->labeled ? check_node_labels(pages, m, sorted_tids, by_tid, labels) : std::string();
 }
 
 /* Ends a failed remote attempt: NOTICE and fall back, or ERROR (a cancel is not a failure). */
@@ -188,6 +237,7 @@ DiskannBuildRemote(Relation heap, Relation index, IndexInfo *indexInfo, const Di
 	vs::client::RemoteSpec spec;
 	std::optional<vs::client::RemoteBuild> remote;
 	std::vector<std::uint64_t> tids;
+	vs::vamana::LabelSets labels;
 	std::string failure;
 
 	settings.endpoint = endpoint;
@@ -209,6 +259,8 @@ DiskannBuildRemote(Relation heap, Relation index, IndexInfo *indexInfo, const Di
 	spec.threads = diskann_build_threads > 0 ? (std::uint32_t) diskann_build_threads : 0;
 	spec.seed = seed;
 	spec.client = vs::detail::format("postgres pid %d index %s", MyProcPid, RelationGetRelationName(index));
+	spec.has_labels = opts->labeled;
+	spec.label_capacity = opts->labeled ? DISKANN_DEFAULT_LABEL_CAPACITY : 0;
 
 	try
 	{
@@ -222,7 +274,7 @@ DiskannBuildRemote(Relation heap, Relation index, IndexInfo *indexInfo, const Di
 		return give_up(endpoint, failure);
 
 	/* 1. One heap scan, streaming every row. */
-	RemoteLoadState st{opts, &*remote, &tids, &failure, nullptr, 0};
+	RemoteLoadState st{opts, &*remote, &tids, opts->labeled ? &labels : nullptr, &failure, nullptr, 0};
 
 	DiskannReportPhase(DISKANN_PHASE_LOAD, 0, (double) spec.expected_rows);
 	st.tmpctx = vs::pg::call([&] {
@@ -295,10 +347,18 @@ DiskannBuildRemote(Relation heap, Relation index, IndexInfo *indexInfo, const Di
 													pages.size()));
 
 	/* 3. Check everything before writing anything. */
+	std::vector<std::uint32_t> by_tid;
+
+	if (opts->labeled)
+	{
+		by_tid.resize(tids.size());
+		std::iota(by_tid.begin(), by_tid.end(), 0u);
+		std::sort(by_tid.begin(), by_tid.end(), [&](std::uint32_t a, std::uint32_t b) { return tids[a] < tids[b]; });
+	}
 	std::sort(tids.begin(), tids.end());
 	if (std::adjacent_find(tids.begin(), tids.end()) != tids.end())
 		VS_FAIL(vs::ErrorCode::kInternal, "the heap scan returned a heap TID twice");
-	if (const std::string problem = check_pages(pages, opts, tids); !problem.empty())
+	if (const std::string problem = check_pages(pages, opts, tids, by_tid, labels); !problem.empty())
 		return give_up(endpoint, "invalid index returned: " + problem);
 
 	/* 4. Write, then WAL-log once. */

@@ -476,9 +476,7 @@ sweep_next(IndexScanDesc scan, ScanCore &s, std::uint64_t &key, NodeInfo &info, 
 		s.sweep_pos = 0;
 		DiskannReadPage(index, blk, s.sweep_page.data());
 		const std::span<const std::byte> page(s.sweep_page);
-		const auto	o = vs::format::read_page_opaque(page);
-
-		if (o.page_id != vs::format::kPageId || o.page_type != (std::uint16_t) vs::format::PageType::kNode)
+		if (!vs::format::is_node_page(page))
 			continue;
 		const std::uint16_t count = vs::format::node_page_count(page, s.layout);
 

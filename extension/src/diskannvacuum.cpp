@@ -45,15 +45,6 @@ namespace {
 using vs::format::NodeState;
 using vs::format::Tid;
 
-/* Node pages hold this page type in their special space. */
-bool
-is_node_page(std::span<const std::byte> page)
-{
-	const auto o = vs::format::read_page_opaque(page);
-
-	return o.page_id == vs::format::kPageId && o.page_type == (std::uint16_t) vs::format::PageType::kNode;
-}
-
 /* What a walk over the node pages found. */
 struct WalkResult
 {
@@ -127,7 +118,7 @@ walk_nodes(Relation index, BufferAccessStrategy strategy, IndexBulkDeleteCallbac
 		});
 		const std::span<const std::byte> bytes(reinterpret_cast<const std::byte *>(page), BLCKSZ);
 
-		if (is_node_page(bytes))
+		if (vs::format::is_node_page(bytes))
 		{
 			const std::uint16_t count = vs::format::node_page_count(bytes, layout);
 

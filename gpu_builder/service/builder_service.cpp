@@ -80,6 +80,7 @@ BuildSpec from_proto(const pb::BuildSpec& m) {
   s.threads = m.threads();
   s.seed = m.seed();
   s.client = m.client();
+  s.label_capacity = m.label_capacity();
   return s;
 }
 

@@ -32,8 +32,8 @@ void print_usage(std::FILE* out) {
                "  --page-batch-bytes B           most page bytes per PageBatch message (default 1048576)\n"
                "  --shutdown-grace-seconds S     on SIGTERM/SIGINT, let running builds finish this long (default 10)\n"
 #ifdef VS_FAILURE_POINTS
-               "  --fault NAME[=ARG]             failure point (corrupt-page, bad-crc, wrong-tid, truncate,\n"
-               "                                 slow=SECONDS, die-after-pages=N, fail=CODE); repeatable\n"
+               "  --fault NAME[=ARG]             failure point (corrupt-page, bad-crc, wrong-tid, wrong-labels,\n"
+               "                                 truncate, slow=SECONDS, die-after-pages=N, fail=CODE); repeatable\n"
 #endif
                "  --help                         this text\n");
 }

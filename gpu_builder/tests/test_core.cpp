@@ -131,6 +131,17 @@ TEST(SpecValidation, ClearMessages) {
                 s.has_labels = true;
               }),
               HasSubstr("labels require storage_layout memory_optimized"));
+  EXPECT_THAT(with([](auto& s) { s.label_capacity = 8; }), HasSubstr("label_capacity 8 without has_labels"));
+  EXPECT_THAT(with([](auto& s) {
+                s.has_labels = true;
+                s.label_capacity = 70000;
+              }),
+              HasSubstr("label_capacity 70000 does not fit"));
+  EXPECT_THAT(with([](auto& s) {
+                s.has_labels = true;
+                s.label_capacity = 4096;
+              }),
+              HasSubstr("does not fit"));
   // A plain record of 4000 floats cannot fit an 8 KiB page.
   EXPECT_THAT(with([](auto& s) {
                 s.storage = 2;

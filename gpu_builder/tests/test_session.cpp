@@ -12,6 +12,7 @@
 #include "builder_test_support.hpp"
 #include "vectorscale/builder/cpu_backend.hpp"
 #include "vectorscale/builder/session.hpp"
+#include "vectorscale/format/reader.hpp"
 #include "vectorscale/format/records.hpp"
 
 namespace {
@@ -158,6 +159,15 @@ TEST(Session, LabelledBuildValidates) {
   const auto meta = vs::format::decode_meta(pages[0]);
   EXPECT_TRUE(meta.has_labels);
   EXPECT_EQ(meta.label_count, 7u);  // labels 0..4, 100, 101
+  EXPECT_EQ(meta.label_capacity, 2u);  // label_capacity 0: the most any row has
+
+  // The extension asks for its record capacity (8): the records get 8 label slots.
+  spec.label_capacity = 8;
+  vt::FakeCall call8(vt::full_script(spec, d, 400));
+  ASSERT_TRUE(run(call8).status.ok());
+  const auto pages8 = call8.all_pages();
+  ASSERT_TRUE(vt::validate_index(pages8, 8192, d.tids).ok);
+  EXPECT_EQ(vs::format::decode_meta(pages8[0]).label_capacity, 8u);
 }
 
 TEST(Session, EmptyIndex) {
@@ -333,10 +343,13 @@ TEST(Session, LogLine) {
 
 // Runs a 2000-row build with one fault.
 vt::FakeCall* faulted_build(const char* fault, vb::BuildReport& report, std::unique_ptr<vt::FakeCall>& holder,
-                            const vt::Dataset& d) {
+                            const vt::Dataset& d, bool labelled = false) {
   auto options = test_options();
   vb::add_fault(options.faults, fault);
-  holder = std::make_unique<vt::FakeCall>(vt::full_script(vt::small_spec(), d));
+  auto spec = vt::small_spec();
+  spec.has_labels = labelled;
+  spec.label_capacity = labelled ? 8 : 0;
+  holder = std::make_unique<vt::FakeCall>(vt::full_script(spec, d));
   report = run(*holder, roomy(), options);
   return holder.get();
 }
@@ -371,6 +384,23 @@ TEST(SessionFaults, PagesAndStatuses) {
   with_stranger.push_back(vs::format::Tid{d.tids.back().block + 1, 1});
   const auto check = vt::validate_index(pages, 8192, with_stranger);
   EXPECT_TRUE(check.ok) << check.reason;
+
+  // wrong-labels: pages are sound, but the first node carries a label (32767) no row has.
+  const auto ld = vt::make_dataset(2000, 32, 7, true);
+  call = faulted_build("wrong-labels", r, holder, ld, true);
+  ASSERT_TRUE(r.status.ok());
+  const auto labelled = call->all_pages();
+  ASSERT_TRUE(vt::validate_index(labelled, 8192, ld.tids).ok);
+  const auto meta = vs::format::decode_meta(labelled[0]);
+  const auto layout = vs::format::NodeLayout::from_meta(meta, 8192);
+  bool found = false;
+  for (const auto& page : labelled)
+    if (vs::format::is_node_page(page))
+      for (std::uint16_t k = 1; k <= vs::format::node_page_count(page, layout); ++k) {
+        const auto labels = vs::format::node_at(page, k, layout).labels();
+        found = found || std::find(labels.begin(), labels.end(), std::int16_t{32767}) != labels.end();
+      }
+  EXPECT_TRUE(found) << "no node carries the made-up label";
 
   // truncate: OK, no Summary, about half the pages.
   call = faulted_build("truncate", r, holder, d);

@@ -87,12 +87,17 @@ std::vector<LabelStart> read_label_starts(const MetaInfo& meta, std::uint32_t pa
   return out;
 }
 
+bool is_node_page(std::span<const std::byte> page) {
+  const PageOpaque o = read_page_opaque(page);
+  return o.page_id == kPageId && o.page_type == static_cast<std::uint16_t>(PageType::kNode);
+}
+
 // Line pointer count of a node page, with the checks node_at relies on.
 std::uint16_t node_page_count(std::span<const std::byte> page, const NodeLayout& layout) {
   if (page.size() != layout.page_size)
     VS_FAIL(ErrorCode::kCorrupt, "node page is %zu bytes, expected %u", page.size(), layout.page_size);
   const PageOpaque o = read_page_opaque(page);
-  if (o.page_id != kPageId || o.page_type != static_cast<std::uint16_t>(PageType::kNode))
+  if (!is_node_page(page))
     VS_FAIL(ErrorCode::kCorrupt, "not a node page (page_type %u, page_id 0x%04x)", static_cast<unsigned>(o.page_type),
             static_cast<unsigned>(o.page_id));
   const PageHeaderMirror h = read_page_header(page);

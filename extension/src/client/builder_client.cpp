@@ -84,7 +84,7 @@ class RemoteBuildImpl
 	RemoteBuildImpl(const BuilderSettings &settings, const RemoteSpec &spec);
 	~RemoteBuildImpl();
 
-	void		add(const float *vector, std::uint64_t heap_tid);
+	void		add(const float *vector, std::uint64_t heap_tid, std::span<const std::int16_t> labels);
 	void		finish();
 	RemoteEvent poll(std::chrono::milliseconds wait);
 	void		cancel() noexcept { context_.TryCancel(); }
@@ -97,12 +97,14 @@ class RemoteBuildImpl
 	void		read_loop();
 
 	std::uint32_t dims_;
+	bool		has_labels_;
 	std::shared_ptr<grpc::Channel> channel_;
 	std::unique_ptr<pb::Builder::Stub> stub_;
 	grpc::ClientContext context_;
 	std::unique_ptr<grpc::ClientReaderWriter<pb::BuildRequest, pb::BuildResponse>> stream_;
 	pb::BuildRequest batch_;
 	std::size_t batch_rows_ = 0;
+	std::size_t batch_labels_ = 0;
 	std::uint64_t rows_ = 0;
 	bool		finished_writing_ = false;
 
@@ -115,7 +117,7 @@ class RemoteBuildImpl
 };
 
 RemoteBuildImpl::RemoteBuildImpl(const BuilderSettings &settings, const RemoteSpec &spec)
-	: dims_(spec.indexed_dims)
+	: dims_(spec.indexed_dims), has_labels_(spec.has_labels)
 {
 	SignalBlock blocked;
 	std::shared_ptr<grpc::ChannelCredentials> creds;
@@ -185,7 +187,8 @@ RemoteBuildImpl::RemoteBuildImpl(const BuilderSettings &settings, const RemoteSp
 	s->set_num_neighbors(spec.num_neighbors);
 	s->set_search_list_size(spec.search_list_size);
 	s->set_max_alpha(spec.max_alpha);
-	s->set_has_labels(false);
+	s->set_has_labels(spec.has_labels);
+	s->set_label_capacity(spec.label_capacity);
 	s->set_expected_rows(spec.expected_rows);
 	s->set_threads(spec.threads);
 	s->set_seed(spec.seed);
@@ -277,18 +280,29 @@ RemoteBuildImpl::send_batch()
 	write(batch_);
 	batch_.Clear();
 	batch_rows_ = 0;
+	batch_labels_ = 0;
 }
 
 void
-RemoteBuildImpl::add(const float *vector, std::uint64_t heap_tid)
+RemoteBuildImpl::add(const float *vector, std::uint64_t heap_tid, std::span<const std::int16_t> labels)
 {
 	pb::VectorBatch *b = batch_.mutable_vectors();
 
 	b->add_heap_tids(heap_tid);
 	b->mutable_data()->Add(vector, vector + dims_);
+	if (has_labels_)
+	{
+		if (b->label_offsets_size() == 0)
+			b->add_label_offsets(0);
+		for (const std::int16_t l : labels)
+			b->add_labels(l);
+		b->add_label_offsets(static_cast<std::uint32_t>(b->labels_size()));
+		batch_labels_ += labels.size();
+	}
 	++batch_rows_;
 	++rows_;
-	if ((batch_rows_ + 1) * dims_ * sizeof(float) > kMaxBatchBytes)
+	/* Floats plus labels (sint32 varints: at most 3 bytes for a smallint) plus offsets. */
+	if ((batch_rows_ + 1) * dims_ * sizeof(float) + batch_labels_ * 3 + batch_rows_ * 5 > kMaxBatchBytes)
 		send_batch();
 }
 
@@ -382,9 +396,9 @@ RemoteBuild::RemoteBuild(const BuilderSettings &settings, const RemoteSpec &spec
 RemoteBuild::~RemoteBuild() = default;
 
 void
-RemoteBuild::add(const float *vector, std::uint64_t heap_tid)
+RemoteBuild::add(const float *vector, std::uint64_t heap_tid, std::span<const std::int16_t> labels)
 {
-	impl_->add(vector, heap_tid);
+	impl_->add(vector, heap_tid, labels);
 }
 
 void

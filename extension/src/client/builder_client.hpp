@@ -63,6 +63,8 @@ struct RemoteSpec
 	std::uint32_t threads = 0;
 	std::uint64_t seed = 0;
 	std::string client;
+	bool		has_labels = false;	/* rows carry label sets */
+	std::uint32_t label_capacity = 0;	/* label slots per node record at least */
 };
 
 /* What poll() saw. */
@@ -103,8 +105,11 @@ class RemoteBuild
 	RemoteBuild(const RemoteBuild &) = delete;
 	RemoteBuild &operator=(const RemoteBuild &) = delete;
 
-	/* Queues one row (indexed_dims floats) and sends a batch when it is full; throws RemoteError. */
-	void		add(const float *vector, std::uint64_t heap_tid);
+	/*
+	 * Queues one row (indexed_dims floats; labels when the spec has them) and sends a batch
+	 * when it is full; throws RemoteError.
+	 */
+	void		add(const float *vector, std::uint64_t heap_tid, std::span<const std::int16_t> labels = {});
 	/* Sends the last batch and Finish, then half-closes; throws RemoteError. */
 	void		finish();
 	/* Waits up to wait for the next server message; throws RemoteError on a failed stream. */

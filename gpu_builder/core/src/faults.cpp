@@ -33,6 +33,9 @@ void add_fault(FaultPlan& plan, std::string_view spec) {
   } else if (name == "wrong-tid") {
     no_arg();
     plan.wrong_tid = true;
+  } else if (name == "wrong-labels") {
+    no_arg();
+    plan.wrong_labels = true;
   } else if (name == "truncate") {
     no_arg();
     plan.truncate = true;
@@ -55,7 +58,7 @@ void add_fault(FaultPlan& plan, std::string_view spec) {
     plan.fail_status = static_cast<int>(code);
   } else {
     VS_FAIL(ErrorCode::kInvalidArgument,
-            "unknown fault '%s' (known: corrupt-page, bad-crc, wrong-tid, truncate, slow=SECONDS, "
+            "unknown fault '%s' (known: corrupt-page, bad-crc, wrong-tid, wrong-labels, truncate, slow=SECONDS, "
             "die-after-pages=N, fail=CODE)",
             name_s.c_str());
   }

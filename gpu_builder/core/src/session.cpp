@@ -68,13 +68,14 @@ class PageStreamer {
  public:
   // A streamer for pages of page_size bytes, at most batch_bytes per batch (at least one page).
   PageStreamer(BuildCall& call, ProgressThrottle& progress, std::uint32_t page_size, std::uint64_t batch_bytes,
-               const FaultPlan& faults, format::Tid never_sent)
+               const FaultPlan& faults, format::Tid never_sent, std::uint16_t label_capacity)
       : call_(call),
         progress_(progress),
         page_size_(page_size),
         pages_per_batch_(static_cast<std::size_t>(std::max<std::uint64_t>(1, batch_bytes / page_size))),
         faults_(faults),
-        never_sent_(never_sent) {}
+        never_sent_(never_sent),
+        label_capacity_(label_capacity) {}
 
   // Takes the next page (blocks arrive in order 0, 1, ...).
   void add(std::uint32_t block, std::span<const std::byte> page) {
@@ -150,13 +151,22 @@ class PageStreamer {
 #ifdef VS_FAILURE_POINTS
   // Corrupts the first node record of the first node page as the plan says; returns the CRC to send.
   std::uint32_t apply_faults(std::span<std::byte> page, std::uint32_t crc) const {
-    if (!(faults_.corrupt_page || faults_.bad_crc || faults_.wrong_tid)) return crc;
+    if (!(faults_.corrupt_page || faults_.bad_crc || faults_.wrong_tid || faults_.wrong_labels)) return crc;
     const format::ItemId first = format::read_item_id(page, 1);
     std::byte* record = page.data() + first.off;
     // The state field (u16 at +0, 1 = live): flipping its low byte makes state 254, which
     // no validator accepts; the CRC is either recomputed or left stale.
     if (faults_.corrupt_page || faults_.bad_crc) record[0] ^= std::byte{0xFF};
     if (faults_.wrong_tid) format::store_tid6(record + 6, never_sent_);
+    // One label more than the row has (32767, above all others: still strictly ascending,
+    // and every label start keeps its label). num_labels is the u16 at +2, labels from +12.
+    if (faults_.wrong_labels) {
+      const std::uint16_t num = format::load_u16(record, 2);
+      if (num < label_capacity_ && (num == 0 || format::load_u16(record, 12 + 2u * (num - 1u)) != 0x7FFF)) {
+        format::store_i16(record, 12 + 2u * num, 0x7FFF);
+        format::store_u16(record, 2, static_cast<std::uint16_t>(num + 1));
+      }
+    }
     const std::uint32_t fresh = vs::crc32c(page);
     return faults_.bad_crc ? crc : fresh;
   }
@@ -168,6 +178,7 @@ class PageStreamer {
   std::size_t pages_per_batch_;
   const FaultPlan& faults_;
   [[maybe_unused]] format::Tid never_sent_;
+  [[maybe_unused]] std::uint16_t label_capacity_;
   PageBatchMessage batch_;
   std::uint32_t next_block_ = 0;
   std::uint64_t total_blocks_ = 0;
@@ -378,7 +389,8 @@ void run_build_or_throw(BuildCall& call, Scheduler& scheduler, BuildBackend& bac
   in.labels = std::move(rows.labels());
   in.page_options.page_size = spec.spec.page_size;
   in.page_options.column_dims = spec.spec.column_dims;
-  in.page_options.label_capacity = 0;
+  in.page_options.labeled = spec.spec.has_labels;
+  in.page_options.label_capacity = spec.label_capacity;
   in.page_options.provenance.built_by = format::BuiltBy::kBuilder;
   in.page_options.provenance.backend = backend.kind();
   in.page_options.provenance.builder_id = options.builder_id;
@@ -390,7 +402,8 @@ void run_build_or_throw(BuildCall& call, Scheduler& scheduler, BuildBackend& bac
   };
   if (options.engine_log) control.log = [&](LogLevel, std::string_view line) { options.engine_log(line); };
 
-  PageStreamer streamer(call, progress, spec.spec.page_size, options.page_batch_bytes, options.faults, never_sent);
+  PageStreamer streamer(call, progress, spec.spec.page_size, options.page_batch_bytes, options.faults, never_sent,
+                        spec.label_capacity);
   const BackendStats stats = backend.build(
       std::move(in), control, [&](std::uint32_t block, std::span<const std::byte> page) { streamer.add(block, page); });
   streamer.finish();

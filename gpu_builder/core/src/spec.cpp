@@ -50,7 +50,10 @@ ResolvedSpec resolve_spec(const BuildSpec& s, std::uint32_t server_threads) {
   }
   // A node record must fit a page (plain vectors can be too wide); at least one label slot
   // when labelled. Throws kInvalidArgument "node record of N bytes does not fit a P-byte page".
-  r.label_capacity = s.has_labels ? 1 : 0;
+  VS_EXPECTS(s.has_labels || s.label_capacity == 0, "label_capacity %u without has_labels", s.label_capacity);
+  VS_EXPECTS(s.label_capacity <= s.page_size / 2, "label_capacity %u does not fit a %u-byte page", s.label_capacity,
+             s.page_size);
+  r.label_capacity = s.has_labels ? static_cast<std::uint16_t>(std::max<std::uint32_t>(1, s.label_capacity)) : 0;
   (void)format::NodeLayout::make(storage, s.indexed_dims, static_cast<std::uint16_t>(r.bits_per_dim), s.num_neighbors,
                                  r.label_capacity, s.page_size);
 

@@ -57,6 +57,8 @@ $node->safe_psql('postgres', q{
 	INSERT INTO t SELECT i, ARRAY(SELECT random() + (i % 7) * 0.2 FROM generate_series(1, 32) WHERE i > 0)::vector(32)
 	  FROM generate_series(1, 3000) i;
 	INSERT INTO t VALUES (0, NULL);
+	CREATE TABLE tl AS SELECT id, e, CASE WHEN id % 11 = 0 THEN NULL
+	                                      ELSE ARRAY[(id % 5)::smallint, (10 + id % 3)::smallint] END AS labels FROM t;
 	CREATE TABLE q AS SELECT id AS qid, e AS q FROM t WHERE id % 150 = 11;
 	SET enable_indexscan = off;
 	CREATE TABLE exact AS SELECT qid, s.id FROM q, LATERAL (SELECT id FROM t ORDER BY e <=> q.q LIMIT 10) s;
@@ -69,10 +71,11 @@ my $recall_sql = q{SET enable_seqscan = off;
 # Runs CREATE INDEX name through the builder at port with extra settings; returns (rc, stderr).
 sub build_via
 {
-	my ($port, $name, $settings, $table) = @_;
+	my ($port, $name, $settings, $table, $columns) = @_;
 	$table //= 't';
+	$columns //= '(e)';
 	my ($rc, $out, $err) = $node->psql('postgres',
-		"SET diskann.builder_endpoint = '127.0.0.1:$port'; $settings; CREATE INDEX $name ON $table USING diskann (e)");
+		"SET diskann.builder_endpoint = '127.0.0.1:$port'; $settings; CREATE INDEX $name ON $table USING diskann $columns");
 	return ($rc, $err);
 }
 
@@ -111,6 +114,28 @@ is($node->safe_psql('postgres', q{
 my $local_recall = $node->safe_psql('postgres', "DROP INDEX t_remote; $recall_sql");
 $node->safe_psql('postgres', 'DROP INDEX t_local');
 
+# 1b. A labeled index goes through the builder with its labels: the same pages as the local
+#     build, and filtered queries work.
+($rc, $err) = build_via($b1->[1], 'tl_remote', 'SET diskann.build_threads = 1', 'tl', '(e, labels)');
+is($rc, 0, 'labeled remote build succeeds');
+is($err, '', 'labeled remote build: no fallback');
+is(built_by('tl_remote'), 'builder/cpu', 'labeled remote build: built by the builder');
+$node->safe_psql('postgres', 'SET diskann.build_threads = 1; CREATE INDEX tl_local ON tl USING diskann (e, labels)');
+is($node->safe_psql('postgres', q{
+	SELECT (SELECT pages FROM diskann_index_info('tl_local')) = (SELECT pages FROM diskann_index_info('tl_remote'))
+	   AND (SELECT has_labels FROM diskann_index_info('tl_remote'))
+	   AND (SELECT count(*) FROM generate_series(1, (SELECT pages - 1 FROM diskann_index_info('tl_local'))) b
+	         WHERE substring(get_raw_page('tl_local', b::int) FROM 11) <> substring(get_raw_page('tl_remote', b::int) FROM 11)) = 0
+	   AND substring(get_raw_page('tl_local', 0) FROM 25 FOR 104) = substring(get_raw_page('tl_remote', 0) FROM 25 FOR 104)
+	   AND substring(get_raw_page('tl_local', 0) FROM 217) = substring(get_raw_page('tl_remote', 0) FROM 217)}),
+	't', 'labeled: every node page, the label starts and the meta options are byte-identical');
+$node->safe_psql('postgres', 'DROP INDEX tl_local');
+is($node->safe_psql('postgres', q{SET enable_seqscan = off;
+	SELECT count(*) FROM (SELECT id FROM tl WHERE labels && '{11}' ORDER BY e <=> (SELECT e FROM t WHERE id = 5) LIMIT 5000) s}),
+	$node->safe_psql('postgres', q{SELECT count(*) FROM tl WHERE labels && '{11}'}),
+	'labeled remote index: a filtered scan returns every matching row');
+$node->safe_psql('postgres', 'DROP INDEX tl_remote');
+
 # 2. Many threads: same recall as a local build.
 ($rc, $err) = build_via($b1->[1], 't_remote2', 'SET diskann.build_threads = 2');
 is($rc, 0, 'multi-threaded remote build succeeds');
@@ -136,7 +161,7 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = '
 # 4. Faults injected into the builder (test builds only): each falls back with its reason.
 SKIP:
 {
-	skip 'gpu_builder was built without fault injection (VS_FAILURE_POINTS=OFF)', 24 unless $has_faults;
+	skip 'gpu_builder was built without fault injection (VS_FAILURE_POINTS=OFF)', 27 unless $has_faults;
 	my %faults = (
 		'corrupt-page' => qr/invalid index returned/,
 		'bad-crc' => qr/fails its CRC-32C check/,
@@ -154,6 +179,16 @@ SKIP:
 		$node->safe_psql('postgres', "SELECT diskann_validate_index('t_fault'); DROP INDEX t_fault");
 		stop_builder($b);
 	}
+
+	# A builder that gives a node a label its row does not have.
+	my $wl = start_builder('--fault', 'wrong-labels');
+	my ($wrc, $werr) = build_via($wl->[1], 'tl_fault', 'SELECT 1', 'tl', '(e, labels)');
+	is($wrc, 0, 'wrong-labels: the build succeeds');
+	like($werr, qr/invalid index returned: block \d+ record \d+ does not carry the labels of its row/,
+		'wrong-labels: the NOTICE names the node');
+	is(built_by('tl_fault'), 'local/cpu', 'wrong-labels: built locally');
+	$node->safe_psql('postgres', "SELECT diskann_validate_index('tl_fault'); DROP INDEX tl_fault");
+	stop_builder($wl);
 
 	# Slower than the deadline.
 	my $slow = start_builder('--fault', 'slow=20');

@@ -29,6 +29,9 @@ using PageSource = std::function<std::span<const std::byte>(std::uint32_t block)
 [[nodiscard]] std::vector<LabelStart> read_label_starts(const MetaInfo& meta, std::uint32_t page_size,
                                                         const PageSource& source);
 
+/** True when the page carries our page id and the node page type. */
+[[nodiscard]] bool is_node_page(std::span<const std::byte> page);
+
 /** Number of node records (line pointers) on a node page; throws kCorrupt. */
 [[nodiscard]] std::uint16_t node_page_count(std::span<const std::byte> page, const NodeLayout& layout);
 

@@ -9,6 +9,8 @@
  *    with the CRC recomputed, so only page validation can catch it;
  *  - bad-crc: the same flip, with the CRC of the unmodified page (a stale checksum);
  *  - wrong-tid: give that record a heap TID the client never sent, CRC recomputed;
+ *  - wrong-labels: give that record one label (32767) its row does not have, CRC
+ *    recomputed (labelled builds with a free label slot; the pages stay valid);
  *  - truncate: stop the page stream halfway and finish OK without a Summary;
  *  - slow=SECONDS: sleep before building, in small steps that honour cancellation;
  *  - die-after-pages=N: std::_Exit(3) once N page batches are sent (a crash);
@@ -33,6 +35,7 @@ struct FaultPlan {
   bool corrupt_page = false;                     ///< corrupt-page
   bool bad_crc = false;                          ///< bad-crc
   bool wrong_tid = false;                        ///< wrong-tid
+  bool wrong_labels = false;                     ///< wrong-labels
   bool truncate = false;                         ///< truncate
   double slow_seconds = 0;                       ///< slow=SECONDS
   std::optional<std::uint32_t> die_after_pages;  ///< die-after-pages=N
@@ -40,7 +43,7 @@ struct FaultPlan {
 
   /** True when any failure point is set. */
   [[nodiscard]] bool any() const noexcept {
-    return corrupt_page || bad_crc || wrong_tid || truncate || slow_seconds > 0 || die_after_pages || fail_status;
+    return corrupt_page || bad_crc || wrong_tid || wrong_labels || truncate || slow_seconds > 0 || die_after_pages || fail_status;
   }
 };
 

@@ -44,6 +44,7 @@ struct BuildSpec {
   std::uint32_t threads = 0;           ///< build threads wanted; 0 = the server decides
   std::uint64_t seed = 0;              ///< insertion order seed; 0 = the engine default
   std::string client;                  ///< who asks, for the log
+  std::uint32_t label_capacity = 0;    ///< has_labels: label slots per record at least; 0 = the most of any row
 };
 
 /** A validated spec with everything the build derives from it. */
@@ -51,7 +52,7 @@ struct ResolvedSpec {
   BuildSpec spec;                    ///< the spec as received
   vamana::IndexParams params;        ///< engine parameters, as the extension's local build sets them
   std::uint32_t bits_per_dim = 0;    ///< effective SBQ bits; 0 for plain
-  std::uint16_t label_capacity = 0;  ///< labels per node record used for the page-fit check
+  std::uint16_t label_capacity = 0;  ///< label slots per node record at least (0 unlabelled, else >= 1)
 };
 
 /**
