@@ -231,12 +231,10 @@ append_overflow_starts(Relation index, GenericXLogState *xlog, vs::format::MetaI
 	VS_EXPECTS(rest.size() <= per_page, "%zu new labels in one row", add.size());
 	entries.insert(entries.end(), add.begin(), add.begin() + (std::ptrdiff_t) onto_last);
 
-	/* Writes an overflow page into a registered page image, keeping its LSN and checksum. */
+	/* Writes an overflow page into a registered page. */
 	auto		write = [&](Page page, std::span<const vs::format::LabelStart> starts, BlockNumber next) {
-		const size_t keep = offsetof(PageHeaderData, pd_flags);
-
 		vs::format::write_overflow_page(image, starts, next);
-		memcpy((char *) page + keep, image.data() + keep, BLCKSZ - keep);
+		DiskannCopyImageInto(page, image);
 	};
 	BlockNumber fresh = InvalidBlockNumber;
 
@@ -392,7 +390,7 @@ DiskannPageGraph::append_live(std::span<const std::byte> record, std::span<const
 		if (!chain_read)
 		{
 			/* Reads the overflow pages only, not the meta page this backend holds locked. */
-			overflow = DiskannReadLabelStarts(index_, meta);
+			overflow = DiskannReadLabelStarts(index_, meta, true);
 			chain_read = true;
 		}
 		const auto	known = std::lower_bound(overflow.begin(), overflow.end(), label,

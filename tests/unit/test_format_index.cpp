@@ -834,7 +834,7 @@ TEST(FormatLabelOverflow, WriteOverflowPageRoundTrips) {
   EXPECT_EQ(back[0].label, 7);
   EXPECT_EQ(back[1].node, (vf::Tid{4, 1}));
   EXPECT_EQ(vf::read_page_opaque(page).next_blkno, 9u);
-  EXPECT_THROW(vf::write_overflow_page(page, {}, 9), vs::Error);
+  EXPECT_THROW(vf::write_overflow_page(page, std::vector<vf::LabelStart>(200), 9), vs::Error);
 }
 
 TEST(FormatCorruptionExtra, ReaderThrowsCorruptOnBrokenChain) {

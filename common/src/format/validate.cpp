@@ -207,17 +207,17 @@ std::string check_quantizer_page(std::span<const std::byte> page, const PageHead
   return {};
 }
 
-// Label overflow page checks.
+// Label overflow page checks. A page with no entries is one VACUUM emptied and took out of
+// the chain (the chain check below makes sure no chained page is empty).
 std::string check_overflow_page(std::span<const std::byte> page, const PageHeaderMirror& h, const MetaInfo& m,
                                 std::uint32_t total_blocks) {
-  if (m.label_count <= m.label_inline_count)
-    return "label overflow page in an index whose label starts all fit the meta page";
   if (h.pd_lower < kPageHeaderSize + 8)
     return format("pd_lower %u leaves no room for the label overflow header", static_cast<unsigned>(h.pd_lower));
   const std::byte* c = page.data() + kPageHeaderSize;
   const std::uint32_t count = load_u32(c, 0);
   if (load_u32(c, 4) != 0) return "label overflow header reserved word is not zero";
-  if (count == 0) return "label overflow page holds no entries";
+  if (count != 0 && m.label_count <= m.label_inline_count)
+    return "label overflow page in an index whose label starts all fit the meta page";
   const std::uint64_t lower = kPageHeaderSize + 8 + static_cast<std::uint64_t>(kLabelStartSize) * count;
   if (h.pd_lower != lower)
     return format("pd_lower %u, expected %llu for %u label entries", static_cast<unsigned>(h.pd_lower),
@@ -670,6 +670,7 @@ PageCheck IndexValidator::finish() {
         return fail(format("label overflow chain reaches block %u, a %s page", b, page_type_name(type_of(b))));
       if (chained_overflow >= s.overflow.size()) return fail(format("label overflow chain has a cycle at block %u", b));
       const std::vector<LabelStart>& v = s.overflow[b];
+      if (v.empty()) return fail(format("label overflow chain reaches block %u, which holds no entries", b));
       starts.insert(starts.end(), v.begin(), v.end());
       ++chained_overflow;
       b = s.next[b];
@@ -679,8 +680,10 @@ PageCheck IndexValidator::finish() {
           format("label overflow chain holds %zu label starts, expected label_count %u", starts.size(), m.label_count));
     if (b != kInvalidBlock)
       return fail(format("label overflow chain continues to block %u after label_count %u entries", b, m.label_count));
-    if (chained_overflow != s.overflow.size())
-      return fail(format("%zu label overflow pages, but the chain holds %zu", s.overflow.size(), chained_overflow));
+    const auto holding = static_cast<std::size_t>(
+        std::count_if(s.overflow.begin(), s.overflow.end(), [](const auto& e) { return !e.second.empty(); }));
+    if (chained_overflow != holding)
+      return fail(format("%zu label overflow pages hold entries, but the chain holds %zu", holding, chained_overflow));
     std::vector<std::int16_t> labels;
     labels.reserve(starts.size());
     for (const LabelStart& ls : starts) labels.push_back(ls.label);

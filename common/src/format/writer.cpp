@@ -253,7 +253,7 @@ MetaInfo write_index(const GraphInput& in, std::uint32_t page_size, const PageSi
 
 // Label overflow page: u32 count, u32 zero, then count label start entries.
 void write_overflow_page(std::span<std::byte> page, std::span<const LabelStart> entries, std::uint32_t next_blkno) {
-  VS_EXPECTS(!entries.empty() && entries.size() <= overflow_labels_per_page(static_cast<std::uint32_t>(page.size())),
+  VS_EXPECTS(entries.size() <= overflow_labels_per_page(static_cast<std::uint32_t>(page.size())),
              "%zu label starts for one overflow page", entries.size());
   init_page(page, PageType::kLabelOverflow, next_blkno);
   std::byte* c = page.data() + kPageHeaderSize;

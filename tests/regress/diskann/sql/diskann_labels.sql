@@ -131,4 +131,21 @@ SELECT l, (SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM lo WHERE labels
              ORDER BY e <-> (SELECT e FROM lo WHERE id = 1)) s) AS ids
   FROM unnest('{0,5,994,1099,2001,2999,3000,4001,4002}'::smallint[]) l;
 RESET enable_seqscan;
+-- VACUUM moves and removes label starts on the meta page and in the chain: every row of label
+-- 0 (inline) and of labels 2001..3000 (overflow: the chain's pages empty and leave it) goes,
+-- and one row of label 1099
+DELETE FROM lo WHERE labels && '{0}' OR id BETWEEN 10001 AND 11000 OR id = 1099;
+VACUUM lo;
+SELECT diskann_validate_index('lo_idx');
+SELECT nodes, deleted_nodes FROM diskann_index_info('lo_idx');
+-- new labels go to the chain again
+INSERT INTO lo SELECT i, ARRAY[i - 14000, 5]::smallint[], ARRAY(SELECT ((i * 7919 + d * 104729) % 1000003) / 1000003.0 FROM generate_series(1, 64) d)::vector(64)
+  FROM generate_series(20001, 20050) i;
+SELECT diskann_validate_index('lo_idx');
+SET enable_seqscan = off;
+SELECT l, (SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM lo WHERE labels && ARRAY[l]
+             ORDER BY e <-> (SELECT e FROM lo WHERE id = 2)) s) AS ids
+  FROM unnest('{0,994,1099,2001,3000,4001,6001,6050}'::smallint[]) l;
+SELECT count(*) AS label_5 FROM (SELECT id FROM lo WHERE labels && '{5}' ORDER BY e <-> (SELECT e FROM lo WHERE id = 2)) s;
+RESET enable_seqscan;
 DROP TABLE lo;
