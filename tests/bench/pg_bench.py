@@ -339,11 +339,11 @@ def section_filtered(cur, args, base, queries, labels, qtexts, results):
                                    only=index)
             points.append(point(f"{method} ({tag})", setting, ids, lat, truth))
 
-        for l, rescore in ((100, 50), (100, 100), (200, 200), (400, 400)):
+        for l, rescore in ((40, 20), (40, 50), (100, 50), (100, 100), (200, 200)):
             measure("labeled diskann", f"L={l} rescore={rescore}",
                     [f"SET diskann.query_search_list_size = {l}", f"SET diskann.query_rescore = {rescore}"],
                     "items_lab_idx")
-        for l, rescore in ((100, 50), (200, 100), (400, 200)):
+        for l, rescore in ((100, 50), (200, 200), (1000, 1000)):
             measure("post-filter diskann", f"L={l} rescore={rescore}",
                     [f"SET diskann.query_search_list_size = {l}", f"SET diskann.query_rescore = {rescore}"],
                     "items_idx")
