@@ -194,7 +194,9 @@ done
 
 # ---- maintainer scripts, with stubs ------------------------------------------------------------
 # Each script runs with PATH holding only stubs that log their arguments, so nothing on this
-# machine changes; the logs are compared with what the script must do.
+# machine changes; the logs are compared with what the script must do. Where a private mount
+# namespace is allowed (root), both cases run: systemd running (/run/systemd/system present,
+# on a tmpfs /run of that namespace) and not; elsewhere only this machine's case.
 control=$scratch/control/vectorscale-gpu-builder
 if [[ -d $control ]]; then
   stubs=$scratch/stubs
@@ -214,18 +216,32 @@ EOF
   for cmd in getent adduser dpkg-statoverride deb-systemd-helper deb-systemd-invoke systemctl rmdir; do
     ln -sf stub "$stubs/$cmd"
   done
-  running=
-  [[ -d /run/systemd/system ]] && running=1
-  # run_script NAME ARGS... with STUB_* from the environment; prints the log.
+  if unshare -m sh -c 'mount -t tmpfs tmpfs /run' 2>/dev/null; then
+    modes=(0 1)
+  elif [[ -d /run/systemd/system ]]; then
+    modes=(1)
+    skip "no private mount namespace: maintainer scripts checked with systemd running only"
+  else
+    modes=(0)
+    skip "no private mount namespace: maintainer scripts checked without systemd only"
+  fi
+  # run_script SYSTEMD(0|1) NAME ARGS... with STUB_* from the environment; prints the log.
   run_script() {
-    local script=$1 log=$scratch/stub.log
-    shift
+    local systemd=$1 script=$2 log=$scratch/stub.log
+    shift 2
     : >"$log"
-    env -i PATH="$stubs" STUB_LOG="$log" STUB_USER="${STUB_USER:-}" STUB_OVERRIDE="${STUB_OVERRIDE:-}" \
-      STUB_ENABLED="${STUB_ENABLED:-}" /bin/sh -e "$control/$script" "$@" || echo "exit status $?" >>"$log"
+    local cmd=(env -i PATH="$stubs" STUB_LOG="$log" STUB_USER="${STUB_USER:-}"
+               STUB_OVERRIDE="${STUB_OVERRIDE:-}" STUB_ENABLED="${STUB_ENABLED:-}"
+               /bin/sh -e "$control/$script" "$@")
+    if ((${#modes[@]} == 2)); then
+      # shellcheck disable=SC2016 # expanded by the inner sh
+      cmd=(unshare -m sh -c 'mount -t tmpfs tmpfs /run && if [ "$0" = 1 ]; then mkdir -p /run/systemd/system; fi && exec "$@"'
+           "$systemd" "${cmd[@]}")
+    fi
+    "${cmd[@]}" || echo "exit status $?" >>"$log"
     cat "$log"
   }
-  check_log() {  # NAME LOG MUST-CONTAIN... ; a pattern starting with ! must be absent
+  check_log() {  # WHAT LOG MUST-CONTAIN... ; a pattern starting with ! must be absent
     local what=$1 log=$2
     shift 2
     for want in "$@"; do
@@ -237,25 +253,30 @@ EOF
     done
     ok "maintainer scripts: $what"
   }
-  reload=("!systemctl --system daemon-reload")
-  [[ -n $running ]] && reload=("systemctl --system daemon-reload")
-  log=$(run_script postinst configure)
-  check_log "first install" "$log" "adduser --system --group" \
-    "dpkg-statoverride --update --add root vectorscale-builder 0750 /etc/vectorscale" \
-    "deb-systemd-helper update-state" "!deb-systemd-helper enable" "!try-restart" \
-    "!deb-systemd-invoke start" "${reload[@]}" "!exit status"
-  restart=("!try-restart")
-  [[ -n $running ]] && restart=("deb-systemd-invoke try-restart vectorscale-gpu-builder.service")
-  log=$(STUB_USER=1 STUB_OVERRIDE=1 STUB_ENABLED=1 run_script postinst configure 0.0.1-1)
-  check_log "upgrade of an enabled service" "$log" "!adduser" "!dpkg-statoverride --update" \
-    "deb-systemd-helper enable vectorscale-gpu-builder.service" "${restart[@]}" "!exit status"
-  stop=("!deb-systemd-invoke stop")
-  [[ -n $running ]] && stop=("deb-systemd-invoke stop vectorscale-gpu-builder.service")
-  check_log "prerm remove" "$(run_script prerm remove)" "${stop[@]}" "!exit status"
-  check_log "prerm upgrade" "$(run_script prerm upgrade "$deb_version")" "!deb-systemd-invoke" "!exit status"
-  check_log "postrm purge" "$(STUB_OVERRIDE=1 run_script postrm purge)" \
-    "deb-systemd-helper purge vectorscale-gpu-builder.service" \
-    "dpkg-statoverride --remove /etc/vectorscale" "!deluser" "!exit status"
+  u=vectorscale-gpu-builder.service
+  for running in "${modes[@]}"; do
+    # With systemd running: reload it, restart on upgrade, stop on remove. Without: none of it.
+    on=systemd no=
+    ((running)) || { on="no systemd"; no='!'; }
+    check_log "first install, $on" "$(run_script "$running" postinst configure)" \
+      "adduser --system --group" \
+      "dpkg-statoverride --update --add root vectorscale-builder 0750 /etc/vectorscale" \
+      "deb-systemd-helper update-state $u" "!deb-systemd-helper enable" "!try-restart" \
+      "!deb-systemd-invoke start" "${no}systemctl --system daemon-reload" "!exit status"
+    check_log "upgrade of an enabled service, $on" \
+      "$(STUB_USER=1 STUB_OVERRIDE=1 STUB_ENABLED=1 run_script "$running" postinst configure 0.0.1-1)" \
+      "!adduser" "!dpkg-statoverride --update" "deb-systemd-helper enable $u" \
+      "${no}deb-systemd-invoke try-restart $u" "!exit status"
+    check_log "prerm remove, $on" "$(run_script "$running" prerm remove)" \
+      "${no}deb-systemd-invoke stop $u" "!exit status"
+    check_log "prerm upgrade, $on" "$(run_script "$running" prerm upgrade "$deb_version")" \
+      "!deb-systemd-invoke" "!exit status"
+    check_log "postrm remove, $on" "$(run_script "$running" postrm remove)" \
+      "${no}systemctl --system daemon-reload" "!deb-systemd-helper purge" "!exit status"
+    check_log "postrm purge, $on" "$(STUB_OVERRIDE=1 run_script "$running" postrm purge)" \
+      "deb-systemd-helper purge $u" "dpkg-statoverride --remove /etc/vectorscale" "!deluser" \
+      "!exit status"
+  done
 fi
 
 # ---- shell scripts: shellcheck ---------------------------------------------------------------
