@@ -64,9 +64,10 @@ if(VS_PG_VERSION MATCHES "^PostgreSQL ([0-9]+)")
       "${_pg_pkg}, ${_pg_pkg}-vectorscale-vector | ${_pg_pkg}-pgvector")
   set(CPACK_COMPONENT_VECTORSCALE_DESCRIPTION
       "StreamingDiskANN vector index for PostgreSQL ${_pg}
-The vectorscale extension adds the index access method diskann (a Vamana graph with
-Statistical Binary Quantization and filtered search) over pgvector's vector type. Index
-builds can be offloaded to a vectorscale-gpu-builder service (diskann.builder_endpoint).")
+The vectorscale extension adds the index access method diskann (a Vamana graph
+with Statistical Binary Quantization and filtered search) over pgvector's
+vector type. Index builds can be offloaded to a vectorscale-gpu-builder
+service (diskann.builder_endpoint).")
 
   set(CPACK_DEBIAN_VECTOR_PACKAGE_NAME ${_pg_pkg}-vectorscale-vector)
   set(CPACK_DEBIAN_VECTOR_PACKAGE_SECTION database)
@@ -75,10 +76,10 @@ builds can be offloaded to a vectorscale-gpu-builder service (diskann.builder_en
   set(CPACK_DEBIAN_VECTOR_PACKAGE_REPLACES "${_pg_pkg}-pgvector")
   set(CPACK_COMPONENT_VECTOR_DESCRIPTION
       "pgvector-compatible vector type for PostgreSQL ${_pg} (bundled with vectorscale)
-The vector extension with pgvector's type name, binary layout, text format, casts,
-distance operators and functions, for systems without pgvector. Data moves between it
-and pgvector with pg_dump. It has no ivfflat or hnsw index; install ${_pg_pkg}-pgvector
-instead of this package where those are needed.")
+The vector extension with pgvector's type name, binary layout, text format,
+casts, distance operators and functions, for systems without pgvector. Data
+moves between it and pgvector with pg_dump. It has no ivfflat or hnsw index:
+where those are needed, install ${_pg_pkg}-pgvector instead.")
 endif()
 
 set(CPACK_DEBIAN_GPU_BUILDER_PACKAGE_NAME vectorscale-gpu-builder)
@@ -86,10 +87,11 @@ set(CPACK_DEBIAN_GPU_BUILDER_PACKAGE_SECTION database)
 set(CPACK_DEBIAN_GPU_BUILDER_PACKAGE_DEPENDS adduser)
 set(CPACK_COMPONENT_GPU_BUILDER_DESCRIPTION
     "index build service for the vectorscale PostgreSQL extension
-gpu_builder receives vectors from PostgreSQL over gRPC and returns finished diskann index
-pages, built on a GPU or on its own CPUs. Installed as a systemd service
-(vectorscale-gpu-builder) running as user vectorscale-builder, configured in
-/etc/vectorscale/gpu-builder.conf; not enabled until the administrator enables it.")
+gpu_builder receives vectors from PostgreSQL over gRPC and returns finished
+diskann index pages, built on a GPU or on its own CPUs. Installed as a systemd
+service (vectorscale-gpu-builder) running as user vectorscale-builder,
+configured in /etc/vectorscale/gpu-builder.conf; not enabled until the
+administrator enables it.")
 set(VS_DEB_PACKAGES)  # the package names, for tests/packaging
 foreach(_c IN LISTS _vs_components)
   string(TOUPPER ${_c} _up)
