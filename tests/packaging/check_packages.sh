@@ -56,8 +56,8 @@ files_of() {
   dpkg-deb --fsys-tarfile "$1" | tar -t | sed -n 's|^\./|/|p' | grep -v '/$' | sort
 }
 
-# Checks that an ELF shared object exports the given dynamic symbols and that every library
-# it needs resolves here.
+# Checks that an ELF shared object (or PIE executable) is stripped, exports the given dynamic
+# symbols and that every library it needs resolves here.
 check_module() {
   local so=$1
   shift
@@ -66,6 +66,7 @@ check_module() {
     return
   fi
   readelf -h "$so" | grep -q 'Type:.*DYN' || fail "$so is not a shared object"
+  readelf -S -W "$so" | grep -q ' \.symtab ' && fail "$so is not stripped"
   local dynsyms
   dynsyms=$(readelf --dyn-syms -W "$so" | awk '$7 != "UND" { print $8 }')
   for sym in "$@"; do
@@ -74,7 +75,26 @@ check_module() {
   if ldd "$so" | grep -q 'not found'; then
     fail "$so needs libraries that are not installed: $(ldd "$so" | grep 'not found')"
   fi
-  ok "$(basename "$so"): ELF shared object exporting $*; its libraries resolve"
+  ok "$(basename "$so"): stripped ELF shared object exporting $*; its libraries resolve"
+}
+
+# Compares the files package $1 ships ($files) with the paths $2...
+check_files() {
+  local pkg=$1 expected
+  shift
+  expected=$(printf '%s\n' "$@" | sort)
+  [[ $files == "$expected" ]] || fail "$pkg ships:"$'\n'"$files"$'\n'"expected:"$'\n'"$expected"
+}
+
+# The checks both extension packages share: module NAME (arg 1) exporting SYMBOLS (args 2...),
+# its control file and the SQL script of its default version, Depends on the server first.
+check_extension() {
+  local name=$1 lib=/usr/lib/postgresql/$pg/lib ext=/usr/share/postgresql/$pg/extension default
+  shift
+  default=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$root$ext/$name.control")
+  check_files "$pkg" "$lib/$name.so" "$ext/$name--$default.sql" "$ext/$name.control"
+  [[ ${depends%%,*} == "postgresql-$pg" ]] || fail "$pkg: Depends does not start with postgresql-$pg: $depends"
+  check_module "$root$lib/$name.so" "$@"
 }
 
 shipped=()
@@ -101,40 +121,27 @@ for pkg in "${packages[@]}"; do
 
   case $pkg in
     "postgresql-$pg-vectorscale")
-      lib=/usr/lib/postgresql/$pg/lib
-      ext=/usr/share/postgresql/$pg/extension
-      default=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$root$ext/vectorscale.control")
-      expected=$(printf '%s\n' "$lib/vectorscale.so" "$ext/vectorscale--$default.sql" \
-                 "$ext/vectorscale.control" | sort)
-      [[ $files == "$expected" ]] || fail "$pkg ships:"$'\n'"$files"$'\n'"expected:"$'\n'"$expected"
-      [[ ${depends%%,*} == "postgresql-$pg" ]] || fail "$pkg: Depends does not start with postgresql-$pg: $depends"
+      check_extension vectorscale Pg_magic_func _PG_init diskann_amhandler
       expect_contains "$pkg Depends: the vector type, ours or pgvector" "$depends" \
         "postgresql-$pg-vectorscale-vector | postgresql-$pg-pgvector"
-      if readelf -d "$root$lib/vectorscale.so" | grep -q 'libgrpc'; then
+      if readelf -d "$root/usr/lib/postgresql/$pg/lib/vectorscale.so" | grep -q 'libgrpc'; then
         expect_contains "$pkg Depends: gRPC from dpkg-shlibdeps" "$depends" "libgrpc++"
         expect_contains "$pkg Depends: Protobuf from dpkg-shlibdeps" "$depends" "libprotobuf"
       fi
-      check_module "$root$lib/vectorscale.so" Pg_magic_func _PG_init diskann_amhandler
       ;;
     "postgresql-$pg-vectorscale-vector")
-      lib=/usr/lib/postgresql/$pg/lib
-      ext=/usr/share/postgresql/$pg/extension
-      default=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$root$ext/vector.control")
-      expected=$(printf '%s\n' "$lib/vector.so" "$ext/vector--$default.sql" "$ext/vector.control" | sort)
-      [[ $files == "$expected" ]] || fail "$pkg ships:"$'\n'"$files"$'\n'"expected:"$'\n'"$expected"
-      [[ ${depends%%,*} == "postgresql-$pg" ]] || fail "$pkg: Depends does not start with postgresql-$pg: $depends"
+      check_extension vector Pg_magic_func vector_in vector_out
       expect_contains "$pkg Conflicts with pgvector" "$(dpkg-deb -f "$deb" Conflicts)" "postgresql-$pg-pgvector"
       expect_contains "$pkg Replaces pgvector" "$(dpkg-deb -f "$deb" Replaces)" "postgresql-$pg-pgvector"
-      grep -q '^# vectorscale bundled vector type' "$root$ext/vector.control" ||
+      grep -q '^# vectorscale bundled vector type' "$root/usr/share/postgresql/$pg/extension/vector.control" ||
         fail "$pkg: vector.control lacks the bundled-type marker"
-      check_module "$root$lib/vector.so" Pg_magic_func vector_in vector_out
       ;;
     vectorscale-gpu-builder)
       bin=/usr/bin/vectorscale-gpu-builder
       unit=/lib/systemd/system/vectorscale-gpu-builder.service
       conf=/etc/vectorscale/gpu-builder.conf
-      expected=$(printf '%s\n' "$bin" "$unit" "$conf" | sort)
-      [[ $files == "$expected" ]] || fail "$pkg ships:"$'\n'"$files"$'\n'"expected:"$'\n'"$expected"
+      check_files "$pkg" "$bin" "$unit" "$conf"
+      readelf -S -W "$root$bin" | grep -q ' \.symtab ' && fail "$bin is not stripped"
       expect_contains "$pkg Depends: adduser (postinst)" "$depends" "adduser"
       expect_contains "$pkg Depends: gRPC from dpkg-shlibdeps" "$depends" "libgrpc++"
       expect_contains "$pkg Depends: Protobuf from dpkg-shlibdeps" "$depends" "libprotobuf"
