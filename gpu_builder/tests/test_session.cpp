@@ -331,10 +331,19 @@ TEST(Session, LogLine) {
   r.dims = 3;
   r.storage = "plain";
   r.backend = "cpu";
+  r.pages = 4;
+  r.bytes_received = 321;
+  r.bytes_sent = 33000;
   r.seconds = 1.25;
+  r.queue_seconds = 0.002;
+  r.receive_seconds = 0.125;
+  r.train_seconds = 0.25;
+  r.graph_seconds = 0.5;
+  r.write_seconds = 0.375;
   EXPECT_EQ(vb::format_build_log(r),
             "build client=\"pg pid 1 \\\"x\\\"\" peer=ipv4:127.0.0.1:5000 rows=10 dims=3 storage=plain backend=cpu "
-            "pages=0 seconds=1.250 result=ok");
+            "pages=4 bytes_received=321 bytes_sent=33000 seconds=1.250 queue_s=0.002 receive_s=0.125 train_s=0.250 "
+            "graph_s=0.500 write_s=0.375 result=ok");
   r.status = {vb::StatusCode::kInvalidArgument, "bad\nthing"};
   EXPECT_THAT(vb::format_build_log(r), HasSubstr("result=INVALID_ARGUMENT: bad\\x0athing"));
 }

@@ -202,9 +202,11 @@ class Builder {
   }
 
   // Runs body(k, scratch) for k in [0, count) on `threads` workers; the calling thread also
-  // polls cancellation and reports progress.
+  // polls cancellation and reports progress, starting with (phase, 0, count) so that callers
+  // see a phase when it begins (the builder times its phases by these changes).
   template <class Body, class Done>
   void parallel_for(std::uint32_t phase, std::size_t threads, std::size_t count, Body&& body, Done&& done) {
+    poll(phase, 0, count);
     std::atomic<std::size_t> next{0};
     std::atomic<std::size_t> finished{0};
     stop_.store(false);

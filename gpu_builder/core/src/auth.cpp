@@ -1,4 +1,4 @@
-// Bearer token: reading the token file and the constant-time comparison.
+// Credentials: reading the token and PEM files, and the constant-time token comparison.
 #include "vectorscale/builder/auth.hpp"
 
 #include <fstream>
@@ -18,6 +18,14 @@ std::string read_token_file(const std::string& path) {
     token.pop_back();
   VS_EXPECTS(!token.empty(), "token file \"%s\" is empty", path.c_str());
   return token;
+}
+
+std::string read_pem_file(const std::string& path, const char* flag) {
+  std::ifstream in(path, std::ios::binary);
+  VS_EXPECTS(in.good(), "cannot read %s file \"%s\"", flag, path.c_str());
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  VS_EXPECTS(!in.bad() && !s.empty(), "cannot read %s file \"%s\"", flag, path.c_str());
+  return s;
 }
 
 bool bearer_token_matches(std::string_view header, std::string_view token) noexcept {

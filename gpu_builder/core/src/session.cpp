@@ -11,6 +11,9 @@
 //    one batch here, and BuildCall::pages() blocks while the network is behind, so memory
 //    stays bounded by the build itself.
 //  - Every exception ends in status_from_exception(), with the call's cancel reason.
+//  - The log line's phase times come from stage changes the session already sees (admission,
+//    Finish, the backend's first graph phase report, its first page): one integer comparison
+//    per progress report or page, and a clock read only when the stage changes.
 #include "vectorscale/builder/session.hpp"
 
 #include <algorithm>
@@ -40,6 +43,57 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
 void check_cancel(const BuildCall& call) {
   if (call.cancel_reason() != CancelReason::kNone) throw vs::Cancelled();
 }
+
+// The stages of a build in the order they begin; each lasts until the next one begins.
+enum Stage : std::size_t { kStageSpec, kStageQueue, kStageReceive, kStageTrain, kStageGraph, kStageWrite, kStages };
+
+// When each stage of a build began.
+class StageClock {
+ public:
+  // A clock whose spec stage begins now.
+  StageClock() noexcept {
+    start_[kStageSpec] = Clock::now();
+    entered_[kStageSpec] = true;
+  }
+
+  // Enters stage s unless the build is already there or further.
+  void enter(Stage s) noexcept {
+    if (s <= current_) return;
+    current_ = s;
+    entered_[s] = true;
+    start_[s] = Clock::now();
+  }
+
+  // True once stage s was entered.
+  [[nodiscard]] bool entered(Stage s) const noexcept { return entered_[s]; }
+
+  // Seconds from the start until stage s began (s must have been entered).
+  [[nodiscard]] double until(Stage s) const noexcept { return seconds_between(start_[kStageSpec], start_[s]); }
+
+  // Seconds spent in stage s when the build ended at `end`; 0 when never entered.
+  [[nodiscard]] double spent(Stage s, Clock::time_point end) const noexcept {
+    if (!entered(s)) return 0;
+    for (std::size_t next = s + 1; next < kStages; ++next)
+      if (entered_[next]) return seconds_between(start_[s], start_[next]);
+    return seconds_between(start_[s], end);
+  }
+
+  // Fills the report's phase times and total for a build ending now.
+  void fill(BuildReport& report) const noexcept {
+    const auto end = Clock::now();
+    report.seconds = seconds_between(start_[kStageSpec], end);
+    report.queue_seconds = spent(kStageQueue, end);
+    report.receive_seconds = spent(kStageReceive, end);
+    report.train_seconds = spent(kStageTrain, end);
+    report.graph_seconds = spent(kStageGraph, end);
+    report.write_seconds = spent(kStageWrite, end);
+  }
+
+ private:
+  Clock::time_point start_[kStages] = {};
+  bool entered_[kStages] = {};
+  Stage current_ = kStageSpec;
+};
 
 // Sends progress at most once per interval within a phase (a new phase always goes out).
 class ProgressThrottle {
@@ -314,8 +368,7 @@ class Rows {
 
 // The body of run_build; throws on every failure.
 void run_build_or_throw(BuildCall& call, Scheduler& scheduler, BuildBackend& backend, const SessionOptions& options,
-                        BuildReport& report) {
-  const auto t_start = Clock::now();
+                        StageClock& clock, BuildReport& report) {
   ProgressThrottle progress(call, options.progress_interval);
 
   // 1. The spec.
@@ -339,12 +392,14 @@ void run_build_or_throw(BuildCall& call, Scheduler& scheduler, BuildBackend& bac
     throw StatusError(StatusCode::kUnimplemented, "labels are only supported by the cpu backend");
 
   // 2. Admission before any vector is read.
+  clock.enter(kStageQueue);
   Admission admission = scheduler.enqueue(memory_need(spec, spec.spec.expected_rows));
   if (!admission.running()) {
     progress.report(kPhaseReceive, 0, spec.spec.expected_rows, true);
     admission.wait([&] { return call.cancel_reason() != CancelReason::kNone; },
                    [&] { progress.report(kPhaseReceive, 0, spec.spec.expected_rows, true); }, options.queue_tick);
   }
+  clock.enter(kStageReceive);
   progress.report(kPhaseReceive, 0, spec.spec.expected_rows, true);
 
   // 3. Rows until Finish.
@@ -372,7 +427,7 @@ void run_build_or_throw(BuildCall& call, Scheduler& scheduler, BuildBackend& bac
   // 4. Whole-input checks.
   rows.check_unique_tids();
   progress.report(kPhaseReceive, rows.rows(), rows.rows(), true);
-  const auto t_received = Clock::now();
+  clock.enter(kStageTrain);
 
 #ifdef VS_FAILURE_POINTS
   if (options.faults.slow_seconds > 0) sleep_cancellable(call, options.faults.slow_seconds);
@@ -398,14 +453,18 @@ void run_build_or_throw(BuildCall& call, Scheduler& scheduler, BuildBackend& bac
   Control control;
   control.cancel = [&] { return call.cancel_reason() != CancelReason::kNone; };
   control.progress = [&](std::uint32_t phase, std::uint64_t done, std::uint64_t total) {
+    if (phase != kPhaseTrain) clock.enter(kStageGraph);  // a vamana::BuildPhase
     progress.report(phase, done, total);
   };
   if (options.engine_log) control.log = [&](LogLevel, std::string_view line) { options.engine_log(line); };
 
   PageStreamer streamer(call, progress, spec.spec.page_size, options.page_batch_bytes, options.faults, never_sent,
                         spec.label_capacity);
-  const BackendStats stats = backend.build(
-      std::move(in), control, [&](std::uint32_t block, std::span<const std::byte> page) { streamer.add(block, page); });
+  const BackendStats stats =
+      backend.build(std::move(in), control, [&](std::uint32_t block, std::span<const std::byte> page) {
+        clock.enter(kStageWrite);
+        streamer.add(block, page);
+      });
   streamer.finish();
   report.pages = streamer.pages_sent();
   if (streamer.truncated()) return;  // failure point: OK without a Summary
@@ -416,7 +475,7 @@ void run_build_or_throw(BuildCall& call, Scheduler& scheduler, BuildBackend& bac
   summary.nodes = stats.nodes;
   summary.backend = backend.kind();
   summary.builder_id = options.builder_id;
-  summary.receive_seconds = seconds_between(t_start, t_received);
+  summary.receive_seconds = clock.until(kStageTrain);
   summary.build_seconds = stats.build_seconds;
   summary.write_seconds = stats.write_seconds;
   call.summary(summary);
@@ -440,15 +499,16 @@ void append_escaped(std::string& out, std::string_view s) {
 
 BuildReport run_build(BuildCall& call, Scheduler& scheduler, BuildBackend& backend,
                       const SessionOptions& options) noexcept {
-  const auto t0 = Clock::now();
+  StageClock clock;
   BuildReport report;
   try {
     report.backend = std::string(backend.name());
-    run_build_or_throw(call, scheduler, backend, options, report);
+    run_build_or_throw(call, scheduler, backend, options, clock, report);
   } catch (...) {
     report.status = status_from_exception(std::current_exception(), call.cancel_reason());
   }
-  report.seconds = seconds_between(t0, Clock::now());
+  clock.fill(report);
+  report.outcome = classify_outcome(report.status, clock.entered(kStageReceive));
   return report;
 }
 
@@ -458,9 +518,12 @@ std::string format_build_log(const BuildReport& r) {
   line += "\" peer=";
   append_escaped(line, r.peer.empty() ? std::string_view("-") : std::string_view(r.peer));
   line += vs::detail::format(
-      " rows=%llu dims=%u storage=%s backend=%s pages=%u seconds=%.3f result=", static_cast<unsigned long long>(r.rows),
-      r.dims, r.storage.empty() ? "-" : r.storage.c_str(), r.backend.empty() ? "-" : r.backend.c_str(), r.pages,
-      r.seconds);
+      " rows=%llu dims=%u storage=%s backend=%s pages=%u bytes_received=%llu bytes_sent=%llu seconds=%.3f "
+      "queue_s=%.3f receive_s=%.3f train_s=%.3f graph_s=%.3f write_s=%.3f result=",
+      static_cast<unsigned long long>(r.rows), r.dims, r.storage.empty() ? "-" : r.storage.c_str(),
+      r.backend.empty() ? "-" : r.backend.c_str(), r.pages, static_cast<unsigned long long>(r.bytes_received),
+      static_cast<unsigned long long>(r.bytes_sent), r.seconds, r.queue_seconds, r.receive_seconds, r.train_seconds,
+      r.graph_seconds, r.write_seconds);
   if (r.status.ok()) {
     line += "ok";
   } else {

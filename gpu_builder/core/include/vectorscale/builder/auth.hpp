@@ -1,6 +1,7 @@
 /**
  * @file auth.hpp
- * @brief The bearer token check of the builder (`--token-file`).
+ * @brief Credentials of the builder and its clients: the bearer token (`--token-file`) and
+ *        PEM files (`--tls-cert`, `--tls-key`, `--tls-ca`).
  */
 #pragma once
 #include <string>
@@ -13,6 +14,12 @@ namespace vs::builder {
  * Throws vs::Error{kInvalidArgument} when the file cannot be read or the token is empty.
  */
 [[nodiscard]] std::string read_token_file(const std::string& path);
+
+/**
+ * Reads a PEM file whole. Throws vs::Error{kInvalidArgument} naming `flag` (e.g. "--tls-ca")
+ * when the file cannot be read or is empty.
+ */
+[[nodiscard]] std::string read_pem_file(const std::string& path, const char* flag);
 
 /**
  * True when `header` (the value of the `authorization` metadata) is exactly "Bearer " followed

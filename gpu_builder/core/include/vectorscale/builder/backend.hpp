@@ -49,10 +49,22 @@ struct BackendStats {
   std::uint32_t repaired_unreachable = 0;   ///< from vamana::BuildStats
 };
 
+/** Memory of the device a backend builds on (both 0 when it has none). */
+struct DeviceMemory {
+  std::uint64_t used_bytes = 0;   ///< in use by every process on the device
+  std::uint64_t total_bytes = 0;  ///< the device's memory
+};
+
 /** A way to build indexes (CPU through common/, CUDA). */
 class BuildBackend {
  public:
   virtual ~BuildBackend() = default;
+  /**
+   * The memory of the backend's device, for the status report; cheap and thread-safe. The
+   * default is a backend without a device (the CPU backend). A GPU backend asks its own
+   * device (cudaMemGetInfo in the context it builds in), never creating a context just for this.
+   */
+  [[nodiscard]] virtual DeviceMemory device_memory() const noexcept { return {}; }
   /** The backend recorded in the meta page and the Summary. */
   [[nodiscard]] virtual format::BuildBackend kind() const noexcept = 0;
   /** Short name for logs ("cpu", "cuda"). */

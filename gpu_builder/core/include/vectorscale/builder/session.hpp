@@ -24,6 +24,7 @@
 #include "vectorscale/builder/admission.hpp"
 #include "vectorscale/builder/backend.hpp"
 #include "vectorscale/builder/faults.hpp"
+#include "vectorscale/builder/metrics.hpp"
 #include "vectorscale/builder/spec.hpp"
 #include "vectorscale/builder/status.hpp"
 
@@ -122,17 +123,29 @@ struct SessionOptions {
   std::function<void(std::string_view)> engine_log;  ///< engine log lines (optional)
 };
 
-/** What the log line of one build says. */
+/**
+ * What the log line of one build says. The phase times tile the build after its spec: each
+ * phase lasts until the next one begins (a phase never reached lasts 0), so together with
+ * reading the spec they add up to `seconds`.
+ */
 struct BuildReport {
-  Status status;            ///< the outcome sent to the client
-  std::string client;       ///< BuildSpec.client
-  std::string peer;         ///< the transport's peer address
-  std::uint64_t rows = 0;   ///< rows received
-  std::uint32_t dims = 0;   ///< indexed dims
-  std::string storage;      ///< storage layout name
-  std::string backend;      ///< backend name
-  std::uint32_t pages = 0;  ///< pages sent
-  double seconds = 0;       ///< wall time from the call's start
+  Status status;                                    ///< the outcome sent to the client
+  BuildOutcome outcome = BuildOutcome::kSucceeded;  ///< status classified for the counters
+  std::string client;                               ///< BuildSpec.client
+  std::string peer;                                 ///< the transport's peer address
+  std::uint64_t rows = 0;                           ///< rows received
+  std::uint32_t dims = 0;                           ///< indexed dims
+  std::string storage;                              ///< storage layout name
+  std::string backend;                              ///< backend name
+  std::uint32_t pages = 0;           ///< pages handed to the transport (the gRPC service counts those written)
+  std::uint64_t bytes_received = 0;  ///< request bytes read (set by the transport)
+  std::uint64_t bytes_sent = 0;      ///< response bytes written (set by the transport)
+  double seconds = 0;                ///< wall time from the call's start
+  double queue_seconds = 0;          ///< waiting for admission (a slot and the memory)
+  double receive_seconds = 0;        ///< admitted until every row was received and checked
+  double train_seconds = 0;          ///< the backend until its first graph phase: quantizer training, medoid
+  double graph_seconds = 0;          ///< graph phases: insert, prune, connect
+  double write_seconds = 0;          ///< from the first page until the end (pages and Summary handed over)
 };
 
 /** Runs one build over `call`; never throws. */
@@ -141,7 +154,8 @@ struct BuildReport {
 
 /**
  * The one log line of a build: `build client="..." peer=... rows=N dims=D storage=S
- * backend=B pages=P seconds=T result=ok` (or `result=CODE: message`).
+ * backend=B pages=P bytes_received=N bytes_sent=N seconds=T queue_s=T receive_s=T train_s=T
+ * graph_s=T write_s=T result=ok` (or `result=CODE: message`, always last).
  */
 [[nodiscard]] std::string format_build_log(const BuildReport& report);
 
