@@ -13,8 +13,6 @@
 
 #include <unistd.h>
 
-#include <fstream>
-#include <iterator>
 #include <thread>
 #include <utility>
 
@@ -28,15 +26,6 @@
 namespace vs::builder {
 
 namespace {
-
-// The whole content of a file; throws kInvalidArgument naming the flag when unreadable.
-std::string read_file(const std::string& path, const char* flag) {
-  std::ifstream in(path, std::ios::binary);
-  VS_EXPECTS(in.good(), "cannot read %s file \"%s\"", flag, path.c_str());
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  VS_EXPECTS(!in.bad() && !s.empty(), "cannot read %s file \"%s\"", flag, path.c_str());
-  return s;
-}
 
 // This host's name, or "" when unknown.
 std::string host_name() {
@@ -110,13 +99,14 @@ std::unique_ptr<Server> Server::create(const ServerOptions& o) {
   so.session.builder_id = make_builder_id(VS_BUILDER_VERSION, host_name());
   so.session.faults = o.faults;
   if (!o.token_file.empty()) so.token = read_token_file(o.token_file);
+  so.version = VS_BUILDER_VERSION;
   so.log = o.log;
   impl->service = std::make_unique<BuilderService>(*impl->scheduler, *impl->backend, std::move(so));
 
   if (!o.tls_cert_file.empty()) {
     grpc::SslServerCredentialsOptions ssl;
     ssl.pem_key_cert_pairs.push_back(
-        {read_file(o.tls_key_file, "--tls-key"), read_file(o.tls_cert_file, "--tls-cert")});
+        {read_pem_file(o.tls_key_file, "--tls-key"), read_pem_file(o.tls_cert_file, "--tls-cert")});
     impl->credentials = grpc::SslServerCredentials(ssl);
   } else {
     impl->credentials = grpc::InsecureServerCredentials();

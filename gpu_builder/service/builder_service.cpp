@@ -7,6 +7,11 @@
 // processed, so a waiting or slow build holds the client back through flow control. Writes
 // go out one at a time from outbox_; an unsent progress message is replaced by a newer one.
 // The reactor deletes itself once both OnDone has run and the job thread is finished.
+//
+// Counters: traffic is counted as each read or write completes; a build's outcome and its log
+// line are recorded in end_call(), right before Finish, which runs after the last write. So
+// the log line's pages and bytes are those actually written, and a client that has its status
+// finds its build counted by GetStatus.
 #include "service/builder_service.hpp"
 #include "vectorscale/builder/auth.hpp"
 
@@ -61,6 +66,47 @@ grpc::Status to_grpc(const Status& s) {
   return {static_cast<grpc::StatusCode>(s.code), s.message};
 }
 
+// True when no token is configured or the call carries the right one.
+bool authorized(const grpc::CallbackServerContext& ctx, const std::string& token) {
+  if (token.empty()) return true;
+  const auto& md = ctx.client_metadata();
+  const auto it = md.find("authorization");
+  if (it == md.end()) return false;
+  return bearer_token_matches(std::string_view(it->second.data(), it->second.size()), token);
+}
+
+// The status of a builder: identity, limits, counters, load.
+void fill_status(const BuilderService::Shared& shared, pb::StatusResponse& r) {
+  const MetricsSnapshot m = shared.metrics.snapshot();
+  const AdmissionStats load = shared.scheduler.stats();
+  const AdmissionLimits& limits = shared.scheduler.limits();
+  const DeviceMemory gpu = shared.backend.device_memory();
+  r.set_builder_id(shared.options.session.builder_id);
+  r.set_version(shared.options.version);
+  r.set_backend(static_cast<pb::Backend>(shared.backend.kind()));
+  r.set_uptime_seconds(m.uptime_seconds);
+  r.set_threads(shared.options.session.server_threads);
+  r.set_max_concurrent_builds(limits.max_running);
+  r.set_max_queued_builds(limits.max_queued);
+  r.set_builds_started(m.builds_started);
+  r.set_builds_succeeded(m.builds_succeeded);
+  r.set_builds_failed(m.builds_failed);
+  r.set_builds_cancelled(m.builds_cancelled);
+  r.set_builds_rejected(m.builds_rejected);
+  r.set_builds_active(m.builds_active);
+  r.set_unauthenticated_calls(m.unauthenticated_calls);
+  r.set_builds_running(load.running);
+  r.set_builds_queued(load.queued);
+  r.set_vectors_received(m.vectors_received);
+  r.set_bytes_received(m.bytes_received);
+  r.set_pages_sent(m.pages_sent);
+  r.set_bytes_sent(m.bytes_sent);
+  r.set_memory_admitted_bytes(load.held_bytes);
+  r.set_memory_limit_bytes(limits.max_memory);
+  r.set_gpu_memory_used_bytes(gpu.used_bytes);
+  r.set_gpu_memory_total_bytes(gpu.total_bytes);
+}
+
 // The core's view of a BuildSpec message.
 BuildSpec from_proto(const pb::BuildSpec& m) {
   BuildSpec s;
@@ -99,7 +145,8 @@ class BuildReactor final : public grpc::ServerBidiReactor<pb::BuildRequest, pb::
     deadline_ = ctx->deadline();
     const std::uint64_t batch = std::max<std::uint64_t>(shared.options.session.page_batch_bytes, 32768);
     max_queued_bytes_ = 2 * batch;
-    if (!authorized()) {
+    if (!authorized(*ctx, shared.options.token)) {
+      shared_.metrics.unauthenticated();
       BuildReport report;
       report.peer = peer_;
       report.status = {StatusCode::kUnauthenticated, "missing or wrong bearer token"};
@@ -108,6 +155,7 @@ class BuildReactor final : public grpc::ServerBidiReactor<pb::BuildRequest, pb::
       Finish(to_grpc(report.status));
       return;
     }
+    shared_.metrics.build_started();
     {
       std::lock_guard lock(shared_.mu);
       ++shared_.active;
@@ -123,7 +171,10 @@ class BuildReactor final : public grpc::ServerBidiReactor<pb::BuildRequest, pb::
         shared_.idle.notify_all();
       }
       no_thread_ = true;
-      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "cannot start a build thread"));
+      report_.status = {StatusCode::kResourceExhausted, "cannot start a build thread"};
+      report_.outcome = BuildOutcome::kRejected;
+      report_.peer = peer_;
+      end_call(to_grpc(report_.status));
     }
   }
 
@@ -131,26 +182,41 @@ class BuildReactor final : public grpc::ServerBidiReactor<pb::BuildRequest, pb::
 
   // A read finished: buffer the message, or note the end of the client's stream.
   void OnReadDone(bool ok) override {
+    std::uint64_t rows = 0, bytes = 0;
     {
       std::lock_guard lock(mu_);
       reading_ = false;
       if (ok) {
+        bytes = read_buf_.ByteSizeLong();
+        if (read_buf_.has_vectors()) rows = static_cast<std::uint64_t>(read_buf_.vectors().heap_tids_size());
+        bytes_received_ += bytes;
         inbox_.Swap(&read_buf_);
         has_inbox_ = true;
       } else {
         read_eof_ = true;
       }
     }
+    if (ok) shared_.metrics.received(rows, bytes);
     cv_.notify_all();
   }
 
-  // A write finished: start the next one, or the Finish that waited for it.
+  // A write finished: count it, start the next one, or the Finish that waited for it.
   void OnWriteDone(bool ok) override {
     const pb::BuildResponse* next = nullptr;
     bool finish_now = false;
+    std::uint64_t pages = 0, bytes = 0;
     {
       std::lock_guard lock(mu_);
-      if (writing_) outbox_bytes_ -= writing_->ByteSizeLong();
+      if (writing_) {
+        const std::uint64_t size = writing_->ByteSizeLong();
+        outbox_bytes_ -= size;
+        if (ok) {
+          bytes = size;
+          if (writing_->has_pages()) pages = static_cast<std::uint64_t>(writing_->pages().pages_size());
+          bytes_sent_ += bytes;
+          pages_sent_ += pages;
+        }
+      }
       writing_.reset();
       if (!ok) {
         write_failed_ = true;
@@ -166,9 +232,10 @@ class BuildReactor final : public grpc::ServerBidiReactor<pb::BuildRequest, pb::
         finish_now = true;
       }
     }
+    if (bytes != 0) shared_.metrics.sent(pages, bytes);
     cv_.notify_all();
     if (next != nullptr) StartWrite(next);
-    if (finish_now) Finish(finish_status_);
+    if (finish_now) end_call(finish_status_);
   }
 
   // The call was cancelled (client gone, deadline, server shutdown).
@@ -289,16 +356,6 @@ class BuildReactor final : public grpc::ServerBidiReactor<pb::BuildRequest, pb::
   }
 
  private:
-  // True when no token is configured or the call carries the right one.
-  bool authorized() const {
-    const std::string& token = shared_.options.token;
-    if (token.empty()) return true;
-    const auto& md = ctx_->client_metadata();
-    const auto it = md.find("authorization");
-    if (it == md.end()) return false;
-    return bearer_token_matches(std::string_view(it->second.data(), it->second.size()), token);
-  }
-
   // Appends a response and starts writing when nothing is in flight.
   void enqueue(std::unique_ptr<pb::BuildResponse> r, bool is_progress) {
     const pb::BuildResponse* start = nullptr;
@@ -339,24 +396,45 @@ class BuildReactor final : public grpc::ServerBidiReactor<pb::BuildRequest, pb::
         now = true;
       }
     }
-    if (now) Finish(status);
+    if (now) end_call(status);
+  }
+
+  // Logs the build, counts its outcome, then ends the call with status; once per call, when no
+  // write is in flight any more.
+  void end_call(const grpc::Status& status) noexcept {
+    {
+      std::lock_guard lock(mu_);
+      if (ended_) return;
+      ended_ = true;
+      report_.pages = static_cast<std::uint32_t>(pages_sent_);
+      report_.bytes_received = bytes_received_;
+      report_.bytes_sent = bytes_sent_;
+    }
+    try {
+      shared_.log(format_build_log(report_));
+    } catch (...) {
+      // out of memory formatting the line: the build is still counted and finished
+    }
+    shared_.metrics.build_ended(report_.outcome);
+    Finish(status);
   }
 
   // The job thread: the build, its log line, the status; then hand the reactor back.
   void run() noexcept {
     grpc::Status status(grpc::StatusCode::INTERNAL, "internal error");
     try {
-      BuildReport report = run_build(*this, shared_.scheduler, shared_.backend, shared_.options.session);
-      report.peer = peer_;
-      shared_.log(format_build_log(report));
-      status = to_grpc(report.status);
+      report_ = run_build(*this, shared_.scheduler, shared_.backend, shared_.options.session);
+      report_.peer = peer_;
+      status = to_grpc(report_.status);
     } catch (...) {
       // only allocation failures can get here; the INTERNAL status above goes out
+      report_.status.code = StatusCode::kInternal;
+      report_.outcome = BuildOutcome::kFailed;
     }
     try {
       finish(status);
     } catch (...) {
-      Finish(grpc::Status::CANCELLED);
+      end_call(grpc::Status::CANCELLED);
     }
     BuilderService::Shared& shared = shared_;
     bool del = false;
@@ -378,6 +456,7 @@ class BuildReactor final : public grpc::ServerBidiReactor<pb::BuildRequest, pb::
   std::string peer_;
   Clock::time_point deadline_;
   std::uint64_t max_queued_bytes_ = 0;
+  BuildReport report_;  // written by the job thread before finish(), read by end_call()
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -396,7 +475,12 @@ class BuildReactor final : public grpc::ServerBidiReactor<pb::BuildRequest, pb::
   bool write_failed_ = false;
   bool finishing_ = false;
   bool finish_pending_ = false;
+  bool ended_ = false;  // end_call() ran
   grpc::Status finish_status_;
+  // this call's traffic, for its log line
+  std::uint64_t bytes_received_ = 0;
+  std::uint64_t bytes_sent_ = 0;
+  std::uint64_t pages_sent_ = 0;
   // lifetime
   bool no_thread_ = false;
   bool thread_done_ = false;
@@ -440,6 +524,25 @@ grpc::ServerBidiReactor<pb::BuildRequest, pb::BuildResponse>* BuilderService::Bu
     status = status_from_exception(std::current_exception(), CancelReason::kNone);
   }
   return new RefusedReactor(to_grpc(status));
+}
+
+grpc::ServerUnaryReactor* BuilderService::GetStatus(grpc::CallbackServerContext* context,
+                                                    const pb::StatusRequest* /*request*/,
+                                                    pb::StatusResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  grpc::Status status;
+  try {
+    if (authorized(*context, shared_.options.token)) {
+      fill_status(shared_, *response);
+    } else {
+      shared_.metrics.unauthenticated();
+      status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token");
+    }
+  } catch (...) {
+    status = to_grpc(status_from_exception(std::current_exception(), CancelReason::kNone));
+  }
+  reactor->Finish(status);
+  return reactor;
 }
 
 void BuilderService::cancel_all() noexcept {

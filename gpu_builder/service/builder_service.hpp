@@ -1,6 +1,7 @@
 /**
  * @file builder_service.hpp
- * @brief The thin gRPC layer: the Build RPC as a callback service with one reactor per call.
+ * @brief The thin gRPC layer: the Build RPC as a callback service with one reactor per call,
+ *        and GetStatus.
  *
  * Each call gets a BuildReactor that adapts gRPC's callbacks to the blocking BuildCall
  * interface of the core and runs vs::builder::run_build() on a thread of its own (a build
@@ -14,6 +15,7 @@
 #pragma once
 #include "vectorscale/builder/admission.hpp"
 #include "vectorscale/builder/backend.hpp"
+#include "vectorscale/builder/metrics.hpp"
 #include "vectorscale/builder/session.hpp"
 
 #include <atomic>
@@ -33,6 +35,7 @@ namespace vs::builder {
 struct ServiceOptions {
   SessionOptions session;                       ///< passed to every run_build()
   std::string token;                            ///< bearer token; empty = no token required
+  std::string version;                          ///< gpu_builder's version, for GetStatus
   std::function<void(const std::string&)> log;  ///< receives the one line per build
 };
 
@@ -45,6 +48,11 @@ class BuilderService final : public vectorscale::builder::v1::Builder::CallbackS
   /** Starts one Build call (gRPC calls this). */
   grpc::ServerBidiReactor<vectorscale::builder::v1::BuildRequest, vectorscale::builder::v1::BuildResponse>* Build(
       grpc::CallbackServerContext* context) override;
+
+  /** Answers one GetStatus call on gRPC's thread (reads counters; never blocks for long). */
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
+                                      const vectorscale::builder::v1::StatusRequest* request,
+                                      vectorscale::builder::v1::StatusResponse* response) override;
 
   /** Cancels every running build (they finish with UNAVAILABLE). */
   void cancel_all() noexcept;
@@ -61,6 +69,7 @@ class BuilderService final : public vectorscale::builder::v1::Builder::CallbackS
     Scheduler& scheduler;                      ///< admission
     BuildBackend& backend;                     ///< builds
     ServiceOptions options;                    ///< settings
+    BuilderMetrics metrics;                    ///< counters since the service was made
     std::atomic<bool> shutdown_cancel{false};  ///< cancel_all() was called
     mutable std::mutex mu;                     ///< guards active
     std::condition_variable idle;              ///< signalled when active drops
