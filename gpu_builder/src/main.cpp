@@ -1,5 +1,7 @@
-// gpu_builder: flags, signals, startup (STYLE.md rule 16). The service itself is in server.cpp.
+// gpu_builder: flags, signals, startup (STYLE.md rule 16). The service itself is in server.cpp;
+// `gpu_builder --status HOST:PORT` is a client of a running one (status_client.cpp).
 #include "server.hpp"
+#include "status_client.hpp"
 
 #include "vectorscale/builder/faults.hpp"
 #include "vectorscale/core/error.hpp"
@@ -13,6 +15,7 @@
 #include <exception>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace {
 
@@ -20,6 +23,7 @@ namespace {
 void print_usage(std::FILE* out) {
   std::fprintf(out,
                "usage: gpu_builder [options]\n"
+               "       gpu_builder --status HOST:PORT [--tls-ca FILE] [--token-file FILE] [--timeout S]\n"
                "  --listen HOST:PORT             address to serve on (default 127.0.0.1:50051; port 0 = any)\n"
                "  --backend auto|cpu|cuda        build backend (default auto = cpu)\n"
                "  --threads N                    build threads per build (default: hardware threads)\n"
@@ -35,7 +39,12 @@ void print_usage(std::FILE* out) {
                "  --fault NAME[=ARG]             failure point (corrupt-page, bad-crc, wrong-tid, wrong-labels,\n"
                "                                 truncate, slow=SECONDS, die-after-pages=N, fail=CODE); repeatable\n"
 #endif
-               "  --help                         this text\n");
+               "  --help                         this text\n"
+               "status of a running builder (prints key: value lines; exit 0, 1 when the call fails):\n"
+               "  --status HOST:PORT             the builder to ask\n"
+               "  --tls-ca FILE                  connect with TLS, verifying the server with these PEM roots\n"
+               "  --token-file FILE              send 'authorization: Bearer <token>'\n"
+               "  --timeout S                    deadline of the call in seconds (default 5)\n");
 }
 
 // Parses an unsigned integer with an optional binary K/M/G/T suffix; false when malformed.
@@ -83,8 +92,10 @@ bool parse_seconds(const std::string& s, double& out) {
   }
 }
 
-// Parses argv into options; prints the problem and returns false on a bad command line.
-bool parse_args(int argc, char** argv, vs::builder::ServerOptions& o, bool& help) {
+// Parses argv into options (the server's, or the status client's with --status) and the names
+// of the options given; prints the problem and returns false on a bad command line.
+bool parse_args(int argc, char** argv, vs::builder::ServerOptions& o, vs::builder::StatusClientOptions& status,
+                std::vector<std::string>& given, bool& help) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::string value;
@@ -98,6 +109,7 @@ bool parse_args(int argc, char** argv, vs::builder::ServerOptions& o, bool& help
       help = true;
       return true;
     }
+    given.push_back(arg);
     auto take = [&]() -> bool {
       if (has_value) return true;
       if (i + 1 >= argc) {
@@ -143,6 +155,7 @@ bool parse_args(int argc, char** argv, vs::builder::ServerOptions& o, bool& help
     } else if (arg == "--token-file") {
       if (!take()) return false;
       o.token_file = value;
+      status.token_file = value;
     } else if (arg == "--page-batch-bytes") {
       if (!take()) return false;
       if (!parse_size(value, n, true)) return bad();
@@ -150,6 +163,16 @@ bool parse_args(int argc, char** argv, vs::builder::ServerOptions& o, bool& help
     } else if (arg == "--shutdown-grace-seconds") {
       if (!take()) return false;
       if (!parse_seconds(value, o.shutdown_grace_seconds)) return bad();
+    } else if (arg == "--status") {
+      if (!take()) return false;
+      if (value.find(':') == std::string::npos) return bad();
+      status.target = value;
+    } else if (arg == "--tls-ca") {
+      if (!take()) return false;
+      status.tls_ca_file = value;
+    } else if (arg == "--timeout") {
+      if (!take()) return false;
+      if (!parse_seconds(value, status.timeout_seconds) || status.timeout_seconds <= 0) return bad();
 #ifdef VS_FAILURE_POINTS
     } else if (arg == "--fault") {
       if (!take()) return false;
@@ -168,17 +191,36 @@ bool parse_args(int argc, char** argv, vs::builder::ServerOptions& o, bool& help
   return true;
 }
 
+// With --status only the client's options apply, without it only the server's; false (after
+// saying which option is out of place) when the two are mixed.
+bool check_mode(const vs::builder::StatusClientOptions& status, const std::vector<std::string>& given) {
+  const bool client = !status.target.empty();
+  for (const std::string& name : given) {
+    const bool client_only = name == "--status" || name == "--tls-ca" || name == "--timeout";
+    if (name == "--token-file" || client_only == client) continue;
+    std::fprintf(stderr, client ? "gpu_builder: %s does not apply to --status\n" : "gpu_builder: %s needs --status\n",
+                 name.c_str());
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
-// Parses flags, starts the server, serves until SIGTERM/SIGINT, stops gracefully.
+// Parses flags, starts the server, serves until SIGTERM/SIGINT, stops gracefully; or, with
+// --status, asks a running server for its status.
 int main(int argc, char** argv) {
   vs::builder::ServerOptions options = vs::builder::default_server_options();
+  vs::builder::StatusClientOptions status;
+  std::vector<std::string> given;
   bool help = false;
-  if (!parse_args(argc, argv, options, help)) return 2;
+  if (!parse_args(argc, argv, options, status, given, help)) return vs::builder::kExitUsage;
   if (help) {
     print_usage(stdout);
     return 0;
   }
+  if (!check_mode(status, given)) return vs::builder::kExitUsage;
+  if (!status.target.empty()) return vs::builder::print_status(status, stdout, stderr);
 
   // Block the stop signals before any thread exists (gRPC's threads inherit the mask), then
   // wait for them on this thread.
