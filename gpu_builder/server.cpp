@@ -146,17 +146,18 @@ void Server::stop(std::chrono::milliseconds grace) {
   Impl& m = *impl_;
   if (!m.server || m.stopped) return;
   m.stopped = true;
+  // Draining: the server still answers, but new builds are refused and waiting ones fail
+  // (UNAVAILABLE), and the health service says NOT_SERVING, so that probes and balancers move
+  // away. Running builds get the grace period, then are cancelled.
   m.scheduler->begin_shutdown();
   if (auto* health = m.server->GetHealthCheckService()) health->SetServingStatus(false);
-  // Shutdown stops accepting calls at once and returns when every call is over; builds
-  // still running when the grace period ends are cancelled below, well before its deadline.
-  const auto deadline = std::chrono::system_clock::now() + grace + std::chrono::seconds(30);
-  std::thread shutdown([&] { m.server->Shutdown(deadline); });
   if (!m.service->wait_idle(grace)) {
     m.service->cancel_all();
     (void)m.service->wait_idle(std::chrono::seconds(20));
   }
-  shutdown.join();
+  // No build is left, only calls that need a moment (GetStatus, a build refused meanwhile) or
+  // never end by themselves (health Watch streams): Shutdown cancels what is left after that.
+  m.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   m.server->Wait();
   (void)m.service->wait_idle(std::chrono::seconds(5));
 }

@@ -64,7 +64,8 @@ class Server {
 
   /**
    * Graceful stop: refuses new builds and fails waiting ones, lets running builds finish
-   * for up to `grace`, then cancels them (UNAVAILABLE) and shuts the server down.
+   * for up to `grace`, then cancels them (UNAVAILABLE) and shuts the server down. While
+   * builds drain the server keeps answering and the health service reports NOT_SERVING.
    */
   void stop(std::chrono::milliseconds grace);
 

@@ -156,20 +156,11 @@ class BuildReactor final : public grpc::ServerBidiReactor<pb::BuildRequest, pb::
       return;
     }
     shared_.metrics.build_started();
-    {
-      std::lock_guard lock(shared_.mu);
-      ++shared_.active;
-    }
     reading_ = true;
     StartRead(&read_buf_);
     try {
       std::thread([this] { run(); }).detach();
     } catch (...) {
-      {
-        std::lock_guard lock(shared_.mu);
-        --shared_.active;
-        shared_.idle.notify_all();
-      }
       no_thread_ = true;
       report_.status = {StatusCode::kResourceExhausted, "cannot start a build thread"};
       report_.outcome = BuildOutcome::kRejected;
@@ -252,7 +243,7 @@ class BuildReactor final : public grpc::ServerBidiReactor<pb::BuildRequest, pb::
       done_ = true;
       del = no_thread_ || thread_done_;
     }
-    if (del) delete this;
+    if (del) destroy();
   }
 
   // --- BuildCall -----------------------------------------------------------------------
@@ -436,19 +427,22 @@ class BuildReactor final : public grpc::ServerBidiReactor<pb::BuildRequest, pb::
     } catch (...) {
       end_call(grpc::Status::CANCELLED);
     }
-    BuilderService::Shared& shared = shared_;
     bool del = false;
     {
       std::lock_guard lock(mu_);
       thread_done_ = true;
       del = done_;
     }
-    if (del) delete this;
-    // Last touch of the service: notify under the lock, so that a waiter in wait_idle() (who
-    // may destroy the service next) cannot see active == 0 before this thread is done with it.
-    std::lock_guard lock(shared.mu);
-    --shared.active;
-    shared.idle.notify_all();
+    if (del) destroy();
+  }
+
+  // Deletes the reactor, then gives its place in Shared::active back: that is the last touch
+  // of the service, under its lock, so a waiter in wait_idle() (who may destroy the service
+  // next) cannot see active == 0 before this thread is done with it.
+  void destroy() noexcept {
+    BuilderService::Shared& shared = shared_;
+    delete this;
+    shared.call_ended();
   }
 
   grpc::CallbackServerContext* ctx_;
@@ -498,6 +492,12 @@ class RefusedReactor final : public grpc::ServerBidiReactor<pb::BuildRequest, pb
 
 }  // namespace
 
+void BuilderService::Shared::call_ended() noexcept {
+  std::lock_guard lock(mu);
+  --active;
+  idle.notify_all();
+}
+
 void BuilderService::Shared::log(const std::string& line) const noexcept {
   try {
     if (options.log) {
@@ -517,10 +517,17 @@ BuilderService::BuilderService(Scheduler& scheduler, BuildBackend& backend, Serv
 grpc::ServerBidiReactor<pb::BuildRequest, pb::BuildResponse>* BuilderService::Build(
     grpc::CallbackServerContext* context) {
   // Nothing may escape into gRPC: a reactor that cannot be made still answers with a status.
+  // The call counts as active from here until its reactor is deleted (after OnDone, which
+  // comes only after this returns).
   Status status;
+  {
+    std::lock_guard lock(shared_.mu);
+    ++shared_.active;
+  }
   try {
     return new BuildReactor(context, shared_);
   } catch (...) {
+    shared_.call_ended();
     status = status_from_exception(std::current_exception(), CancelReason::kNone);
   }
   return new RefusedReactor(to_grpc(status));

@@ -56,9 +56,12 @@ class BuilderService final : public vectorscale::builder::v1::Builder::CallbackS
 
   /** Cancels every running build (they finish with UNAVAILABLE). */
   void cancel_all() noexcept;
-  /** Waits until no build thread is left or `timeout` passes; true when none is left. */
+  /**
+   * Waits until no Build call is left (each one's status sent and its job thread done) or
+   * `timeout` passes; true when none is left.
+   */
   [[nodiscard]] bool wait_idle(std::chrono::milliseconds timeout);
-  /** Build threads alive now. */
+  /** Build calls alive now. */
   [[nodiscard]] std::size_t active() const;
 
   /** State shared with the reactors. */
@@ -73,10 +76,12 @@ class BuilderService final : public vectorscale::builder::v1::Builder::CallbackS
     std::atomic<bool> shutdown_cancel{false};  ///< cancel_all() was called
     mutable std::mutex mu;                     ///< guards active
     std::condition_variable idle;              ///< signalled when active drops
-    std::size_t active = 0;                    ///< build threads alive
+    std::size_t active = 0;                    ///< Build calls whose reactor is not deleted yet
 
     /** Logs one line (never throws). */
     void log(const std::string& line) const noexcept;
+    /** A Build call's reactor is gone: active drops, waiters are woken. */
+    void call_ended() noexcept;
   };
 
  private:
