@@ -1,5 +1,6 @@
 // The pure parts of gpu_builder's core: exception -> status mapping, spec validation,
-// admission (slots, queue bound, memory), the bearer token, fault parsing.
+// admission (slots, queue bound, memory), the bearer token and PEM files, fault parsing,
+// outcomes and counters.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -12,6 +13,7 @@
 #include "vectorscale/builder/admission.hpp"
 #include "vectorscale/builder/auth.hpp"
 #include "vectorscale/builder/faults.hpp"
+#include "vectorscale/builder/metrics.hpp"
 #include "vectorscale/builder/spec.hpp"
 #include "vectorscale/builder/status.hpp"
 
@@ -298,6 +300,20 @@ TEST(BearerToken, FileIsStrippedOfTrailingWhitespace) {
   EXPECT_THROW((void)vb::read_token_file(path + ".missing"), vs::Error);
 }
 
+TEST(PemFile, ReadWholeOrRefusedNamingTheFlag) {
+  const std::string path = ::testing::TempDir() + "/vs_builder_pem";
+  { std::ofstream(path) << "-----BEGIN X-----\nabc\n"; }
+  EXPECT_EQ(vb::read_pem_file(path, "--tls-ca"), "-----BEGIN X-----\nabc\n");
+  { std::ofstream(path) << ""; }
+  EXPECT_THROW((void)vb::read_pem_file(path, "--tls-ca"), vs::Error);
+  try {
+    (void)vb::read_pem_file(path + ".missing", "--tls-ca");
+    ADD_FAILURE() << "no error";
+  } catch (const vs::Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("cannot read --tls-ca file"));
+  }
+}
+
 // --- fault parsing ----------------------------------------------------------------------------
 
 TEST(Faults, Parse) {
@@ -317,6 +333,67 @@ TEST(Faults, Parse) {
   EXPECT_THROW(vb::add_fault(p, "slow=abc"), vs::Error);
   EXPECT_THROW(vb::add_fault(p, "truncate=1"), vs::Error);
   EXPECT_THROW(vb::add_fault(p, "explode"), vs::Error);
+}
+
+// --- outcomes and counters --------------------------------------------------------------------
+
+TEST(Metrics, OutcomeOfEveryStatus) {
+  using O = vb::BuildOutcome;
+  using C = vb::StatusCode;
+  const auto of = [](C c, bool admitted) { return vb::classify_outcome({c, "x"}, admitted); };
+  EXPECT_EQ(of(C::kOk, true), O::kSucceeded);
+  EXPECT_EQ(of(C::kCancelled, false), O::kCancelled);
+  EXPECT_EQ(of(C::kCancelled, true), O::kCancelled);
+  EXPECT_EQ(of(C::kDeadlineExceeded, true), O::kCancelled);
+  // Refused at admission (memory, queue, shutdown) versus the same codes once running.
+  EXPECT_EQ(of(C::kResourceExhausted, false), O::kRejected);
+  EXPECT_EQ(of(C::kUnavailable, false), O::kRejected);
+  EXPECT_EQ(of(C::kResourceExhausted, true), O::kFailed);
+  EXPECT_EQ(of(C::kUnavailable, true), O::kFailed);
+  EXPECT_EQ(of(C::kInvalidArgument, false), O::kFailed);
+  EXPECT_EQ(of(C::kInternal, true), O::kFailed);
+  EXPECT_EQ(of(C::kUnimplemented, false), O::kFailed);
+}
+
+TEST(Metrics, CountsFromManyThreads) {
+  vb::BuilderMetrics m;
+  auto s = m.snapshot();
+  EXPECT_EQ(s.builds_started, 0u);
+  EXPECT_EQ(s.bytes_sent, 0u);
+  EXPECT_GE(s.uptime_seconds, 0.0);
+  constexpr int kThreads = 4, kBuilds = 1000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&m, t] {
+      for (int i = 0; i < kBuilds; ++i) {
+        m.build_started();
+        m.received(10, 100);
+        m.received(0, 7);  // a message without vectors
+        m.sent(3, 1000);
+        m.build_ended(static_cast<vb::BuildOutcome>((t + i) % 4));
+        // Never more ended than started, whatever the interleaving.
+        const auto snap = m.snapshot();
+        if (snap.builds_succeeded + snap.builds_failed + snap.builds_cancelled + snap.builds_rejected >
+            snap.builds_started)
+          ADD_FAILURE() << "ended builds exceed started ones";
+      }
+    });
+  for (auto& t : threads) t.join();
+  m.build_started();  // one still running
+  m.unauthenticated();
+  s = m.snapshot();
+  constexpr std::uint64_t kAll = kThreads * kBuilds;
+  EXPECT_EQ(s.builds_started, kAll + 1);
+  EXPECT_EQ(s.builds_succeeded, kAll / 4);
+  EXPECT_EQ(s.builds_failed, kAll / 4);
+  EXPECT_EQ(s.builds_cancelled, kAll / 4);
+  EXPECT_EQ(s.builds_rejected, kAll / 4);
+  EXPECT_EQ(s.builds_active, 1u);
+  EXPECT_EQ(s.unauthenticated_calls, 1u);
+  EXPECT_EQ(s.vectors_received, kAll * 10);
+  EXPECT_EQ(s.bytes_received, kAll * 107);
+  EXPECT_EQ(s.pages_sent, kAll * 3);
+  EXPECT_EQ(s.bytes_sent, kAll * 1000);
 }
 
 }  // namespace

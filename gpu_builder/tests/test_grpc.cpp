@@ -1,19 +1,22 @@
 // The service over real gRPC: an in-process server on 127.0.0.1:0 and a client stub. One
-// small build checked with IndexValidator, the bearer token, the health service, client
-// cancellation and a graceful stop with a build in flight.
+// small build checked with IndexValidator, the bearer token, the health service (NOT_SERVING
+// while draining), client cancellation, a graceful stop with a build in flight, and the
+// counters of GetStatus after builds that succeed, fail, are cancelled or are rejected.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "builder_test_support.hpp"
+#include "grpc_test_support.hpp"
 #include "server.hpp"
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <iterator>
 #include <mutex>
+#include <regex>
 #include <thread>
 
 #include <grpcpp/generic/generic_stub.h>
@@ -26,6 +29,10 @@ namespace vb = vs::builder;
 namespace vt = vs::builder::test;
 namespace pb = vectorscale::builder::v1;
 using ::testing::HasSubstr;
+using vt::batch_request;
+using vt::build;
+using vt::ClientResult;
+using vt::spec_request;
 
 // A server on a free loopback port whose log lines are kept.
 class GrpcServer : public ::testing::Test {
@@ -75,85 +82,6 @@ class GrpcServer : public ::testing::Test {
   std::unique_ptr<pb::Builder::Stub> stub_;
 };
 
-// The protocol's BuildSpec of a core spec.
-pb::BuildRequest spec_request(const vb::BuildSpec& s) {
-  pb::BuildRequest r;
-  auto* m = r.mutable_spec();
-  m->set_protocol_version(s.protocol_version);
-  m->set_format_version(s.format_version);
-  m->set_page_size(s.page_size);
-  m->set_metric(static_cast<pb::Metric>(s.metric));
-  m->set_column_dims(s.column_dims);
-  m->set_indexed_dims(s.indexed_dims);
-  m->set_storage(static_cast<pb::StorageLayout>(s.storage));
-  m->set_bits_per_dim(s.bits_per_dim);
-  m->set_num_neighbors(s.num_neighbors);
-  m->set_search_list_size(s.search_list_size);
-  m->set_max_alpha(s.max_alpha);
-  m->set_expected_rows(s.expected_rows);
-  m->set_threads(s.threads);
-  m->set_client(s.client);
-  return r;
-}
-
-// Rows [from, to) as a VectorBatch request.
-pb::BuildRequest batch_request(const vt::Dataset& d, std::size_t from, std::size_t to) {
-  pb::BuildRequest r;
-  auto* v = r.mutable_vectors();
-  for (std::size_t i = from; i < to; ++i) v->add_heap_tids(d.tids[i].key());
-  v->mutable_data()->Add(d.vectors.begin() + static_cast<std::ptrdiff_t>(from * d.dims),
-                         d.vectors.begin() + static_cast<std::ptrdiff_t>(to * d.dims));
-  return r;
-}
-
-// What a client collected from one Build call.
-struct ClientResult {
-  grpc::Status status;
-  std::vector<std::vector<std::byte>> pages;
-  std::vector<pb::Progress> progress;
-  std::optional<pb::Summary> summary;
-  bool crc_ok = true;
-  bool in_order = true;
-};
-
-// Runs a whole build as the extension's client would.
-// With `after_first`, reads the first response right after the spec and then calls it.
-ClientResult build(pb::Builder::Stub& stub, const vb::BuildSpec& spec, const vt::Dataset& d,
-                   const std::string& token = "", const std::function<void()>& after_first = {}) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
-  auto stream = stub.Build(&ctx);
-  bool ok = stream->Write(spec_request(spec));
-  ClientResult out;
-  pb::BuildResponse resp;
-  if (after_first) {
-    if (ok && stream->Read(&resp) && resp.has_progress()) out.progress.push_back(resp.progress());
-    after_first();
-  }
-  for (std::size_t i = 0; ok && i < d.n; i += 400) ok = stream->Write(batch_request(d, i, std::min(d.n, i + 400)));
-  pb::BuildRequest fin;
-  fin.mutable_finish()->set_rows(d.n);
-  if (ok) ok = stream->Write(fin);
-  stream->WritesDone();
-  while (stream->Read(&resp)) {
-    if (resp.has_progress()) out.progress.push_back(resp.progress());
-    if (resp.has_summary()) out.summary = resp.summary();
-    if (resp.has_pages()) {
-      const auto& b = resp.pages();
-      out.in_order = out.in_order && b.first_block() == out.pages.size() && b.page_size() == spec.page_size &&
-                     b.format_version() == vs::format::kFormatVersion && b.pages_size() == b.crc32c_size();
-      for (int i = 0; i < b.pages_size(); ++i) {
-        const auto* p = reinterpret_cast<const std::byte*>(b.pages(i).data());
-        out.pages.emplace_back(p, p + b.pages(i).size());
-        out.crc_ok = out.crc_ok && vs::crc32c(out.pages.back()) == b.crc32c(i);
-      }
-    }
-  }
-  out.status = stream->Finish();
-  return out;
-}
-
 TEST_F(GrpcServer, BuildOverTheWire) {
   start();
   const auto d = vt::make_dataset(2000, 32);
@@ -198,10 +126,10 @@ TEST_F(GrpcServer, BearerToken) {
   EXPECT_TRUE(wait_log("result=UNAUTHENTICATED"));
 }
 
-TEST_F(GrpcServer, HealthServiceServes) {
-  start();
-  // grpc.health.v1.Health/Check with an empty HealthCheckRequest; SERVING is field 1 = 1.
-  grpc::GenericStub generic(channel_);
+// grpc.health.v1.Health/Check with an empty HealthCheckRequest (the whole server): the
+// response bytes, SERVING is field 1 = 1 ("\x08\x01"), NOT_SERVING "\x08\x02"; "" on failure.
+std::string health_check(const std::shared_ptr<grpc::Channel>& channel) {
+  grpc::GenericStub generic(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   grpc::ByteBuffer request, response;
@@ -219,13 +147,21 @@ TEST_F(GrpcServer, HealthServiceServes) {
                       cv.notify_all();
                     });
   std::unique_lock lock(mu);
-  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return done; }));
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  if (!cv.wait_for(lock, std::chrono::seconds(10), [&] { return done; })) {
+    ctx.TryCancel();
+    cv.wait(lock, [&] { return done; });  // the call's deadline bounds this
+    return {};
+  }
   std::vector<grpc::Slice> slices;
-  ASSERT_TRUE(response.Dump(&slices).ok());
+  if (!status.ok() || !response.Dump(&slices).ok()) return {};
   std::string bytes;
   for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+  return bytes;
+}
+
+TEST_F(GrpcServer, HealthServiceServes) {
+  start();
+  EXPECT_EQ(health_check(channel_), std::string("\x08\x01", 2));
 }
 
 TEST_F(GrpcServer, ClientCancellationAndDeadline) {
@@ -322,6 +258,213 @@ TEST_F(GrpcServer, PortInUseIsAnError) {
   o.listen = server_->address();
   auto second = vb::Server::create(o);
   EXPECT_THROW(second->start(), vs::Error);
+}
+
+// A grpc.health.v1.Health/Watch stream for the whole server (service ""), keeping the statuses
+// it receives (1 SERVING, 2 NOT_SERVING); generic, as the test has no health stubs.
+class HealthWatch final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  // Starts the watch on `channel`.
+  explicit HealthWatch(const std::shared_ptr<grpc::Channel>& channel) : stub_(channel) {
+    ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    grpc::Slice empty("");
+    request_ = grpc::ByteBuffer(&empty, 1);  // HealthCheckRequest{service: ""}
+    stub_.PrepareBidiStreamingCall(&ctx_, "/grpc.health.v1.Health/Watch", grpc::StubOptions(), this);
+    StartWriteLast(&request_, grpc::WriteOptions());
+    StartRead(&response_);
+    StartCall();
+  }
+  // Cancels the watch and waits (bounded) until gRPC is done with it.
+  ~HealthWatch() override {
+    ctx_.TryCancel();
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(10), [&] { return done_; });
+  }
+
+  // Waits until the last status received is `status`; false after `timeout`.
+  bool wait_for(int status, std::chrono::seconds timeout = std::chrono::seconds(10)) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return !statuses_.empty() && statuses_.back() == status; });
+  }
+
+  void OnWriteDone(bool) override {}
+  // Keeps the status of a HealthCheckResponse (field 1, varint) and reads the next one.
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    std::vector<grpc::Slice> slices;
+    std::string bytes;
+    if (response_.Dump(&slices).ok())
+      for (const auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+    {
+      std::lock_guard lock(mu_);
+      statuses_.push_back(bytes.size() == 2 && bytes[0] == '\x08' ? bytes[1] : -1);
+    }
+    cv_.notify_all();
+    StartRead(&response_);
+  }
+  void OnDone(const grpc::Status&) override {
+    std::lock_guard lock(mu_);
+    done_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  grpc::GenericStub stub_;
+  grpc::ClientContext ctx_;
+  grpc::ByteBuffer request_, response_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<int> statuses_;
+  bool done_ = false;
+};
+
+TEST_F(GrpcServer, HealthIsNotServingWhileDraining) {
+  start();
+  const auto d = vt::make_dataset(300, 32);
+  // A build in flight keeps the server draining.
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto stream = stub_->Build(&ctx);
+  ASSERT_TRUE(stream->Write(spec_request(vt::small_spec(32, 300))));
+  ASSERT_TRUE(stream->Write(batch_request(d, 0, 150)));
+  pb::BuildResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));  // admitted and receiving
+  HealthWatch watch(channel_);
+  ASSERT_TRUE(watch.wait_for(1)) << "no SERVING before the stop";
+  const auto t0 = std::chrono::steady_clock::now();
+  std::thread stopper([&] { server_->stop(std::chrono::seconds(20)); });
+  EXPECT_TRUE(watch.wait_for(2)) << "no NOT_SERVING while draining";
+  // While draining the server answers: health checks say NOT_SERVING, new builds are refused
+  // (rejected), the status shows the running build.
+  EXPECT_EQ(health_check(channel_), std::string("\x08\x02", 2));
+  EXPECT_EQ(build(*stub_, vt::small_spec(32, 10), vt::make_dataset(10, 32)).status.error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  pb::StatusResponse s;
+  ASSERT_TRUE(vt::get_status(*stub_, s).ok());
+  EXPECT_EQ(s.builds_rejected(), 1u);
+  EXPECT_EQ(s.builds_active(), 1u);
+  EXPECT_EQ(s.builds_running(), 1u);
+  // The running build still finishes within the grace period.
+  pb::BuildRequest fin;
+  fin.mutable_finish()->set_rows(300);
+  EXPECT_TRUE(stream->Write(batch_request(d, 150, 300)));
+  EXPECT_TRUE(stream->Write(fin));
+  stream->WritesDone();
+  while (stream->Read(&resp)) {
+  }
+  const auto status = stream->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  // The open Watch stream does not hold the stop up.
+  stopper.join();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 10.0);
+  EXPECT_TRUE(wait_log("result=ok"));
+}
+
+// Every started build is either still active or counted under exactly one outcome.
+void expect_builds_add_up(const pb::StatusResponse& s) {
+  EXPECT_EQ(s.builds_started(),
+            s.builds_succeeded() + s.builds_failed() + s.builds_cancelled() + s.builds_rejected() + s.builds_active());
+}
+
+TEST_F(GrpcServer, StatusCountsBuilds) {
+  start();
+  pb::StatusResponse s;
+  ASSERT_TRUE(vt::get_status(*stub_, s).ok());
+  EXPECT_THAT(s.builder_id(), HasSubstr("gpu_builder 0.1.0"));
+  EXPECT_EQ(s.version(), "0.1.0");
+  EXPECT_EQ(s.backend(), pb::BACKEND_CPU);
+  EXPECT_GT(s.uptime_seconds(), 0.0);
+  EXPECT_EQ(s.threads(), 2u);
+  EXPECT_EQ(s.max_concurrent_builds(), 1u);
+  EXPECT_EQ(s.max_queued_builds(), 16u);
+  EXPECT_EQ(s.memory_limit_bytes(), 1ull << 30);
+  EXPECT_EQ(s.builds_started(), 0u);
+  EXPECT_EQ(s.bytes_received(), 0u);
+  EXPECT_EQ(s.gpu_memory_total_bytes(), 0u);  // the CPU backend has no device
+  EXPECT_EQ(s.gpu_memory_used_bytes(), 0u);
+
+  // A build that succeeds: counted before its status reached the client, with the traffic
+  // the client saw.
+  const auto d = vt::make_dataset(2000, 32);
+  const auto ok = build(*stub_, vt::small_spec(), d);
+  ASSERT_TRUE(ok.status.ok()) << ok.status.error_message();
+  ASSERT_TRUE(vt::get_status(*stub_, s).ok());
+  EXPECT_EQ(s.builds_started(), 1u);
+  EXPECT_EQ(s.builds_succeeded(), 1u);
+  EXPECT_EQ(s.builds_failed() + s.builds_cancelled() + s.builds_rejected(), 0u);
+  EXPECT_EQ(s.builds_active(), 0u);
+  EXPECT_EQ(s.builds_running(), 0u);
+  EXPECT_EQ(s.builds_queued(), 0u);
+  EXPECT_EQ(s.memory_admitted_bytes(), 0u);
+  EXPECT_EQ(s.vectors_received(), 2000u);
+  EXPECT_EQ(s.bytes_received(), ok.request_bytes);
+  EXPECT_EQ(s.pages_sent(), ok.pages.size());
+  EXPECT_EQ(s.bytes_sent(), ok.response_bytes);
+
+  // Its log line says the same, with phase times that add up to at most the total.
+  ASSERT_TRUE(wait_log("result=ok"));
+  const std::string line = log().back();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(line, m,
+                                std::regex(" pages=(\\d+) bytes_received=(\\d+) bytes_sent=(\\d+) seconds=([0-9.]+) "
+                                           "queue_s=([0-9.]+) receive_s=([0-9.]+) train_s=([0-9.]+) "
+                                           "graph_s=([0-9.]+) write_s=([0-9.]+) result=ok$")))
+      << line;
+  EXPECT_EQ(std::stoull(m[1]), ok.pages.size());
+  EXPECT_EQ(std::stoull(m[2]), ok.request_bytes);
+  EXPECT_EQ(std::stoull(m[3]), ok.response_bytes);
+  double phases = 0;
+  for (int i = 5; i <= 9; ++i) phases += std::stod(m[i]);
+  EXPECT_LE(phases, std::stod(m[4]) + 0.003);  // five values rounded to milliseconds
+  EXPECT_GT(std::stod(m[8]), 0.0) << "graph_s";
+
+  // A bad spec fails; a build needing more than --max-memory is rejected at admission.
+  auto bad = vt::small_spec();
+  bad.page_size = 1000;
+  EXPECT_EQ(build(*stub_, bad, vt::make_dataset(10, 32)).status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  const auto huge = vt::small_spec(32, 1000000000);
+  EXPECT_EQ(build(*stub_, huge, vt::make_dataset(10, 32)).status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  ASSERT_TRUE(vt::get_status(*stub_, s).ok());
+  EXPECT_EQ(s.builds_started(), 3u);
+  EXPECT_EQ(s.builds_succeeded(), 1u);
+  EXPECT_EQ(s.builds_failed(), 1u);
+  EXPECT_EQ(s.builds_rejected(), 1u);
+  EXPECT_EQ(s.builds_cancelled(), 0u);
+  EXPECT_EQ(s.builds_active(), 0u);
+
+  // A client that cancels while the server receives; the server counts it once it notices.
+  {
+    grpc::ClientContext ctx;
+    auto stream = stub_->Build(&ctx);
+    ASSERT_TRUE(stream->Write(spec_request(vt::small_spec(32, 200))));
+    ASSERT_TRUE(stream->Write(batch_request(d, 0, 100)));
+    pb::BuildResponse resp;
+    ASSERT_TRUE(stream->Read(&resp));  // admitted
+    ctx.TryCancel();
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  ASSERT_TRUE(wait_log("result=CANCELLED"));
+  ASSERT_TRUE(vt::get_status(*stub_, s).ok());
+  EXPECT_EQ(s.builds_started(), 4u);
+  EXPECT_EQ(s.builds_cancelled(), 1u);
+  EXPECT_EQ(s.builds_active(), 0u);
+  EXPECT_EQ(s.builds_running(), 0u);
+  EXPECT_EQ(s.memory_admitted_bytes(), 0u);
+  expect_builds_add_up(s);
+}
+
+TEST_F(GrpcServer, StatusNeedsTheToken) {
+  start("s3cret");
+  pb::StatusResponse s;
+  EXPECT_EQ(vt::get_status(*stub_, s).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(vt::get_status(*stub_, s, "wrong").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(build(*stub_, vt::small_spec(32, 10), vt::make_dataset(10, 32)).status.error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  const auto status = vt::get_status(*stub_, s, "s3cret");
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(s.unauthenticated_calls(), 3u);
+  EXPECT_EQ(s.builds_started(), 0u);  // a refused Build call is no build
+  EXPECT_EQ(s.version(), "0.1.0");
 }
 
 TEST(GrpcTls, BuildOverTls) {

@@ -57,6 +57,16 @@ TEST(Session, CpuBuildProducesValidPages) {
   EXPECT_EQ(report.dims, 32u);
   EXPECT_EQ(report.storage, "memory_optimized");
   EXPECT_EQ(report.backend, "cpu");
+  EXPECT_EQ(report.outcome, vb::BuildOutcome::kSucceeded);
+  // Phase times: each phase was reached, and they tile the build after its spec.
+  EXPECT_GT(report.receive_seconds, 0.0);
+  EXPECT_GT(report.train_seconds, 0.0);
+  EXPECT_GT(report.graph_seconds, 0.0);
+  EXPECT_GT(report.write_seconds, 0.0);
+  const double phase_sum = report.queue_seconds + report.receive_seconds + report.train_seconds + report.graph_seconds +
+                           report.write_seconds;
+  EXPECT_LE(phase_sum, report.seconds + 1e-9);
+  EXPECT_GT(phase_sum, 0.9 * report.seconds);
 
   // Batches: at most 3 pages, format version, page size and a correct CRC on every page.
   for (const auto& b : call.batches()) {
@@ -239,6 +249,22 @@ TEST(Session, MemoryRefusedBeforeAnyVectorIsRead) {
   EXPECT_EQ(report.status.code, vb::StatusCode::kResourceExhausted) << report.status.message;
   EXPECT_THAT(report.status.message, HasSubstr("--max-memory"));
   EXPECT_EQ(call.consumed(), 1u);  // the spec only
+  EXPECT_EQ(report.outcome, vb::BuildOutcome::kRejected);
+  EXPECT_EQ(report.receive_seconds + report.train_seconds + report.graph_seconds + report.write_seconds, 0.0);
+}
+
+TEST(Session, BadSpecFailsBeforeAnyPhase) {
+  auto spec = vt::small_spec(32, 100);
+  spec.num_neighbors = 5;
+  const auto d = vt::make_dataset(100, 32);
+  vt::FakeCall call(vt::full_script(spec, d));
+  const auto report = run(call);
+  EXPECT_EQ(report.status.code, vb::StatusCode::kInvalidArgument);
+  EXPECT_EQ(report.outcome, vb::BuildOutcome::kFailed);
+  EXPECT_EQ(report.queue_seconds + report.receive_seconds + report.train_seconds + report.graph_seconds +
+                report.write_seconds,
+            0.0);
+  EXPECT_GE(report.seconds, 0.0);
 }
 
 TEST(Session, MoreRowsThanAdmittedIsRefused) {
@@ -251,6 +277,9 @@ TEST(Session, MoreRowsThanAdmittedIsRefused) {
   const auto report = run(call, {1, 4, limit});
   EXPECT_EQ(report.status.code, vb::StatusCode::kResourceExhausted) << report.status.message;
   EXPECT_THAT(report.status.message, HasSubstr("grew"));
+  // Refused after admission: a failure, not a rejection, though the code is the same.
+  EXPECT_EQ(report.outcome, vb::BuildOutcome::kFailed);
+  EXPECT_GT(report.receive_seconds, 0.0);
 }
 
 TEST(Session, WaitsInTheQueueAndRefusesWhenItIsFull) {
@@ -280,11 +309,13 @@ TEST(Session, WaitsInTheQueueAndRefusesWhenItIsFull) {
   vt::FakeCall third(vt::full_script(spec, d));
   const auto r3 = vb::run_build(third, scheduler, backend, options);
   EXPECT_EQ(r3.status.code, vb::StatusCode::kResourceExhausted) << r3.status.message;
+  EXPECT_EQ(r3.outcome, vb::BuildOutcome::kRejected);
 
   first.release();
   EXPECT_TRUE(f1.get().status.ok());
   const auto r2 = f2.get();
   EXPECT_TRUE(r2.status.ok()) << r2.status.message;
+  EXPECT_GT(r2.queue_seconds, 0.0);  // it waited for the first build
   EXPECT_TRUE(vt::validate_index(second.all_pages(), 8192, d.tids).ok);
 }
 
@@ -299,6 +330,20 @@ TEST(Session, CancelledWhileWaiting) {
   const auto r = vb::run_build(call, scheduler, backend, test_options());
   EXPECT_EQ(r.status.code, vb::StatusCode::kCancelled) << r.status.message;
   EXPECT_EQ(scheduler.stats().queued, 0u);
+  EXPECT_EQ(r.outcome, vb::BuildOutcome::kCancelled);
+  EXPECT_GT(r.queue_seconds, 0.0);
+  EXPECT_EQ(r.receive_seconds, 0.0);
+}
+
+TEST(Session, ShutdownWhileWaitingIsARejection) {
+  vb::Scheduler scheduler({1, 4, 1ull << 30});
+  vb::CpuBackend backend;
+  auto holder = scheduler.enqueue(1);  // occupies the only slot
+  vt::FakeCall call(vt::full_script(vt::small_spec(32, 100), vt::make_dataset(100, 32)));
+  call.on_progress([&](const vb::ProgressMessage&) { scheduler.begin_shutdown(); });
+  const auto r = vb::run_build(call, scheduler, backend, test_options());
+  EXPECT_EQ(r.status.code, vb::StatusCode::kUnavailable) << r.status.message;
+  EXPECT_EQ(r.outcome, vb::BuildOutcome::kRejected);
 }
 
 TEST(Session, CancelledMidBuild) {
@@ -320,6 +365,9 @@ TEST(Session, CancelledMidBuild) {
         << r.status.message;
     EXPECT_TRUE(call.batches().empty());
     EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 10.0);
+    EXPECT_EQ(r.outcome, vb::BuildOutcome::kCancelled);
+    EXPECT_GT(r.graph_seconds, 0.0);  // cancelled while inserting
+    EXPECT_EQ(r.write_seconds, 0.0);
   }
 }
 
