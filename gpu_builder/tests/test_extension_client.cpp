@@ -1,15 +1,23 @@
 // The extension's builder client (extension/src/client, PostgreSQL-free) against an in-process
 // gpu_builder: a full build, every failure surfacing as a RemoteError (never std::terminate),
-// cancellation, and a bounded connect timeout.
+// cancellation, a bounded connect timeout, and fleet targets (round robin, dead addresses and
+// builders whose health service says NOT_SERVING skipped).
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <optional>
+#include <thread>
 
 #include "builder_test_support.hpp"
 #include "client/builder_client.hpp"
 #include "server.hpp"
+
+// After the core headers, which refuse to follow gRPC's.
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 
 namespace {
 
@@ -60,8 +68,8 @@ vs::client::BuilderSettings settings_for(const vb::Server& server, const std::st
   return st;
 }
 
-// Sends every row and collects the pages; returns the number of pages.
-std::size_t run(RemoteBuild& rb, const vt::Dataset& d) {
+// Sends every row and collects the pages; returns the number of pages (and the builder's address).
+std::size_t run(RemoteBuild& rb, const vt::Dataset& d, std::string* peer = nullptr) {
   for (std::size_t i = 0; i < d.n; ++i) rb.add(&d.vectors[i * d.dims], d.tids[i].key());
   rb.finish();
   std::size_t pages = 0;
@@ -80,6 +88,7 @@ std::size_t run(RemoteBuild& rb, const vt::Dataset& d) {
       summary = true;
       EXPECT_EQ(ev.nodes, d.n);
       EXPECT_EQ(ev.total_pages, pages);
+      if (peer != nullptr) *peer = ev.peer;
     }
   }
   EXPECT_TRUE(summary);
@@ -133,7 +142,13 @@ TEST(ExtensionClient, ConnectTimesOutAndCanBeInterrupted) {
   st.connect_timeout = std::chrono::seconds(1);
   const auto spec = vt::small_spec();
   auto t0 = std::chrono::steady_clock::now();
-  EXPECT_THROW(RemoteBuild(st, remote_spec(spec)), RemoteError);
+  try {
+    RemoteBuild rb(st, remote_spec(spec));
+    FAIL();
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), 4) << e.what();  // DEADLINE_EXCEEDED: every address was tried, no retry
+    EXPECT_FALSE(e.builder_went_away());
+  }
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
   st.connect_timeout = std::chrono::seconds(30);
   st.interrupted = [] { return true; };
@@ -162,5 +177,121 @@ TEST(ExtensionClient, CancelEndsTheStream) {
       },
       RemoteError);
 }
+
+// Builds one small index through target; returns the builder's address (gRPC's "ipv4:..." name).
+std::string build_through(const std::string& target, const vb::Server& any) {
+  const auto spec = vt::small_spec();
+  const auto d = vt::make_dataset(300, spec.indexed_dims);
+  auto st = settings_for(any);
+  st.endpoint = target;
+  RemoteBuild rb(st, remote_spec(spec));
+  std::string peer;
+  EXPECT_GT(run(rb, d, &peer), 2u);
+  return peer;
+}
+
+TEST(ExtensionClient, RoundRobinOverAFleet) {
+  auto a = start_server();
+  auto b = start_server();
+  const std::string target = "ipv4:" + a->address() + "," + b->address();
+  std::map<std::string, int> builds;
+  std::string last;
+  for (int i = 0; i < 6; ++i) {
+    const std::string peer = build_through(target, *a);
+    // The channel is kept between builds, so once both builders are connected the calls alternate.
+    if (i >= 2) {
+      EXPECT_NE(peer, last) << "build " << i;
+    }
+    last = peer;
+    ++builds[peer];
+  }
+  EXPECT_EQ(builds.size(), 2u);
+  EXPECT_EQ(builds["ipv4:" + a->address()] + builds["ipv4:" + b->address()], 6);
+}
+
+TEST(ExtensionClient, DeadAddressOfAFleetIsSkipped) {
+  auto a = start_server();
+  const std::string target = "ipv4:127.0.0.1:1," + a->address();
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(build_through(target, *a), "ipv4:" + a->address());
+}
+
+TEST(ExtensionClient, BuilderStoppingMidBuildIsUnavailable) {
+  auto server = start_server();
+  const auto spec = vt::small_spec();
+  const auto d = vt::make_dataset(500, spec.indexed_dims);
+  RemoteBuild rb(settings_for(*server), remote_spec(spec));
+  for (std::size_t i = 0; i < 100; ++i) rb.add(&d.vectors[i * d.dims], d.tids[i].key());
+  // A stop with no grace ends the build (UNAVAILABLE, or CANCELLED when the call reaches the
+  // server as its shutdown begins): worth a retry on another builder.
+  std::thread stop([&] { server->stop(std::chrono::milliseconds(0)); });
+  try {
+    for (std::size_t i = 100; i < d.n; ++i) rb.add(&d.vectors[i * d.dims], d.tids[i].key());
+    rb.finish();
+    for (;;)
+      if (rb.poll(std::chrono::milliseconds(100)).kind == RemoteEvent::kDone) break;
+    ADD_FAILURE() << "the build must fail";
+  } catch (const RemoteError& e) {
+    EXPECT_TRUE(e.builder_went_away()) << e.what();
+  }
+  stop.join();
+}
+
+// A server with only the standard health service (and no Builder service).
+struct HealthOnlyServer {
+  grpc::CallbackGenericService generic;  // a server needs one service to start
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  HealthOnlyServer() {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterCallbackGenericService(&generic);
+    server = builder.BuildAndStart();
+  }
+  ~HealthOnlyServer() { server->Shutdown(std::chrono::system_clock::now()); }
+  void serving(bool on) { server->GetHealthCheckService()->SetServingStatus(on); }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port); }
+};
+
+// Client-side health checking is on: a builder that is up but NOT_SERVING gets no build.
+TEST(ExtensionClient, NotServingBuilderIsSkipped) {
+  HealthOnlyServer h;
+  ASSERT_NE(h.server, nullptr);
+  ASSERT_NE(h.server->GetHealthCheckService(), nullptr);
+  h.serving(false);
+  auto a = start_server();
+  // Without health checking, round robin would send every other build to h (UNIMPLEMENTED).
+  const std::string target = "ipv4:" + h.address() + "," + a->address();
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(build_through(target, *a), "ipv4:" + a->address());
+
+  // Alone, it is never ready: the connect timeout passes.
+  vs::client::BuilderSettings st = settings_for(*a);
+  st.endpoint = h.address();
+  st.connect_timeout = std::chrono::seconds(1);
+  const auto spec = vt::small_spec();
+  try {
+    RemoteBuild rb(st, remote_spec(spec));
+    ADD_FAILURE() << "connected to a NOT_SERVING server";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), 4) << e.what();
+  }
+  // Once SERVING it connects (and, having no Builder service, answers UNIMPLEMENTED).
+  h.serving(true);
+  st.connect_timeout = std::chrono::seconds(5);
+  try {
+    RemoteBuild rb(st, remote_spec(spec));
+    run(rb, vt::make_dataset(10, spec.indexed_dims));
+    ADD_FAILURE() << "a server without the Builder service cannot build";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), 12) << e.what();  // UNIMPLEMENTED
+  }
+}
+
+// Drops the channel the builds share before exit, as the extension does at backend exit.
+class ReleaseChannel : public ::testing::Environment {
+ public:
+  void TearDown() override { vs::client::release_channel(); }
+};
+const auto* const kReleaseChannel = ::testing::AddGlobalTestEnvironment(new ReleaseChannel);
 
 }  // namespace
