@@ -27,9 +27,9 @@ using vs::client::RemoteBuild;
 using vs::client::RemoteError;
 using vs::client::RemoteEvent;
 
-std::unique_ptr<vb::Server> start_server(const std::string& token = "") {
+std::unique_ptr<vb::Server> start_server(const std::string& token = "", const std::string& listen = "127.0.0.1:0") {
   vb::ServerOptions o;
-  o.listen = "127.0.0.1:0";
+  o.listen = listen;
   o.threads = 2;
   o.max_memory = 1ull << 30;
   o.log = [](const std::string&) {};
@@ -234,6 +234,24 @@ TEST(ExtensionClient, BuilderStoppingMidBuildIsUnavailable) {
     EXPECT_TRUE(e.builder_went_away()) << e.what();
   }
   stop.join();
+}
+
+// A builder restarted after an outage gets the next build at once: the channel kept between
+// builds does not wait out its reconnect backoff (1 s, then 1.6 times longer each time, up to 2 min).
+TEST(ExtensionClient, RestartedBuilderIsUsedAtOnce) {
+  auto a = start_server();
+  const std::string address = a->address();
+  EXPECT_EQ(build_through(address, *a), "ipv4:" + address);
+  a->stop(std::chrono::milliseconds(0));
+  a.reset();
+  // Reconnects fail meanwhile; without a reset, the restarted builder would be found ~2 s late.
+  std::this_thread::sleep_for(std::chrono::seconds(6));
+  auto again = start_server("", address);
+  const auto spec = vt::small_spec();
+  auto st = settings_for(*again);
+  st.connect_timeout = std::chrono::seconds(1);
+  RemoteBuild rb(st, remote_spec(spec));
+  EXPECT_GT(run(rb, vt::make_dataset(300, spec.indexed_dims)), 2u);
 }
 
 // A server with only the standard health service (and no Builder service).

@@ -199,6 +199,8 @@ RemoteBuildImpl::RemoteBuildImpl(const BuilderSettings &settings, const RemoteSp
 	SignalBlock blocked;
 
 	channel_ = shared_channel(settings);
+	/* Builders that were down are tried now, not when their reconnect backoff (up to 2 min) ends. */
+	grpc::experimental::ChannelResetConnectionBackoff(channel_.get());
 	if (!settings.token_file.empty())
 	{
 		std::string token = read_file(settings.token_file, "diskann.builder_token_file");
