@@ -340,12 +340,34 @@ DiskannWriteNewPage(Relation index, ForkNumber fork, std::uint32_t block, std::s
 
 namespace {
 
-/* Writes the final meta page of a bounded build and WAL-logs the relation. */
+/*
+ * Writes the final meta page of a bounded build (label starts beyond its room go to overflow
+ * pages after the node pages) and WAL-logs the relation.
+ */
 void
-finish_bounded(Relation index, const vs::format::MetaInfo &meta)
+finish_bounded(Relation index, vs::format::MetaInfo meta)
 {
+	const std::uint32_t room = vs::format::inline_label_capacity(BLCKSZ);
+	const std::uint32_t per_page = vs::format::overflow_labels_per_page(BLCKSZ);
 	std::vector<std::byte> image(BLCKSZ);
 
+	if (meta.labels.size() > room)
+	{
+		const std::vector<vs::format::LabelStart> rest(meta.labels.begin() + room, meta.labels.end());
+		BlockNumber block = vs::pg::call([&] { return RelationGetNumberOfBlocks(index); });
+
+		meta.labels.resize(room);
+		meta.label_inline_count = room;
+		meta.label_overflow_first_block = block;
+		for (std::size_t i = 0; i < rest.size(); i += per_page, ++block)
+		{
+			const std::size_t n = std::min<std::size_t>(per_page, rest.size() - i);
+
+			vs::format::write_overflow_page(image, {rest.data() + i, n},
+											i + n < rest.size() ? block + 1 : vs::format::kInvalidBlock);
+			DiskannWriteNewPage(index, MAIN_FORKNUM, block, image);
+		}
+	}
 	vs::format::encode_meta(meta, image);
 	vs::pg::call([&] {
 		Buffer		buf = ReadBuffer(index, 0);

@@ -19,6 +19,7 @@
 
 #include "vectorscale/distance/distance.hpp"
 #include "vectorscale/format/reader.hpp"
+#include "vectorscale/format/writer.hpp"
 #include "vectorscale/vamana/labels.hpp"
 #include "vectorscale/vamana/prune.hpp"
 #include "vectorscale/vamana/search.hpp"
@@ -180,7 +181,10 @@ DiskannPageGraph::append(std::span<const std::byte> record, std::span<const std:
 	meta_.node_count += 1;
 	const Tid	self{block, offset};
 
-	/* kBuild: a label seen for the first time starts at this node (written with the meta page). */
+	/*
+	 * kBuild: a label seen for the first time starts at this node (meta_.labels holds them all;
+	 * the build's end writes those beyond the meta page's room to overflow pages).
+	 */
 	for (const std::int16_t label : labels)
 	{
 		const auto	it = std::lower_bound(meta_.labels.begin(), meta_.labels.end(), label,
@@ -188,14 +192,80 @@ DiskannPageGraph::append(std::span<const std::byte> record, std::span<const std:
 
 		if (it != meta_.labels.end() && it->label == label)
 			continue;
-		VS_EXPECTS(meta_.labels.size() < vs::format::inline_label_capacity(BLCKSZ),
-				   "the bounded-memory build of a labeled index supports at most %u distinct labels",
-				   vs::format::inline_label_capacity(BLCKSZ));
 		meta_.labels.insert(it, vs::format::LabelStart{label, self});
 		meta_.label_inline_count += 1;
 		meta_.label_count += 1;
 	}
 	return self;
+}
+
+/*
+ * Appends label starts to the overflow chain inside xlog, which holds the meta and the node
+ * page: onto the chain's last page while it has room, then onto one new page linked after it.
+ * Locks and registers at most two more buffers (the last page, the new one), returned in held
+ * to be released after GenericXLogFinish. Updates meta's label count and first overflow block.
+ * The chain changes only under the meta page's exclusive lock, which the caller holds.
+ */
+static void
+append_overflow_starts(Relation index, GenericXLogState *xlog, vs::format::MetaInfo &meta,
+					   std::span<const vs::format::LabelStart> add, std::vector<Buffer> &held)
+{
+	const std::uint32_t per_page = vs::format::overflow_labels_per_page(BLCKSZ);
+	std::vector<std::byte> image(BLCKSZ);
+	BlockNumber last = InvalidBlockNumber;
+	std::vector<vs::format::LabelStart> entries;	/* of the last page */
+
+	for (std::uint32_t b = meta.label_overflow_first_block, pages = 0; b != vs::format::kInvalidBlock; ++pages)
+	{
+		if (pages > meta.label_count)
+			VS_FAIL(vs::ErrorCode::kCorrupt, "the label overflow chain has a cycle at block %u", b);
+		DiskannReadPage(index, b, image.data());
+		last = b;
+		b = vs::format::read_page_opaque(image).next_blkno;
+		if (b == vs::format::kInvalidBlock)
+			entries = vs::format::overflow_page_entries(image, last);
+	}
+	const std::size_t onto_last = last == InvalidBlockNumber ? 0 : std::min<std::size_t>(per_page - entries.size(), add.size());
+	const std::span<const vs::format::LabelStart> rest = add.subspan(onto_last);
+
+	VS_EXPECTS(rest.size() <= per_page, "%zu new labels in one row", add.size());
+	entries.insert(entries.end(), add.begin(), add.begin() + (std::ptrdiff_t) onto_last);
+
+	/* Writes an overflow page into a registered page. */
+	auto		write = [&](Page page, std::span<const vs::format::LabelStart> starts, BlockNumber next) {
+		vs::format::write_overflow_page(image, starts, next);
+		DiskannCopyImageInto(page, image);
+	};
+	BlockNumber fresh = InvalidBlockNumber;
+
+	if (!rest.empty())
+	{
+		Page		page = nullptr;
+
+		vs::pg::call([&] {
+			LockRelationForExtension(index, ExclusiveLock);
+			held.push_back(ReadBufferExtended(index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, nullptr));
+			LockBuffer(held.back(), BUFFER_LOCK_EXCLUSIVE);
+			UnlockRelationForExtension(index, ExclusiveLock);
+			fresh = BufferGetBlockNumber(held.back());
+			page = GenericXLogRegisterBuffer(xlog, held.back(), GENERIC_XLOG_FULL_IMAGE);
+		});
+		write(page, rest, vs::format::kInvalidBlock);
+		if (last == InvalidBlockNumber)
+			meta.label_overflow_first_block = fresh;
+	}
+	if (last != InvalidBlockNumber && (onto_last != 0 || fresh != InvalidBlockNumber))
+	{
+		Page		page = nullptr;
+
+		vs::pg::call([&] {
+			held.push_back(ReadBuffer(index, last));
+			LockBuffer(held.back(), BUFFER_LOCK_EXCLUSIVE);
+			page = GenericXLogRegisterBuffer(xlog, held.back(), 0);
+		});
+		write(page, entries, fresh != InvalidBlockNumber ? fresh : vs::format::kInvalidBlock);
+	}
+	meta.label_count += (std::uint32_t) add.size();
 }
 
 /*
@@ -260,8 +330,11 @@ DiskannPageGraph::append_live(std::span<const std::byte> record, std::span<const
 				meta_page = GenericXLogRegisterBuffer(xlog, meta_buf, 0);
 				node_page = GenericXLogRegisterBuffer(xlog, node_buf, 0);
 			});
-			offset = vs::format::append_node_slot(
-				std::span<std::byte>(reinterpret_cast<std::byte *>(node_page), BLCKSZ), layout_);
+			/* The last block may be a label overflow page: then a new node page follows it. */
+			const std::span<std::byte> last(reinterpret_cast<std::byte *>(node_page), BLCKSZ);
+
+			if (vs::format::is_node_page(last))
+				offset = vs::format::append_node_slot(last, layout_);
 			if (offset == 0)
 				vs::pg::call([&] {
 					GenericXLogAbort(xlog);
@@ -291,7 +364,14 @@ DiskannPageGraph::append_live(std::span<const std::byte> record, std::span<const
 	}
 	if (!meta.entry_point.valid())
 		meta.entry_point = self;
-	/* A label no node had yet starts at the new node (inline label starts only). */
+	/*
+	 * A label no node had yet starts at the new node: on the meta page while it has room, else
+	 * appended to the overflow chain (in the same WAL record).
+	 */
+	std::vector<vs::format::LabelStart> overflow;	/* the chain's starts, read once */
+	std::vector<vs::format::LabelStart> fresh;	/* new starts for the chain */
+	bool		chain_read = false;
+
 	for (const std::int16_t label : labels)
 	{
 		const auto	it = std::lower_bound(meta.labels.begin(), meta.labels.end(), label,
@@ -299,29 +379,37 @@ DiskannPageGraph::append_live(std::span<const std::byte> record, std::span<const
 
 		if (it != meta.labels.end() && it->label == label)
 			continue;
-		if (meta.label_count != meta.label_inline_count ||
-			meta.label_inline_count >= vs::format::inline_label_capacity(BLCKSZ))
+		if (meta.label_count == meta.label_inline_count &&
+			meta.label_inline_count < vs::format::inline_label_capacity(BLCKSZ))
+		{
+			meta.labels.insert(it, vs::format::LabelStart{label, self});
+			meta.label_inline_count += 1;
+			meta.label_count += 1;
+			continue;
+		}
+		if (!chain_read)
 		{
 			/* Reads the overflow pages only, not the meta page this backend holds locked. */
-			bool		known = false;
-
-			for (const auto &ls : DiskannReadLabelStarts(index_, meta))
-				known |= ls.label == label;
-			if (known)
-				continue;
-			VS_FAIL(vs::ErrorCode::kUnsupported,
-					"label %d is new and the meta page has no room for another label start (REINDEX)", (int) label);
+			overflow = DiskannReadLabelStarts(index_, meta, true);
+			chain_read = true;
 		}
-		meta.labels.insert(it, vs::format::LabelStart{label, self});
-		meta.label_inline_count += 1;
-		meta.label_count += 1;
-	}
+		const auto	known = std::lower_bound(overflow.begin(), overflow.end(), label,
+											 [](const vs::format::LabelStart &a, std::int16_t l) { return a.label < l; });
 
+		if (known == overflow.end() || known->label != label)
+			fresh.push_back(vs::format::LabelStart{label, self});
+	}
+	std::vector<Buffer> held;
+
+	if (!fresh.empty())
+		append_overflow_starts(index_, xlog, meta, fresh, held);
 	DiskannEncodeMetaInto(meta_page, meta);
 	if (VS_FAILURE_POINT("insert_before_node_wal"))
 		vs::pg::call([] { elog(PANIC, "failure point insert_before_node_wal"); });
 	vs::pg::call([&] {
 		GenericXLogFinish(xlog);
+		for (const Buffer b : held)
+			UnlockReleaseBuffer(b);
 		UnlockReleaseBuffer(node_buf);
 		UnlockReleaseBuffer(meta_buf);
 	});

@@ -282,9 +282,17 @@ void
 DiskannEncodeMetaInto(Page page, const vs::format::MetaInfo &meta)
 {
 	std::vector<std::byte> image(BLCKSZ);
-	const size_t keep = offsetof(PageHeaderData, pd_flags);
 
 	vs::format::encode_meta(meta, image);
+	DiskannCopyImageInto(page, image);
+}
+
+void
+DiskannCopyImageInto(Page page, std::span<const std::byte> image)
+{
+	const size_t keep = offsetof(PageHeaderData, pd_flags);
+
+	Assert(image.size() == BLCKSZ);
 	memcpy((char *) page + keep, image.data() + keep, BLCKSZ - keep);
 }
 
@@ -323,14 +331,38 @@ DiskannReadQuantizer(Relation index, const vs::format::MetaInfo &meta)
 }
 
 std::vector<vs::format::LabelStart>
-DiskannReadLabelStarts(Relation index, const vs::format::MetaInfo &meta)
+DiskannReadLabelStarts(Relation index, const vs::format::MetaInfo &meta, bool meta_locked)
 {
 	std::vector<std::byte> page(BLCKSZ);
+	auto		read = [&](const vs::format::MetaInfo &m) {
+		return vs::format::read_label_starts(m, BLCKSZ, [&](std::uint32_t block) -> std::span<const std::byte> {
+			DiskannReadPage(index, block, page.data());
+			return page;
+		});
+	};
 
-	return vs::format::read_label_starts(meta, BLCKSZ, [&](std::uint32_t block) -> std::span<const std::byte> {
-		DiskannReadPage(index, block, page.data());
-		return page;
+	if (meta_locked || meta.label_count == meta.label_inline_count)
+		return read(meta);
+	Buffer		buf = InvalidBuffer;
+
+	vs::pg::call([&] {
+		buf = ReadBuffer(index, 0);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
 	});
+	try
+	{
+		std::vector<vs::format::LabelStart> starts = read(vs::format::decode_meta(
+			{reinterpret_cast<const std::byte *>(BufferGetPage(buf)), BLCKSZ}));
+
+		vs::pg::call([&] { UnlockReleaseBuffer(buf); });
+		return starts;
+	}
+	catch (const vs::Error &)
+	{
+		/* A PgError leaves the buffer to the transaction's abort, which releases it. */
+		vs::pg::call([&] { UnlockReleaseBuffer(buf); });
+		throw;
+	}
 }
 
 DiskannMetaNodeEdit

@@ -27,8 +27,14 @@ vs::format::MetaInfo DiskannReadMeta(Relation index);
  */
 vs::sbq::Quantizer DiskannReadQuantizer(Relation index, const vs::format::MetaInfo &meta);
 
-/* Every label start of a labeled index: meta's inline ones and the overflow chain (C++ zone). */
-std::vector<vs::format::LabelStart> DiskannReadLabelStarts(Relation index, const vs::format::MetaInfo &meta);
+/*
+ * Every label start of a labeled index, sorted by label (C++ zone). Without overflow pages,
+ * meta's inline ones. Else the meta page as it is now and its overflow chain, read under the
+ * meta page's share lock (writers change the chain under its exclusive lock), unless the
+ * caller holds that lock already (meta_locked: then meta is current).
+ */
+std::vector<vs::format::LabelStart> DiskannReadLabelStarts(Relation index, const vs::format::MetaInfo &meta,
+														   bool meta_locked = false);
 [[noreturn]] void DiskannNodeProblem(Relation index, vs::format::Tid tid, const char *problem);
 
 /*
@@ -80,6 +86,9 @@ void		DiskannUpdateMeta(Relation index, const std::function<void(vs::format::Met
  * pd_lsn and pd_checksum: PostgreSQL owns them (GenericXLogFinish sets the LSN).
  */
 void		DiskannEncodeMetaInto(Page page, const vs::format::MetaInfo &meta);
+
+/* Copies a page image over a (registered) page, keeping its LSN and checksum. */
+void		DiskannCopyImageInto(Page page, std::span<const std::byte> image);
 
 /* A change to the meta page and one node page as one Generic WAL record (C++ zone). */
 struct DiskannMetaNodeEdit

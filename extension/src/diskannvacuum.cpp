@@ -26,6 +26,7 @@
 
 #include "vectorscale/format/reader.hpp"
 #include "vectorscale/format/records.hpp"
+#include "vectorscale/format/writer.hpp"
 #include "vectorscale/sbq/sbq.hpp"
 
 #include "diskann.hpp"
@@ -44,6 +45,131 @@ namespace {
 
 using vs::format::NodeState;
 using vs::format::Tid;
+
+/*
+ * Moves label's start to node, or, with node invalid, removes the label's start (no live node
+ * carries it). One Generic WAL record under the meta page's exclusive lock (inserts add label
+ * starts under it too): the meta page and at most three overflow pages, the one holding the
+ * label, the chain's last page, whose last entry fills the hole a removal leaves, and the page
+ * before it, when the last page empties and leaves the chain (it stays behind, empty).
+ */
+void
+edit_label_start(Relation index, std::int16_t label, Tid node)
+{
+	struct ChainPage
+	{
+		BlockNumber block;
+		std::vector<vs::format::LabelStart> entries;
+		bool		dirty = false;
+	};
+	Buffer		meta_buf = InvalidBuffer;
+	GenericXLogState *xlog = nullptr;
+	Page		meta_page = nullptr;
+	std::vector<Buffer> held;
+
+	vs::pg::call([&] {
+		meta_buf = ReadBuffer(index, 0);
+		LockBuffer(meta_buf, BUFFER_LOCK_EXCLUSIVE);
+		xlog = GenericXLogStart(index);
+		meta_page = GenericXLogRegisterBuffer(xlog, meta_buf, 0);
+	});
+	vs::format::MetaInfo meta = vs::format::decode_meta({reinterpret_cast<const std::byte *>(meta_page), BLCKSZ});
+	std::vector<ChainPage> chain;
+	std::vector<std::byte> image(BLCKSZ);
+	std::uint32_t entries = meta.label_inline_count;
+
+	for (std::uint32_t b = meta.label_overflow_first_block; entries < meta.label_count;)
+	{
+		if (b == vs::format::kInvalidBlock || chain.size() > meta.label_count)
+			VS_FAIL(vs::ErrorCode::kCorrupt, "the label overflow chain of \"%s\" is broken at block %u",
+					RelationGetRelationName(index), b);
+		DiskannReadPage(index, b, image.data());
+		chain.push_back(ChainPage{b, vs::format::overflow_page_entries(image, b)});
+		entries += (std::uint32_t) chain.back().entries.size();
+		b = vs::format::read_page_opaque(image).next_blkno;
+	}
+	auto		same = [&](const vs::format::LabelStart &e) { return e.label == label; };
+	auto		in_meta = std::find_if(meta.labels.begin(), meta.labels.end(), same);
+	ChainPage  *holder = nullptr;
+	std::vector<vs::format::LabelStart>::iterator in_page;
+
+	for (ChainPage &p : chain)
+		if (holder == nullptr && (in_page = std::find_if(p.entries.begin(), p.entries.end(), same)) != p.entries.end())
+			holder = &p;
+	BlockNumber unlinked = InvalidBlockNumber;
+
+	if (in_meta == meta.labels.end() && holder == nullptr)
+		;						/* the label has no start (any more): nothing to do */
+	else if (node.valid())
+	{
+		(holder != nullptr ? in_page->node : in_meta->node) = node;
+		if (holder != nullptr)
+			holder->dirty = true;
+	}
+	else
+	{
+		meta.label_count -= 1;
+		if (chain.empty())
+		{
+			meta.labels.erase(in_meta);
+			meta.label_inline_count -= 1;
+		}
+		else
+		{
+			/* The chain's last entry fills the hole. */
+			ChainPage  &last = chain.back();
+			const vs::format::LabelStart moved = last.entries.back();
+
+			last.entries.pop_back();
+			last.dirty = true;
+			if (holder == nullptr)
+			{
+				meta.labels.erase(in_meta);
+				meta.labels.insert(std::lower_bound(meta.labels.begin(), meta.labels.end(), moved,
+													[](const auto &a, const auto &b) { return a.label < b.label; }),
+								   moved);
+			}
+			else if (moved.label != label)
+			{
+				*std::find_if(holder->entries.begin(), holder->entries.end(), same) = moved;
+				holder->dirty = true;
+			}
+			if (last.entries.empty())
+			{
+				unlinked = last.block;
+				if (chain.size() == 1)
+					meta.label_overflow_first_block = vs::format::kInvalidBlock;
+				else
+					chain[chain.size() - 2].dirty = true;	/* its next link goes */
+			}
+		}
+	}
+	for (std::size_t i = 0; i < chain.size(); ++i)
+	{
+		if (!chain[i].dirty)
+			continue;
+		const BlockNumber next = i + 1 < chain.size() && chain[i + 1].block != unlinked ? chain[i + 1].block
+			: vs::format::kInvalidBlock;
+		Page		page = nullptr;
+
+		vs::pg::call([&] {
+			held.push_back(ReadBuffer(index, chain[i].block));
+			LockBuffer(held.back(), BUFFER_LOCK_EXCLUSIVE);
+			page = GenericXLogRegisterBuffer(xlog, held.back(), 0);
+		});
+		/* An emptied page leaves the chain with no entries. */
+		vs::format::write_overflow_page(image, chain[i].entries,
+										chain[i].block == unlinked ? vs::format::kInvalidBlock : next);
+		DiskannCopyImageInto(page, image);
+	}
+	DiskannEncodeMetaInto(meta_page, meta);
+	vs::pg::call([&] {
+		GenericXLogFinish(xlog);
+		for (const Buffer b : held)
+			UnlockReleaseBuffer(b);
+		UnlockReleaseBuffer(meta_buf);
+	});
+}
 
 /* What a walk over the node pages found. */
 struct WalkResult
@@ -237,17 +363,12 @@ repair_and_free(Relation index, const std::vector<Tid> &deleted)
 	 */
 	if (meta.has_labels)
 	{
-		std::vector<vs::format::LabelStart> starts = DiskannReadLabelStarts(index, DiskannReadMeta(index));
-		bool		changed = false;
+		const std::vector<vs::format::LabelStart> starts = DiskannReadLabelStarts(index, DiskannReadMeta(index));
 
-		for (auto it = starts.begin(); it != starts.end();)
+		for (auto it = starts.begin(); it != starts.end(); ++it)
 		{
 			if (!dead.count(it->node.key()))
-			{
-				++it;
 				continue;
-			}
-			changed = true;
 			Tid			next = Tid::invalid();
 			auto		carries = [&](Tid t) {
 				const std::vector<std::int16_t> l = graph.labels_of(t);
@@ -264,26 +385,7 @@ repair_and_free(Relation index, const std::vector<Tid> &deleted)
 			for (std::size_t i = 0; !next.valid() && i < live.live_nodes.size(); ++i)
 				if (carries(live.live_nodes[i]))
 					next = live.live_nodes[i];
-			if (next.valid())
-			{
-				it->node = next;
-				++it;
-			}
-			else
-				it = starts.erase(it);
-		}
-		if (changed)
-		{
-			const std::uint32_t room = vs::format::inline_label_capacity(BLCKSZ);
-
-			if (starts.size() > room || meta.label_count != meta.label_inline_count)
-				VS_FAIL(vs::ErrorCode::kUnsupported,
-						"diskann VACUUM cannot rewrite %zu label starts that overflow the meta page yet", starts.size());
-			DiskannUpdateMeta(index, [&](vs::format::MetaInfo &m) {
-				m.labels = starts;
-				m.label_inline_count = (std::uint32_t) starts.size();
-				m.label_count = (std::uint32_t) starts.size();
-			});
+			edit_label_start(index, it->label, next);
 		}
 	}
 
@@ -365,9 +467,6 @@ diskannbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats, IndexBulk
 		live = r.live;
 		newly = (double) r.newly_deleted;
 		if (r.deleted.empty())
-			return;
-		/* Label starts beyond the meta page cannot be rewritten yet: keep the deleted nodes. */
-		if (const auto m = DiskannReadMeta(index); m.has_labels && m.label_count != m.label_inline_count)
 			return;
 		/* An error in between releases the lock with the transaction. */
 		vs::pg::call([&] { LockPage(index, DISKANN_UPDATE_LOCK, ExclusiveLock); });

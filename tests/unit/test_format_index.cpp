@@ -715,7 +715,7 @@ const std::vector<Corruption>& corruptions() {
              return;
            }
        }},
-      {"label_starts_not_unique", false, "labels must be sorted and unique",
+      {"label_starts_not_unique", false, "has two label starts",
        [](Victim& v) {
          // The first overflow label repeats the last inline label.
          std::byte* e = v.img.pages[1].data() + 24 + 8;
@@ -723,14 +723,6 @@ const std::vector<Corruption>& corruptions() {
        }},
       {"label_overflow_chain_short", false, "label overflow chain ends",
        [](Victim& v) { v.edit_meta([](vf::MetaInfo& m) { m.label_count += 1; }); }},
-      {"overflow_labels_unsorted", false, "is not above the previous label",
-       [](Victim& v) {
-         std::byte* e = v.img.pages[1].data() + 24 + 8;
-         const std::int16_t a = vf::load_i16(e, 0);
-         vf::store_i16(e, 0, vf::load_i16(e, 8));
-         vf::store_i16(e, 8, a);
-       },
-       true, 1},
       {"node_page_chains_to_other_kind", false, "node page next_blkno 1 is a label overflow page",
        [](Victim& v) {
          vf::PageOpaque o = vf::read_page_opaque(v.node_page());
@@ -812,6 +804,37 @@ TEST(FormatCorruptionExtra, NonMetaPageNeedsMeta) {
   const vf::PageCheck c = vf::validate_page(v.node_page(), v.img.meta.first_node_block, e);
   EXPECT_FALSE(c.ok);
   EXPECT_NE(c.reason.find("no decoded meta page"), std::string::npos) << c.reason;
+}
+
+// Inserts append label starts to the overflow chain in any order: still valid, read sorted;
+// and a reader whose meta page is older than the chain (fewer label starts) reads just those.
+TEST(FormatLabelOverflow, UnorderedEntriesAreValidAndReadSorted) {
+  Victim v = plain_victim();
+  std::byte* e = v.img.pages[1].data() + 24 + 8;
+  std::byte first[8];
+  std::memcpy(first, e, 8);  // swap the first two entries
+  std::memmove(e, e + 8, 8);
+  std::memcpy(e + 8, first, 8);
+  const vf::PageCheck c = validate_all(v.img, in_order(v.img));
+  EXPECT_TRUE(c.ok) << c.reason;
+  const auto starts = vf::read_label_starts(v.img.meta, 1024, source_of(v.img));
+  ASSERT_EQ(starts.size(), v.img.meta.label_count);
+  for (std::size_t i = 1; i < starts.size(); ++i) EXPECT_LT(starts[i - 1].label, starts[i].label);
+  vf::MetaInfo older = v.img.meta;
+  older.label_count -= 1;
+  EXPECT_EQ(vf::read_label_starts(older, 1024, source_of(v.img)).size(), older.label_count);
+}
+
+TEST(FormatLabelOverflow, WriteOverflowPageRoundTrips) {
+  std::vector<std::byte> page(1024);
+  const std::vector<vf::LabelStart> entries = {{7, vf::Tid{5, 2}}, {-3, vf::Tid{4, 1}}};
+  vf::write_overflow_page(page, entries, 9);
+  const auto back = vf::overflow_page_entries(page, 3);
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].label, 7);
+  EXPECT_EQ(back[1].node, (vf::Tid{4, 1}));
+  EXPECT_EQ(vf::read_page_opaque(page).next_blkno, 9u);
+  EXPECT_THROW(vf::write_overflow_page(page, std::vector<vf::LabelStart>(200), 9), vs::Error);
 }
 
 TEST(FormatCorruptionExtra, ReaderThrowsCorruptOnBrokenChain) {

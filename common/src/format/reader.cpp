@@ -63,7 +63,23 @@ std::vector<float> read_quantizer_stream(const MetaInfo& meta, std::uint32_t pag
   return out;
 }
 
-// Inline starts, then the overflow chain until label_count entries are read.
+std::vector<LabelStart> overflow_page_entries(std::span<const std::byte> page, std::uint32_t block) {
+  const std::uint32_t lower = checked_lower(page, block);
+  const std::byte* c = page.data() + kPageHeaderSize;
+  const std::uint32_t count = load_u32(c, 0);
+  if (count == 0 || static_cast<std::uint64_t>(count) * kLabelStartSize + kPageHeaderSize + 8 != lower)
+    VS_FAIL(ErrorCode::kCorrupt, "block %u: label overflow page with %u entries is inconsistent", block, count);
+  std::vector<LabelStart> out;
+  out.reserve(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::byte* e = c + 8 + kLabelStartSize * i;
+    out.push_back(LabelStart{load_i16(e, 0), Tid{load_u32(e, 4), load_u16(e, 2)}});
+  }
+  return out;
+}
+
+// Inline starts, then the overflow chain until label_count entries are read (a page may hold
+// more: an insert appended to it after the caller copied the meta page). Sorted by label.
 std::vector<LabelStart> read_label_starts(const MetaInfo& meta, std::uint32_t page_size, const PageSource& source) {
   std::vector<LabelStart> out(meta.labels.begin(), meta.labels.end());
   std::uint32_t block = meta.label_overflow_first_block;
@@ -72,18 +88,12 @@ std::vector<LabelStart> read_label_starts(const MetaInfo& meta, std::uint32_t pa
       VS_FAIL(ErrorCode::kCorrupt, "label overflow chain ends after %zu of %u label starts", out.size(),
               meta.label_count);
     const auto page = fetch(source, block, page_size, PageType::kLabelOverflow);
-    const std::uint32_t lower = checked_lower(page, block);
-    const std::byte* c = page.data() + kPageHeaderSize;
-    const std::uint32_t count = load_u32(c, 0);
-    if (count == 0 || static_cast<std::uint64_t>(count) * kLabelStartSize + kPageHeaderSize + 8 != lower ||
-        out.size() + count > meta.label_count)
-      VS_FAIL(ErrorCode::kCorrupt, "block %u: label overflow page with %u entries is inconsistent", block, count);
-    for (std::uint32_t i = 0; i < count; ++i) {
-      const std::byte* e = c + 8 + kLabelStartSize * i;
-      out.push_back(LabelStart{load_i16(e, 0), Tid{load_u32(e, 4), load_u16(e, 2)}});
-    }
+    const std::vector<LabelStart> entries = overflow_page_entries(page, block);
+    const std::size_t take = std::min<std::size_t>(entries.size(), meta.label_count - out.size());
+    out.insert(out.end(), entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(take));
     block = read_page_opaque(page).next_blkno;
   }
+  std::sort(out.begin(), out.end(), [](const LabelStart& a, const LabelStart& b) { return a.label < b.label; });
   return out;
 }
 

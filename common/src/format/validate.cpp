@@ -207,17 +207,17 @@ std::string check_quantizer_page(std::span<const std::byte> page, const PageHead
   return {};
 }
 
-// Label overflow page checks.
+// Label overflow page checks. A page with no entries is one VACUUM emptied and took out of
+// the chain (the chain check below makes sure no chained page is empty).
 std::string check_overflow_page(std::span<const std::byte> page, const PageHeaderMirror& h, const MetaInfo& m,
                                 std::uint32_t total_blocks) {
-  if (m.label_count <= m.label_inline_count)
-    return "label overflow page in an index whose label starts all fit the meta page";
   if (h.pd_lower < kPageHeaderSize + 8)
     return format("pd_lower %u leaves no room for the label overflow header", static_cast<unsigned>(h.pd_lower));
   const std::byte* c = page.data() + kPageHeaderSize;
   const std::uint32_t count = load_u32(c, 0);
   if (load_u32(c, 4) != 0) return "label overflow header reserved word is not zero";
-  if (count == 0) return "label overflow page holds no entries";
+  if (count != 0 && m.label_count <= m.label_inline_count)
+    return "label overflow page in an index whose label starts all fit the meta page";
   const std::uint64_t lower = kPageHeaderSize + 8 + static_cast<std::uint64_t>(kLabelStartSize) * count;
   if (h.pd_lower != lower)
     return format("pd_lower %u, expected %llu for %u label entries", static_cast<unsigned>(h.pd_lower),
@@ -229,9 +229,6 @@ std::string check_overflow_page(std::span<const std::byte> page, const PageHeade
     const std::byte* le = c + 8 + kLabelStartSize * i;
     const std::int16_t label = load_i16(le, 0);
     const Tid t{load_u32(le, 4), load_u16(le, 2)};
-    if (i > 0 && label <= load_i16(le - kLabelStartSize, 0))
-      return format("label entry %u (label %d) is not above the previous label %d", i, static_cast<int>(label),
-                    static_cast<int>(load_i16(le - kLabelStartSize, 0)));
     const std::string why = node_tid_problem(t, m, total_blocks);
     if (!why.empty())
       return format("label entry %u (label %d) node %s %s", i, static_cast<int>(label), tid_str(t).c_str(),
@@ -659,7 +656,7 @@ PageCheck IndexValidator::finish() {
   if (chained_quantizer != s.quantizer.size())
     return fail(format("%zu quantizer pages, but the quantizer chain holds %u", s.quantizer.size(), chained_quantizer));
 
-  // The overflow chain holds the label starts the meta page lacks, sorted after the inline ones.
+  // The overflow chain holds the label starts the meta page lacks, in any order.
   std::vector<LabelStart> starts = m.labels;
   std::size_t chained_overflow = 0;
   {
@@ -673,6 +670,7 @@ PageCheck IndexValidator::finish() {
         return fail(format("label overflow chain reaches block %u, a %s page", b, page_type_name(type_of(b))));
       if (chained_overflow >= s.overflow.size()) return fail(format("label overflow chain has a cycle at block %u", b));
       const std::vector<LabelStart>& v = s.overflow[b];
+      if (v.empty()) return fail(format("label overflow chain reaches block %u, which holds no entries", b));
       starts.insert(starts.end(), v.begin(), v.end());
       ++chained_overflow;
       b = s.next[b];
@@ -682,14 +680,18 @@ PageCheck IndexValidator::finish() {
           format("label overflow chain holds %zu label starts, expected label_count %u", starts.size(), m.label_count));
     if (b != kInvalidBlock)
       return fail(format("label overflow chain continues to block %u after label_count %u entries", b, m.label_count));
-    if (chained_overflow != s.overflow.size())
-      return fail(format("%zu label overflow pages, but the chain holds %zu", s.overflow.size(), chained_overflow));
-    for (std::size_t i = 1; i < starts.size(); ++i)
-      if (starts[i].label <= starts[i - 1].label)
-        return fail(
-            format("label start %zu (label %d) is not above label %d: labels must be sorted "
-                   "and unique across the meta page and overflow pages",
-                   i, static_cast<int>(starts[i].label), static_cast<int>(starts[i - 1].label)));
+    const auto holding = static_cast<std::size_t>(
+        std::count_if(s.overflow.begin(), s.overflow.end(), [](const auto& e) { return !e.second.empty(); }));
+    if (chained_overflow != holding)
+      return fail(format("%zu label overflow pages hold entries, but the chain holds %zu", holding, chained_overflow));
+    std::vector<std::int16_t> labels;
+    labels.reserve(starts.size());
+    for (const LabelStart& ls : starts) labels.push_back(ls.label);
+    std::sort(labels.begin(), labels.end());
+    if (const auto dup = std::adjacent_find(labels.begin(), labels.end()); dup != labels.end())
+      return fail(format("label %d has two label starts (labels must be unique across the meta page and overflow "
+                         "pages)",
+                         static_cast<int>(*dup)));
   }
 
   // Node pages chain only to node pages.

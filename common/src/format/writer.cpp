@@ -193,20 +193,17 @@ MetaInfo write_index(const GraphInput& in, std::uint32_t page_size, const PageSi
     sink(block, page);
   }
 
-  // Label overflow pages: u32 count, u32 zero, count label starts; chained.
+  // Label overflow pages, chained (sorted here; later inserts append in any order).
   const std::uint32_t lpp = overflow_labels_per_page(page_size);
+  std::vector<LabelStart> entries;
   for (std::uint32_t p = 0; p < plan.label_overflow_pages; ++p) {
     const std::uint32_t block = plan.label_overflow_first_block + p;
-    init_page(page, PageType::kLabelOverflow, p + 1 < plan.label_overflow_pages ? block + 1 : kInvalidBlock);
     const std::size_t first = plan.label_inline_count + static_cast<std::size_t>(p) * lpp;
     const std::size_t count = std::min<std::size_t>(lpp, in.label_starts.size() - first);
-    std::byte* c = page.data() + kPageHeaderSize;
-    store_u32(c, 0, static_cast<std::uint32_t>(count));
-    for (std::size_t i = 0; i < count; ++i) {
-      const LabelNode& s = in.label_starts[first + i];
-      store_label_start(c + 8 + kLabelStartSize * i, s.label, node_tid(plan, s.node));
-    }
-    set_pd_lower(page, kPageHeaderSize + 8 + kLabelStartSize * count);
+    entries.clear();
+    for (std::size_t i = 0; i < count; ++i)
+      entries.push_back(LabelStart{in.label_starts[first + i].label, node_tid(plan, in.label_starts[first + i].node)});
+    write_overflow_page(page, entries, p + 1 < plan.label_overflow_pages ? block + 1 : kInvalidBlock);
     sink(block, page);
   }
 
@@ -252,6 +249,18 @@ MetaInfo write_index(const GraphInput& in, std::uint32_t page_size, const PageSi
     sink(block, page);
   }
   return m;
+}
+
+// Label overflow page: u32 count, u32 zero, then count label start entries.
+void write_overflow_page(std::span<std::byte> page, std::span<const LabelStart> entries, std::uint32_t next_blkno) {
+  VS_EXPECTS(entries.size() <= overflow_labels_per_page(static_cast<std::uint32_t>(page.size())),
+             "%zu label starts for one overflow page", entries.size());
+  init_page(page, PageType::kLabelOverflow, next_blkno);
+  std::byte* c = page.data() + kPageHeaderSize;
+  store_u32(c, 0, static_cast<std::uint32_t>(entries.size()));
+  for (std::size_t i = 0; i < entries.size(); ++i)
+    store_label_start(c + 8 + kLabelStartSize * i, entries[i].label, entries[i].node);
+  set_pd_lower(page, kPageHeaderSize + 8 + kLabelStartSize * entries.size());
 }
 
 }  // namespace vs::format

@@ -25,9 +25,15 @@ using PageSource = std::function<std::span<const std::byte>(std::uint32_t block)
 [[nodiscard]] std::vector<float> read_quantizer_stream(const MetaInfo& meta, std::uint32_t page_size,
                                                        const PageSource& source);
 
-/** All label starts: the inline ones followed by the overflow chain; throws kCorrupt. */
+/**
+ * All label starts (the inline ones and the overflow chain's), sorted by label; throws
+ * kCorrupt. Overflow pages hold their entries in any order (inserts append to the last one).
+ */
 [[nodiscard]] std::vector<LabelStart> read_label_starts(const MetaInfo& meta, std::uint32_t page_size,
                                                         const PageSource& source);
+
+/** The label starts on a label overflow page (block names it in errors); throws kCorrupt. */
+[[nodiscard]] std::vector<LabelStart> overflow_page_entries(std::span<const std::byte> page, std::uint32_t block);
 
 /** True when the page carries our page id and the node page type. */
 [[nodiscard]] bool is_node_page(std::span<const std::byte> page);

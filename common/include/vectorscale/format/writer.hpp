@@ -86,4 +86,11 @@ using PageSink = std::function<void(std::uint32_t block, std::span<const std::by
  */
 MetaInfo write_index(const GraphInput& input, std::uint32_t page_size, const PageSink& sink);
 
+/**
+ * Writes a label overflow page (page.size() bytes) holding entries, at most
+ * overflow_labels_per_page of them, in the given order, chained to next_blkno. A page with no
+ * entries is one that left the chain (VACUUM emptied it).
+ */
+void write_overflow_page(std::span<std::byte> page, std::span<const LabelStart> entries, std::uint32_t next_blkno);
+
 }  // namespace vs::format

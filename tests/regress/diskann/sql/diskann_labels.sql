@@ -107,3 +107,45 @@ SELECT count(*) AS label_3, count(*) FILTER (WHERE id % 4 = 3) AS matching
 SELECT (SELECT id FROM lb WHERE labels && ARRAY[3]::smallint[] ORDER BY e <-> (SELECT e FROM lb WHERE id = 7) LIMIT 1) AS self_found;
 RESET enable_seqscan;
 DROP TABLE lb;
+-- more distinct labels (1,100) than the meta page holds (995 at 8 kB): the label starts
+-- overflow to chained pages in the in-memory build and in the bounded build, and inserts that
+-- bring new labels append to the chain (filling its last page, then adding one)
+CREATE TABLE lo (id int, labels smallint[], e vector(64));
+INSERT INTO lo SELECT i, ARRAY[i % 1100]::smallint[], ARRAY(SELECT ((i * 7919 + d * 104729) % 1000003) / 1000003.0 FROM generate_series(1, 64) d)::vector(64)
+  FROM generate_series(1, 4000) i;
+CREATE INDEX lo_idx ON lo USING diskann (e vector_l2_ops, labels);
+SELECT diskann_validate_index('lo_idx');
+SET maintenance_work_mem = '1MB';
+SET client_min_messages = warning;
+REINDEX INDEX lo_idx;
+RESET client_min_messages;
+RESET maintenance_work_mem;
+SELECT diskann_validate_index('lo_idx');
+INSERT INTO lo SELECT i, ARRAY[i - 8000]::smallint[], ARRAY(SELECT ((i * 7919 + d * 104729) % 1000003) / 1000003.0 FROM generate_series(1, 64) d)::vector(64)
+  FROM generate_series(10001, 11000) i;
+INSERT INTO lo SELECT 5000, '{5, 4000, 4001}', e FROM lo WHERE id = 1;
+SELECT diskann_validate_index('lo_idx');
+SELECT nodes FROM diskann_index_info('lo_idx');
+SET enable_seqscan = off;
+SELECT l, (SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM lo WHERE labels && ARRAY[l]
+             ORDER BY e <-> (SELECT e FROM lo WHERE id = 1)) s) AS ids
+  FROM unnest('{0,5,994,1099,2001,2999,3000,4001,4002}'::smallint[]) l;
+RESET enable_seqscan;
+-- VACUUM moves and removes label starts on the meta page and in the chain: every row of label
+-- 0 (inline) and of labels 2001..3000 (overflow: the chain's pages empty and leave it) goes,
+-- and one row of label 1099
+DELETE FROM lo WHERE labels && '{0}' OR id BETWEEN 10001 AND 11000 OR id = 1099;
+VACUUM lo;
+SELECT diskann_validate_index('lo_idx');
+SELECT nodes, deleted_nodes FROM diskann_index_info('lo_idx');
+-- new labels go to the chain again
+INSERT INTO lo SELECT i, ARRAY[i - 14000, 5]::smallint[], ARRAY(SELECT ((i * 7919 + d * 104729) % 1000003) / 1000003.0 FROM generate_series(1, 64) d)::vector(64)
+  FROM generate_series(20001, 20050) i;
+SELECT diskann_validate_index('lo_idx');
+SET enable_seqscan = off;
+SELECT l, (SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM lo WHERE labels && ARRAY[l]
+             ORDER BY e <-> (SELECT e FROM lo WHERE id = 2)) s) AS ids
+  FROM unnest('{0,994,1099,2001,3000,4001,6001,6050}'::smallint[]) l;
+SELECT count(*) AS label_5 FROM (SELECT id FROM lo WHERE labels && '{5}' ORDER BY e <-> (SELECT e FROM lo WHERE id = 2)) s;
+RESET enable_seqscan;
+DROP TABLE lo;
