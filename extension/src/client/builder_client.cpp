@@ -89,7 +89,8 @@ status_reason(const grpc::Status &st)
  * builder that failed (a fresh channel would send its only call to whichever builder answered
  * first); it is replaced when the target or the TLS roots change, and dropped by
  * release_channel(). Never destroyed by a static destructor: gRPC must not be torn down
- * while exit() runs.
+ * while exit() runs. A minute after the last build it goes idle: its connections close, and the
+ * next build resolves the target again (a DNS name then finds builders added meanwhile).
  */
 struct ChannelCache
 {
@@ -133,6 +134,7 @@ shared_channel(const BuilderSettings &settings)
 
 	args.SetMaxReceiveMessageSize(16 << 20);
 	args.SetServiceConfigJSON(kServiceConfig);
+	args.SetInt(GRPC_ARG_CLIENT_IDLE_TIMEOUT_MS, 60 * 1000);
 	cache.channel = grpc::CreateCustomChannel(settings.endpoint, creds, args);
 	cache.key = std::move(key);
 	return cache.channel;
