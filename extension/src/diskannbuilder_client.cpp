@@ -21,7 +21,7 @@
  * the rows are streamed, not kept. Otherwise, or when the second attempt fails too, with
  * diskann.builder_fallback on a NOTICE says why and the caller builds locally (one more heap
  * scan); with it off, the build fails with that reason. A cancel is never retried. A LOG line
- * names the builder of every remote build, and one every retry.
+ * names the builder of every remote build; another reports each retry.
  */
 #include <algorithm>
 #include <chrono>
