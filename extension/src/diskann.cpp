@@ -123,7 +123,8 @@ _PG_init(void)
 							&diskann_force_parallel_workers, -1, -1, 1024,
 							PGC_SUSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomStringVariable("diskann.builder_endpoint",
-							   "Sets the host:port of the gpu_builder service CREATE INDEX sends its work to (empty: build locally).",
+							   "Sets the gRPC target of the gpu_builder service CREATE INDEX sends its work to (empty: build locally).",
+							   "host:port, or several builders (ipv4:host:port,host:port or dns:///name:port), used round robin while healthy. "
 							   "Superuser only (or a role granted SET), so that no user can point a backend at an arbitrary host.",
 							   &diskann_builder_endpoint, "", PGC_SUSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomBoolVariable("diskann.builder_fallback",
@@ -135,7 +136,7 @@ _PG_init(void)
 							nullptr, &diskann_builder_timeout, 3600, 1, INT_MAX / 1000,
 							PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("diskann.builder_connect_timeout",
-							"Sets how long a build waits to connect to the builder before it falls back.",
+							"Sets how long a build waits for a serving builder before it falls back.",
 							nullptr, &diskann_builder_connect_timeout, 10, 1, 3600,
 							PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
 	DefineCustomStringVariable("diskann.builder_tls_ca",

@@ -2,8 +2,8 @@
  * diskannbuilder_client.cpp
  *		CREATE INDEX through gpu_builder (DESIGN.md 5.2): the PostgreSQL side of the client.
  *
- * The heap is scanned once; every indexed vector is streamed to the builder as it comes
- * (no copy of the table stays in the backend: only the 8-byte heap TIDs sent, to check the
+ * The heap is scanned once per attempt; every indexed vector is streamed to the builder as it
+ * comes (no copy of the table stays in the backend: only the 8-byte heap TIDs sent, to check the
  * answer). While the builder works, the backend thread relays its progress into
  * pg_stat_progress_create_index and polls for interrupts every 100 ms (a cancel cancels
  * the RPC). The returned page images are all checked before any is written: CRC-32C, page
@@ -12,10 +12,16 @@
  * once, and the meta page's options equal to ours. Then the pages go into new buffers without
  * WAL and the relation is WAL-logged once with log_newpage_range.
  *
- * Any failure (cannot connect, deadline, error status, a bad page, a wrong TID set, an
- * authentication error) ends the remote attempt before the index is touched: with
- * diskann.builder_fallback on, a NOTICE says why and the caller builds locally (a second heap
- * scan); with it off, the build fails with that reason.
+ * diskann.builder_endpoint is any gRPC target; the client balances builds round robin over the
+ * target's builders that are up and SERVING (builder_client.hpp). Any failure (cannot connect,
+ * deadline, error status, a bad page, a wrong TID set, an authentication error) ends an attempt
+ * before the index is touched. When the builder went away before any page arrived
+ * (RemoteError::builder_went_away), the whole attempt runs once more on the same channel, where
+ * round_robin no longer picks a builder whose connection failed; that is a second heap scan, as
+ * the rows are streamed, not kept. Otherwise, or when the second attempt fails too, with
+ * diskann.builder_fallback on a NOTICE says why and the caller builds locally (one more heap
+ * scan); with it off, the build fails with that reason. A cancel is never retried. A LOG line
+ * names the builder of every remote build; another reports each retry.
  */
 #include <algorithm>
 #include <chrono>
@@ -40,6 +46,7 @@ extern "C" {
 #include "catalog/index.h"
 #include "commands/progress.h"
 #include "pgstat.h"
+#include "storage/ipc.h"
 #include "utils/backend_progress.h"
 }
 
@@ -51,6 +58,13 @@ namespace {
 
 using vs::client::RemoteError;
 
+/* Why a remote attempt failed, and whether another attempt may succeed. */
+struct AttemptFailure
+{
+	std::string reason;
+	bool		retryable = false;
+};
+
 /* State of the heap scan callback of a remote build (PODs and pointers only). */
 struct RemoteLoadState
 {
@@ -58,7 +72,7 @@ struct RemoteLoadState
 	vs::client::RemoteBuild *remote;
 	std::vector<std::uint64_t> *tids;
 	vs::vamana::LabelSets *labels;	/* labeled indexes: the rows' label sets, in scan order */
-	std::string *failure;
+	AttemptFailure *failure;
 	MemoryContext tmpctx;
 	double		sent;
 };
@@ -88,15 +102,15 @@ remote_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bo
 		st->tids->push_back(key);
 		if (st->labels != nullptr)
 			st->labels->push_back(row_labels);
-		if (!st->failure->empty())
-			return;				/* the stream already failed: the local build rescans */
+		if (!st->failure->reason.empty())
+			return;				/* the stream already failed: whatever comes next rescans */
 		try
 		{
 			st->remote->add(v->x, key, row_labels);
 		}
 		catch (const RemoteError &e)
 		{
-			*st->failure = e.what();
+			*st->failure = {e.what(), e.builder_went_away()};
 		}
 	});
 	st->sent += 1;
@@ -203,12 +217,19 @@ check_pages(const std::vector<std::string> &pages, const DiskannBuildOptions *op
 	return opts->labeled ? check_node_labels(pages, m, sorted_tids, by_tid, labels) : std::string();
 }
 
-/* Ends a failed remote attempt: NOTICE and fall back, or ERROR (a cancel is not a failure). */
-bool
-give_up(const char *endpoint, const std::string &reason)
+/* A pending cancel or termination ends the build at once: no retry, no fallback. */
+void
+check_cancel()
 {
 	if (QueryCancelPending || ProcDiePending)
 		throw vs::Cancelled();
+}
+
+/* Ends a failed remote build: NOTICE and fall back, or ERROR (a cancel is not a failure). */
+bool
+give_up(const char *endpoint, const std::string &reason)
+{
+	check_cancel();
 	vs::pg::call([&] {
 		if (!diskann_builder_fallback)
 			ereport(ERROR,
@@ -222,23 +243,180 @@ give_up(const char *endpoint, const std::string &reason)
 	return false;
 }
 
+/* Drops the builder channel at backend exit, before exit() (builder_client.hpp). */
+void
+release_builder_channel(int code, Datum arg)
+{
+	(void) code;
+	(void) arg;
+	vs::client::release_channel();
+}
+
+/* What every attempt of one remote build needs. */
+struct RemoteRequest
+{
+	Relation	heap;
+	Relation	index;
+	IndexInfo  *indexInfo;
+	const DiskannBuildOptions *opts;
+	const vs::client::BuilderSettings *settings;
+	const vs::client::RemoteSpec *spec;
+};
+
+/*
+ * One remote attempt (C++ zone): scan and stream, collect the pages, check them all, write them.
+ * Returns true when the pages are written; false with *failure set otherwise.
+ */
+bool
+remote_attempt(const RemoteRequest &rq, IndexBuildResult *result, AttemptFailure *failure)
+{
+	const auto	started = std::chrono::steady_clock::now();
+	const DiskannBuildOptions *opts = rq.opts;
+	std::optional<vs::client::RemoteBuild> remote;
+	std::vector<std::uint64_t> tids;
+	vs::vamana::LabelSets labels;
+	const auto	fail = [failure](std::string reason) {
+		*failure = {std::move(reason), false};
+		return false;
+	};
+
+	try
+	{
+		remote.emplace(*rq.settings, *rq.spec);
+	}
+	catch (const RemoteError &e)
+	{
+		*failure = {e.what(), e.builder_went_away()};
+	}
+	if (!failure->reason.empty())
+		return false;
+
+	/* 1. One heap scan, streaming every row. */
+	RemoteLoadState st{opts, &*remote, &tids, opts->labeled ? &labels : nullptr, failure, nullptr, 0};
+
+	DiskannReportPhase(DISKANN_PHASE_LOAD, 0, (double) rq.spec->expected_rows);
+	st.tmpctx = vs::pg::call([&] {
+		return AllocSetContextCreate(CurrentMemoryContext, "diskann remote build tuple", ALLOCSET_DEFAULT_SIZES);
+	});
+	const double reltuples = vs::pg::call([&] {
+		return table_index_build_scan(rq.heap, rq.index, rq.indexInfo, true, true, remote_callback, &st, nullptr);
+	});
+
+	vs::pg::call([&] { MemoryContextDelete(st.tmpctx); });
+	if (!failure->reason.empty())
+		return false;
+
+	/* 2. Finish the upload, then relay progress and collect pages until the stream ends. */
+	std::vector<std::string> pages;
+	std::optional<vs::client::RemoteEvent> summary;
+
+	try
+	{
+		remote->finish();
+		for (;;)
+		{
+			if (QueryCancelPending || ProcDiePending)
+			{
+				remote->cancel();
+				throw vs::Cancelled();
+			}
+			vs::client::RemoteEvent ev = remote->poll(std::chrono::milliseconds(100));
+
+			if (ev.kind == vs::client::RemoteEvent::kDone)
+				break;
+			if (ev.kind == vs::client::RemoteEvent::kProgress)
+				DiskannReportPhase(local_phase(ev.phase), (double) ev.done, (double) ev.total);
+			else if (ev.kind == vs::client::RemoteEvent::kSummary)
+				summary = std::move(ev);
+			else if (ev.kind == vs::client::RemoteEvent::kPages)
+			{
+				if (ev.first_block != pages.size())
+					return fail(vs::detail::format("page batch starts at block %u, expected %zu", ev.first_block,
+												   pages.size()));
+				if (ev.page_size != BLCKSZ || ev.format_version != vs::format::kFormatVersion)
+					return fail(vs::detail::format("pages of %u bytes, format %u; expected %d bytes, format %u",
+												   ev.page_size, ev.format_version, BLCKSZ, vs::format::kFormatVersion));
+				if (ev.crc32c.size() != ev.pages.size())
+					return fail("a page batch has no checksum for every page");
+				for (std::size_t i = 0; i < ev.pages.size(); ++i)
+				{
+					const std::span<const std::byte> bytes(reinterpret_cast<const std::byte *>(ev.pages[i].data()),
+														   ev.pages[i].size());
+
+					if (bytes.size() != BLCKSZ)
+						return fail(vs::detail::format("block %zu is %zu bytes", pages.size(), bytes.size()));
+					if (vs::crc32c(bytes) != ev.crc32c[i])
+						return fail(vs::detail::format("block %zu fails its CRC-32C check", pages.size()));
+					pages.push_back(std::move(ev.pages[i]));
+				}
+				DiskannReportPhase(DISKANN_PHASE_WRITE, 0, (double) tids.size());
+			}
+		}
+	}
+	catch (const RemoteError &e)
+	{
+		/* Only a builder that went away before sending anything is worth another attempt. */
+		*failure = {e.what(), e.builder_went_away() && pages.empty()};
+	}
+	if (!failure->reason.empty())
+		return false;
+	if (!summary)
+		return fail(vs::detail::format("the page stream ended after %zu pages without a summary", pages.size()));
+
+	/* 3. Check everything before writing anything. */
+	std::vector<std::uint32_t> by_tid;
+
+	if (opts->labeled)
+	{
+		by_tid.resize(tids.size());
+		std::iota(by_tid.begin(), by_tid.end(), 0u);
+		std::sort(by_tid.begin(), by_tid.end(), [&](std::uint32_t a, std::uint32_t b) { return tids[a] < tids[b]; });
+	}
+	std::sort(tids.begin(), tids.end());
+	if (std::adjacent_find(tids.begin(), tids.end()) != tids.end())
+		VS_FAIL(vs::ErrorCode::kInternal, "the heap scan returned a heap TID twice");
+	if (const std::string problem = check_pages(pages, opts, tids, by_tid, labels); !problem.empty())
+		return fail("invalid index returned: " + problem);
+
+	/* 4. Write, then WAL-log once. */
+	Relation	index = rq.index;
+
+	for (std::size_t b = 0; b < pages.size(); ++b)
+		DiskannWriteNewPage(index, MAIN_FORKNUM, (std::uint32_t) b,
+							{reinterpret_cast<const std::byte *>(pages[b].data()), pages[b].size()});
+	vs::pg::call([&] {
+		if (RelationNeedsWAL(index))
+			log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+	});
+	DiskannReportPhase(DISKANN_PHASE_WRITE, (double) tids.size(), (double) tids.size());
+	result->heap_tuples = reltuples;
+	result->index_tuples = (double) tids.size();
+
+	const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+
+	vs::pg::call([&] {
+		elog(LOG, "diskann index \"%s\" built through builder \"%s\" by \"%s\" at %s, backend %s: %zu rows, %zu pages, %.3f s",
+			 RelationGetRelationName(index), rq.settings->endpoint.c_str(), summary->builder_id.c_str(),
+			 summary->peer.c_str(), summary->backend.c_str(), tids.size(), pages.size(), seconds);
+	});
+	return true;
+}
+
 }							/* namespace */
 
 /*
- * Builds the index through the builder (C++ zone). Returns true when the pages are written;
- * false after a NOTICE when the caller must build locally.
+ * Builds the index through the builder (C++ zone), retrying once when the builder went away
+ * before sending any page. Returns true when the pages are written; false after a NOTICE when
+ * the caller must build locally.
  */
 bool
 DiskannBuildRemote(Relation heap, Relation index, IndexInfo *indexInfo, const DiskannBuildOptions *opts,
 				   std::uint64_t seed, IndexBuildResult *result)
 {
+	static bool release_registered = false;
 	const char *endpoint = diskann_builder_endpoint;
 	vs::client::BuilderSettings settings;
 	vs::client::RemoteSpec spec;
-	std::optional<vs::client::RemoteBuild> remote;
-	std::vector<std::uint64_t> tids;
-	vs::vamana::LabelSets labels;
-	std::string failure;
 
 	settings.endpoint = endpoint;
 	settings.tls_ca_file = diskann_builder_tls_ca != nullptr ? diskann_builder_tls_ca : "";
@@ -262,115 +440,29 @@ DiskannBuildRemote(Relation heap, Relation index, IndexInfo *indexInfo, const Di
 	spec.has_labels = opts->labeled;
 	spec.label_capacity = opts->labeled ? DISKANN_DEFAULT_LABEL_CAPACITY : 0;
 
-	try
+	/* The channel outlives this build (builder_client.hpp); release it before exit(). */
+	if (!release_registered)
 	{
-		remote.emplace(settings, spec);
+		vs::pg::call([] { on_proc_exit(release_builder_channel, (Datum) 0); });
+		release_registered = true;
 	}
-	catch (const RemoteError &e)
-	{
-		failure = e.what();		/* report after the catch block */
-	}
-	if (!failure.empty())
-		return give_up(endpoint, failure);
 
-	/* 1. One heap scan, streaming every row. */
-	RemoteLoadState st{opts, &*remote, &tids, opts->labeled ? &labels : nullptr, &failure, nullptr, 0};
+	const RemoteRequest rq{heap, index, indexInfo, opts, &settings, &spec};
+	AttemptFailure first;
 
-	DiskannReportPhase(DISKANN_PHASE_LOAD, 0, (double) spec.expected_rows);
-	st.tmpctx = vs::pg::call([&] {
-		return AllocSetContextCreate(CurrentMemoryContext, "diskann remote build tuple", ALLOCSET_DEFAULT_SIZES);
-	});
-	const double reltuples = vs::pg::call([&] {
-		return table_index_build_scan(heap, index, indexInfo, true, true, remote_callback, &st, nullptr);
-	});
-
-	vs::pg::call([&] { MemoryContextDelete(st.tmpctx); });
-	if (!failure.empty())
-		return give_up(endpoint, failure);
-
-	/* 2. Finish the upload, then relay progress and collect pages until the stream ends. */
-	std::vector<std::string> pages;
-	bool		summary = false;
-
-	try
-	{
-		remote->finish();
-		for (;;)
-		{
-			if (QueryCancelPending || ProcDiePending)
-			{
-				remote->cancel();
-				throw vs::Cancelled();
-			}
-			vs::client::RemoteEvent ev = remote->poll(std::chrono::milliseconds(100));
-
-			if (ev.kind == vs::client::RemoteEvent::kDone)
-				break;
-			if (ev.kind == vs::client::RemoteEvent::kProgress)
-				DiskannReportPhase(local_phase(ev.phase), (double) ev.done, (double) ev.total);
-			else if (ev.kind == vs::client::RemoteEvent::kSummary)
-				summary = true;
-			else if (ev.kind == vs::client::RemoteEvent::kPages)
-			{
-				if (ev.first_block != pages.size())
-					return give_up(endpoint, vs::detail::format("page batch starts at block %u, expected %zu",
-																ev.first_block, pages.size()));
-				if (ev.page_size != BLCKSZ || ev.format_version != vs::format::kFormatVersion)
-					return give_up(endpoint, vs::detail::format("pages of %u bytes, format %u; expected %d bytes, format %u",
-																ev.page_size, ev.format_version, BLCKSZ,
-																vs::format::kFormatVersion));
-				if (ev.crc32c.size() != ev.pages.size())
-					return give_up(endpoint, "a page batch has no checksum for every page");
-				for (std::size_t i = 0; i < ev.pages.size(); ++i)
-				{
-					const std::span<const std::byte> bytes(reinterpret_cast<const std::byte *>(ev.pages[i].data()),
-														   ev.pages[i].size());
-
-					if (bytes.size() != BLCKSZ)
-						return give_up(endpoint, vs::detail::format("block %zu is %zu bytes", pages.size(), bytes.size()));
-					if (vs::crc32c(bytes) != ev.crc32c[i])
-						return give_up(endpoint, vs::detail::format("block %zu fails its CRC-32C check", pages.size()));
-					pages.push_back(std::move(ev.pages[i]));
-				}
-				DiskannReportPhase(DISKANN_PHASE_WRITE, 0, (double) tids.size());
-			}
-		}
-	}
-	catch (const RemoteError &e)
-	{
-		failure = e.what();		/* report after the catch block */
-	}
-	if (!failure.empty())
-		return give_up(endpoint, failure);
-	if (!summary)
-		return give_up(endpoint, vs::detail::format("the page stream ended after %zu pages without a summary",
-													pages.size()));
-
-	/* 3. Check everything before writing anything. */
-	std::vector<std::uint32_t> by_tid;
-
-	if (opts->labeled)
-	{
-		by_tid.resize(tids.size());
-		std::iota(by_tid.begin(), by_tid.end(), 0u);
-		std::sort(by_tid.begin(), by_tid.end(), [&](std::uint32_t a, std::uint32_t b) { return tids[a] < tids[b]; });
-	}
-	std::sort(tids.begin(), tids.end());
-	if (std::adjacent_find(tids.begin(), tids.end()) != tids.end())
-		VS_FAIL(vs::ErrorCode::kInternal, "the heap scan returned a heap TID twice");
-	if (const std::string problem = check_pages(pages, opts, tids, by_tid, labels); !problem.empty())
-		return give_up(endpoint, "invalid index returned: " + problem);
-
-	/* 4. Write, then WAL-log once. */
-	for (std::size_t b = 0; b < pages.size(); ++b)
-		DiskannWriteNewPage(index, MAIN_FORKNUM, (std::uint32_t) b,
-							{reinterpret_cast<const std::byte *>(pages[b].data()), pages[b].size()});
+	if (remote_attempt(rq, result, &first))
+		return true;
+	if (!first.retryable)
+		return give_up(endpoint, first.reason);
+	check_cancel();
 	vs::pg::call([&] {
-		if (RelationNeedsWAL(index))
-			log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+		elog(LOG, "diskann build of index \"%s\" through builder \"%s\" failed before any page arrived: %s; retrying once",
+			 RelationGetRelationName(index), endpoint, first.reason.c_str());
 	});
-	DiskannReportPhase(DISKANN_PHASE_WRITE, (double) tids.size(), (double) tids.size());
-	result->heap_tuples = reltuples;
-	result->index_tuples = (double) tids.size();
-	return true;
+
+	AttemptFailure second;
+
+	if (remote_attempt(rq, result, &second))
+		return true;
+	return give_up(endpoint, "first attempt: " + first.reason + "; second attempt: " + second.reason);
 }

@@ -1,15 +1,23 @@
 // The extension's builder client (extension/src/client, PostgreSQL-free) against an in-process
 // gpu_builder: a full build, every failure surfacing as a RemoteError (never std::terminate),
-// cancellation, and a bounded connect timeout.
+// cancellation, a bounded connect timeout, and fleet targets (round robin, dead addresses and
+// builders whose health service says NOT_SERVING skipped).
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <optional>
+#include <thread>
 
 #include "builder_test_support.hpp"
 #include "client/builder_client.hpp"
 #include "server.hpp"
+
+// After the core headers, which refuse to follow gRPC's.
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 
 namespace {
 
@@ -19,9 +27,9 @@ using vs::client::RemoteBuild;
 using vs::client::RemoteError;
 using vs::client::RemoteEvent;
 
-std::unique_ptr<vb::Server> start_server(const std::string& token = "") {
+std::unique_ptr<vb::Server> start_server(const std::string& token = "", const std::string& listen = "127.0.0.1:0") {
   vb::ServerOptions o;
-  o.listen = "127.0.0.1:0";
+  o.listen = listen;
   o.threads = 2;
   o.max_memory = 1ull << 30;
   o.log = [](const std::string&) {};
@@ -51,17 +59,17 @@ vs::client::RemoteSpec remote_spec(const vb::BuildSpec& s) {
   return r;
 }
 
-vs::client::BuilderSettings settings_for(const vb::Server& server, const std::string& token_file = "") {
+vs::client::BuilderSettings settings_for(const std::string& target, const std::string& token_file = "") {
   vs::client::BuilderSettings st;
-  st.endpoint = server.address();
+  st.endpoint = target;
   st.token_file = token_file;
   st.timeout = std::chrono::seconds(60);
   st.connect_timeout = std::chrono::seconds(5);
   return st;
 }
 
-// Sends every row and collects the pages; returns the number of pages.
-std::size_t run(RemoteBuild& rb, const vt::Dataset& d) {
+// Sends every row and collects the pages; returns the number of pages (and the builder's address).
+std::size_t run(RemoteBuild& rb, const vt::Dataset& d, std::string* peer = nullptr) {
   for (std::size_t i = 0; i < d.n; ++i) rb.add(&d.vectors[i * d.dims], d.tids[i].key());
   rb.finish();
   std::size_t pages = 0;
@@ -80,6 +88,7 @@ std::size_t run(RemoteBuild& rb, const vt::Dataset& d) {
       summary = true;
       EXPECT_EQ(ev.nodes, d.n);
       EXPECT_EQ(ev.total_pages, pages);
+      if (peer != nullptr) *peer = ev.peer;
     }
   }
   EXPECT_TRUE(summary);
@@ -90,7 +99,7 @@ TEST(ExtensionClient, FullBuild) {
   auto server = start_server();
   const auto spec = vt::small_spec();
   const auto d = vt::make_dataset(2000, spec.indexed_dims);
-  RemoteBuild rb(settings_for(*server), remote_spec(spec));
+  RemoteBuild rb(settings_for(server->address()), remote_spec(spec));
   EXPECT_GT(run(rb, d), 2u);
   EXPECT_EQ(rb.rows(), d.n);
 }
@@ -104,7 +113,7 @@ TEST(ExtensionClient, WrongTokenIsARemoteErrorNotACrash) {
   // The rejection may arrive while the spec is written (constructor) or later; every time.
   for (int i = 0; i < 20; ++i) {
     try {
-      RemoteBuild rb(settings_for(*server, wrong), remote_spec(spec));
+      RemoteBuild rb(settings_for(server->address(), wrong), remote_spec(spec));
       run(rb, d);
       FAIL() << "a wrong token must fail";
     } catch (const RemoteError& e) {
@@ -119,7 +128,7 @@ TEST(ExtensionClient, InvalidSpecIsARemoteError) {
   auto spec = vt::small_spec();
   spec.num_neighbors = 5;
   try {
-    RemoteBuild rb(settings_for(*server), remote_spec(spec));
+    RemoteBuild rb(settings_for(server->address()), remote_spec(spec));
     run(rb, vt::make_dataset(10, spec.indexed_dims));
     FAIL() << "R = 5 must be refused";
   } catch (const RemoteError& e) {
@@ -133,7 +142,13 @@ TEST(ExtensionClient, ConnectTimesOutAndCanBeInterrupted) {
   st.connect_timeout = std::chrono::seconds(1);
   const auto spec = vt::small_spec();
   auto t0 = std::chrono::steady_clock::now();
-  EXPECT_THROW(RemoteBuild(st, remote_spec(spec)), RemoteError);
+  try {
+    RemoteBuild rb(st, remote_spec(spec));
+    FAIL();
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), 4) << e.what();  // DEADLINE_EXCEEDED: every address was tried, no retry
+    EXPECT_FALSE(e.builder_went_away());
+  }
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
   st.connect_timeout = std::chrono::seconds(30);
   st.interrupted = [] { return true; };
@@ -151,7 +166,7 @@ TEST(ExtensionClient, CancelEndsTheStream) {
   auto server = start_server();
   const auto spec = vt::small_spec();
   const auto d = vt::make_dataset(2000, spec.indexed_dims);
-  RemoteBuild rb(settings_for(*server), remote_spec(spec));
+  RemoteBuild rb(settings_for(server->address()), remote_spec(spec));
   for (std::size_t i = 0; i < 100; ++i) rb.add(&d.vectors[i * d.dims], d.tids[i].key());
   rb.cancel();
   EXPECT_THROW(
@@ -162,5 +177,136 @@ TEST(ExtensionClient, CancelEndsTheStream) {
       },
       RemoteError);
 }
+
+// Builds one small index through target; returns the builder's address (gRPC's "ipv4:..." name).
+std::string build_through(const std::string& target) {
+  const auto spec = vt::small_spec();
+  const auto d = vt::make_dataset(300, spec.indexed_dims);
+  RemoteBuild rb(settings_for(target), remote_spec(spec));
+  std::string peer;
+  EXPECT_GT(run(rb, d, &peer), 2u);
+  return peer;
+}
+
+TEST(ExtensionClient, RoundRobinOverAFleet) {
+  auto a = start_server();
+  auto b = start_server();
+  const std::string target = "ipv4:" + a->address() + "," + b->address();
+  std::map<std::string, int> builds;
+  std::string last;
+  for (int i = 0; i < 6; ++i) {
+    const std::string peer = build_through(target);
+    // The channel is kept between builds, so once both builders are connected the calls alternate.
+    if (i >= 2) {
+      EXPECT_NE(peer, last) << "build " << i;
+    }
+    last = peer;
+    ++builds[peer];
+  }
+  EXPECT_EQ(builds.size(), 2u);
+  EXPECT_EQ(builds["ipv4:" + a->address()] + builds["ipv4:" + b->address()], 6);
+}
+
+TEST(ExtensionClient, DeadAddressOfAFleetIsSkipped) {
+  auto a = start_server();
+  const std::string target = "ipv4:127.0.0.1:1," + a->address();
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(build_through(target), "ipv4:" + a->address());
+}
+
+TEST(ExtensionClient, BuilderStoppingMidBuildWentAway) {
+  auto server = start_server();
+  const auto spec = vt::small_spec();
+  const auto d = vt::make_dataset(500, spec.indexed_dims);
+  RemoteBuild rb(settings_for(server->address()), remote_spec(spec));
+  for (std::size_t i = 0; i < 100; ++i) rb.add(&d.vectors[i * d.dims], d.tids[i].key());
+  // A stop with no grace ends the build (UNAVAILABLE, or CANCELLED when the call reaches the
+  // server as its shutdown begins): worth a retry on another builder.
+  std::thread stop([&] { server->stop(std::chrono::milliseconds(0)); });
+  try {
+    for (std::size_t i = 100; i < d.n; ++i) rb.add(&d.vectors[i * d.dims], d.tids[i].key());
+    rb.finish();
+    for (;;)
+      if (rb.poll(std::chrono::milliseconds(100)).kind == RemoteEvent::kDone) break;
+    ADD_FAILURE() << "the build must fail";
+  } catch (const RemoteError& e) {
+    EXPECT_TRUE(e.builder_went_away()) << e.what();
+  }
+  stop.join();
+}
+
+// A builder restarted after an outage gets the next build at once: the channel kept between
+// builds does not wait out its reconnect backoff (1 s, then 1.6 times longer each time, up to 2 min).
+TEST(ExtensionClient, RestartedBuilderIsUsedAtOnce) {
+  auto a = start_server();
+  const std::string address = a->address();
+  EXPECT_EQ(build_through(address), "ipv4:" + address);
+  a->stop(std::chrono::milliseconds(0));
+  a.reset();
+  // Reconnects fail meanwhile; without a reset, the restarted builder would be found ~2 s late.
+  std::this_thread::sleep_for(std::chrono::seconds(6));
+  auto again = start_server("", address);
+  const auto spec = vt::small_spec();
+  auto st = settings_for(again->address());
+  st.connect_timeout = std::chrono::seconds(1);
+  RemoteBuild rb(st, remote_spec(spec));
+  EXPECT_GT(run(rb, vt::make_dataset(300, spec.indexed_dims)), 2u);
+}
+
+// A server with only the standard health service (and no Builder service).
+struct HealthOnlyServer {
+  grpc::CallbackGenericService generic;  // a server needs one service to start
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  HealthOnlyServer() {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterCallbackGenericService(&generic);
+    server = builder.BuildAndStart();
+  }
+  ~HealthOnlyServer() { server->Shutdown(std::chrono::system_clock::now()); }
+  void serving(bool on) { server->GetHealthCheckService()->SetServingStatus(on); }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port); }
+};
+
+// Client-side health checking is on: a builder that is up but NOT_SERVING gets no build.
+TEST(ExtensionClient, NotServingBuilderIsSkipped) {
+  HealthOnlyServer h;
+  ASSERT_NE(h.server, nullptr);
+  ASSERT_NE(h.server->GetHealthCheckService(), nullptr);
+  h.serving(false);
+  auto a = start_server();
+  // Without health checking, round robin would send every other build to h (UNIMPLEMENTED).
+  const std::string target = "ipv4:" + h.address() + "," + a->address();
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(build_through(target), "ipv4:" + a->address());
+
+  // Alone, it is never ready: the connect timeout passes.
+  vs::client::BuilderSettings st = settings_for(h.address());
+  st.connect_timeout = std::chrono::seconds(1);
+  const auto spec = vt::small_spec();
+  try {
+    RemoteBuild rb(st, remote_spec(spec));
+    ADD_FAILURE() << "connected to a NOT_SERVING server";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), 4) << e.what();
+  }
+  // Once SERVING it connects (and, having no Builder service, answers UNIMPLEMENTED).
+  h.serving(true);
+  st.connect_timeout = std::chrono::seconds(5);
+  try {
+    RemoteBuild rb(st, remote_spec(spec));
+    run(rb, vt::make_dataset(10, spec.indexed_dims));
+    ADD_FAILURE() << "a server without the Builder service cannot build";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), 12) << e.what();  // UNIMPLEMENTED
+  }
+}
+
+// Drops the channel the builds share before exit, as the extension does at backend exit.
+class ReleaseChannel : public ::testing::Environment {
+ public:
+  void TearDown() override { vs::client::release_channel(); }
+};
+const auto* const kReleaseChannel = ::testing::AddGlobalTestEnvironment(new ReleaseChannel);
 
 }  // namespace

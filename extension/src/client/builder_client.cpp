@@ -28,6 +28,13 @@ namespace {
 /* Bytes of floats per VectorBatch: far below gRPC's 4 MiB message limit. */
 constexpr std::size_t kMaxBatchBytes = 1u << 20;
 
+/*
+ * gRPC's round_robin over every address the target resolves to, each address used only while
+ * its standard health service (the overall "" entry gpu_builder sets) says SERVING.
+ */
+constexpr const char *kServiceConfig =
+	R"({"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":""}})";
+
 /* Blocks every signal on this thread for its lifetime (gRPC threads inherit the mask). */
 class SignalBlock
 {
@@ -76,7 +83,79 @@ status_reason(const grpc::Status &st)
 	return name + (st.error_message().empty() ? "" : ": " + st.error_message());
 }
 
+/*
+ * The backend's channel to the builder target. It is kept from one build to the next, so that
+ * round_robin turns over across the builds of a backend and a retry sees the state of the
+ * builder that failed (a fresh channel would send its only call to whichever builder answered
+ * first); it is replaced when the target or the TLS roots change, and dropped by
+ * release_channel(). Never destroyed by a static destructor: gRPC must not be torn down
+ * while exit() runs. A minute after the last build it goes idle: its connections close, and the
+ * next build resolves the target again (a DNS name then finds builders added meanwhile).
+ */
+struct ChannelCache
+{
+	std::mutex	mu;
+	std::string key;			/* target and PEM roots of channel */
+	std::shared_ptr<grpc::Channel> channel;
+};
+
+ChannelCache &
+channel_cache()
+{
+	static ChannelCache *const cache = new ChannelCache;
+
+	return *cache;
+}
+
+/* The channel for these settings (call with signals blocked); throws RemoteError. */
+std::shared_ptr<grpc::Channel>
+shared_channel(const BuilderSettings &settings)
+{
+	const std::string roots =
+		settings.tls_ca_file.empty() ? std::string() : read_file(settings.tls_ca_file, "diskann.builder_tls_ca");
+	std::string key = settings.endpoint + '\n' + roots;
+	ChannelCache &cache = channel_cache();
+	std::lock_guard<std::mutex> lock(cache.mu);
+
+	if (cache.channel && cache.key == key)
+		return cache.channel;
+	std::shared_ptr<grpc::ChannelCredentials> creds;
+
+	if (roots.empty())
+		creds = grpc::InsecureChannelCredentials();
+	else
+	{
+		grpc::SslCredentialsOptions ssl;
+
+		ssl.pem_root_certs = roots;
+		creds = grpc::SslCredentials(ssl);
+	}
+	grpc::ChannelArguments args;
+
+	args.SetMaxReceiveMessageSize(16 << 20);
+	args.SetServiceConfigJSON(kServiceConfig);
+	args.SetInt(GRPC_ARG_CLIENT_IDLE_TIMEOUT_MS, 60 * 1000);
+	cache.channel = grpc::CreateCustomChannel(settings.endpoint, creds, args);
+	cache.key = std::move(key);
+	return cache.channel;
+}
+
 }							/* namespace */
+
+void
+release_channel() noexcept
+{
+	SignalBlock blocked;
+	std::shared_ptr<grpc::Channel> dropped;
+	ChannelCache &cache = channel_cache();
+
+	{
+		std::lock_guard<std::mutex> lock(cache.mu);
+
+		dropped.swap(cache.channel);
+		cache.key.clear();
+	}
+}
 
 class RemoteBuildImpl
 {
@@ -120,17 +199,10 @@ RemoteBuildImpl::RemoteBuildImpl(const BuilderSettings &settings, const RemoteSp
 	: dims_(spec.indexed_dims), has_labels_(spec.has_labels)
 {
 	SignalBlock blocked;
-	std::shared_ptr<grpc::ChannelCredentials> creds;
 
-	if (settings.tls_ca_file.empty())
-		creds = grpc::InsecureChannelCredentials();
-	else
-	{
-		grpc::SslCredentialsOptions ssl;
-
-		ssl.pem_root_certs = read_file(settings.tls_ca_file, "diskann.builder_tls_ca");
-		creds = grpc::SslCredentials(ssl);
-	}
+	channel_ = shared_channel(settings);
+	/* Builders that were down are tried now, not when their reconnect backoff (up to 2 min) ends. */
+	grpc::experimental::ChannelResetConnectionBackoff(channel_.get());
 	if (!settings.token_file.empty())
 	{
 		std::string token = read_file(settings.token_file, "diskann.builder_token_file");
@@ -139,10 +211,6 @@ RemoteBuildImpl::RemoteBuildImpl(const BuilderSettings &settings, const RemoteSp
 			token.pop_back();
 		context_.AddMetadata("authorization", "Bearer " + token);
 	}
-	grpc::ChannelArguments args;
-
-	args.SetMaxReceiveMessageSize(16 << 20);
-	channel_ = grpc::CreateCustomChannel(settings.endpoint, creds, args);
 	/* Connect in short slices so that an interrupt is seen within ~100 ms. */
 	const auto connect_deadline = std::chrono::system_clock::now() + settings.connect_timeout;
 
@@ -152,8 +220,8 @@ RemoteBuildImpl::RemoteBuildImpl(const BuilderSettings &settings, const RemoteSp
 												std::chrono::milliseconds(100))))
 			break;
 		if (std::chrono::system_clock::now() >= connect_deadline)
-			throw RemoteError(static_cast<int>(grpc::StatusCode::UNAVAILABLE),
-							  "cannot connect to " + settings.endpoint + " within " +
+			throw RemoteError(static_cast<int>(grpc::StatusCode::DEADLINE_EXCEEDED),
+							  "no serving builder at " + settings.endpoint + " could be reached within " +
 							  std::to_string(settings.connect_timeout.count()) + " s");
 		if (settings.interrupted)
 		{
@@ -381,6 +449,11 @@ RemoteBuildImpl::poll(std::chrono::milliseconds wait)
 			ev.total_pages = msg.summary().total_pages();
 			ev.builder_id = msg.summary().builder_id();
 			ev.backend = pb::Backend_Name(msg.summary().backend());
+			{
+				SignalBlock blocked;
+
+				ev.peer = context_.peer();
+			}
 			break;
 		default:
 			throw RemoteError(-1, "the builder sent an empty response message");

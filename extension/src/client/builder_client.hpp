@@ -31,6 +31,15 @@ class RemoteError : public std::runtime_error
 	RemoteError(int code, const std::string &reason) : std::runtime_error(reason), code_(code) {}
 	int			code() const noexcept { return code_; }
 
+	/*
+	 * The builder went away without answering: UNAVAILABLE (it died, reset the connection, is
+	 * shutting down, or none was ready when the call started) or CANCELLED (gRPC cancels the
+	 * calls that reach a server whose shutdown has begun; a cancel of our own is the caller's
+	 * to recognize). Another builder of the target may do the build. A connect timeout
+	 * (DEADLINE_EXCEEDED) is not: round_robin tried every address of the target meanwhile.
+	 */
+	bool		builder_went_away() const noexcept { return code_ == 14 || code_ == 1; }
+
   private:
 	int			code_;
 };
@@ -38,11 +47,11 @@ class RemoteError : public std::runtime_error
 /* Where and how to reach the builder (DESIGN.md 5: diskann.builder_* settings). */
 struct BuilderSettings
 {
-	std::string endpoint;		/* host:port */
+	std::string endpoint;		/* gRPC target: host:port, ipv4:a:p,b:q, dns:///name:port */
 	std::string tls_ca_file;	/* PEM roots; empty = plaintext */
 	std::string token_file;		/* bearer token; empty = none */
 	std::chrono::seconds timeout{3600};	/* deadline of the whole build */
-	std::chrono::seconds connect_timeout{10};
+	std::chrono::seconds connect_timeout{10};	/* until a builder is connected and SERVING */
 	/* Polled while connecting; true makes the constructor throw RemoteError(CANCELLED). */
 	std::function<bool()> interrupted;
 };
@@ -90,15 +99,26 @@ struct RemoteEvent
 	std::uint32_t total_pages = 0;
 	std::string builder_id;
 	std::string backend;
+	std::string peer;			/* the builder's address, as gRPC names it */
 };
 
 class RemoteBuildImpl;
+
+/*
+ * Drops the channel that builds share (at backend exit; the next build makes a new one).
+ * Call it on the thread that builds.
+ */
+void		release_channel() noexcept;
 
 /* One Build stream to gpu_builder. */
 class RemoteBuild
 {
   public:
-	/* Connects (within connect_timeout) and sends the spec; throws RemoteError. */
+	/*
+	 * Connects (within connect_timeout) and sends the spec; throws RemoteError. The channel
+	 * (one per target and TLS roots, kept between builds) balances calls round robin over
+	 * the target's builders whose health service says SERVING.
+	 */
 	RemoteBuild(const BuilderSettings &settings, const RemoteSpec &spec);
 	/* Cancels the call if it is still open and joins the reader thread. */
 	~RemoteBuild();

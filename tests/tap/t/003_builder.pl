@@ -7,43 +7,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run;
 use Time::HiRes qw(time usleep);
+use VsBuilder qw(builder_path builder_has_faults start_builder stop_builder stop_all_builders);
 
-my $builder = $ENV{VS_GPU_BUILDER} // '';
-plan skip_all => 'gpu_builder was not built (needs gRPC; VS_GPU_BUILDER unset)' unless $builder && -x $builder;
-my $help = `$builder --help 2>&1`;
-my $has_faults = $help =~ /--fault/;
+plan skip_all => 'gpu_builder was not built (needs gRPC; VS_GPU_BUILDER unset)' unless builder_path();
+my $has_faults = builder_has_faults();
 
 my $dir = PostgreSQL::Test::Utils::tempdir;
-my @builders;
-
-# Starts gpu_builder on a free loopback port; returns [handle, port, \stderr].
-sub start_builder
-{
-	my @args = @_;
-	my ($out, $err) = ('', '');
-	my $h = IPC::Run::start([ $builder, '--listen', '127.0.0.1:0', '--max-memory', 2 << 30, @args ],
-		'>', \$out, '2>', \$err, IPC::Run::timeout(600));
-	my $deadline = time + 30;
-	while ($out !~ /listening on 127\.0\.0\.1:(\d+)/ && time < $deadline)
-	{
-		$h->pump_nb;
-		usleep(20_000);
-	}
-	$out =~ /listening on 127\.0\.0\.1:(\d+)/ or die "gpu_builder did not start: $err";
-	my $b = [ $h, $1, \$err ];
-	push @builders, $b;
-	return $b;
-}
-
-sub stop_builder
-{
-	my ($b) = @_;
-	return unless $b->[0]->pumpable;
-	$b->[0]->signal('TERM');
-	eval { $b->[0]->finish; };
-}
 
 my $node = PostgreSQL::Test::Cluster->new('main');
 $node->init;
@@ -297,7 +267,7 @@ $node->safe_psql('postgres', "SELECT diskann_validate_index('wide_idx')");
 is($node->safe_psql('postgres', "SET enable_seqscan = off; SELECT id FROM wide ORDER BY e <=> (SELECT e FROM wide WHERE id = 42) LIMIT 1"),
 	'42', '4096 dims: a row finds itself');
 
-stop_builder($_) for @builders;
+stop_all_builders();
 unlike(slurp_file($node->logfile), qr/terminated by signal|was terminated by/, 'no backend crashed');
 $node->stop;
 done_testing();
