@@ -23,6 +23,7 @@ extension installed into the PostgreSQL that pg_config names.
 """
 import argparse
 import contextlib
+import gzip
 import io
 import json
 import os
@@ -63,8 +64,42 @@ def read_labels(path, n):
         return [[int(x) for x in line.split(",") if x.strip()] for _, line in zip(range(n), f)]
 
 
+def read_idx(path):
+    """An IDX file (MNIST's format, gzip-compressed) as a NumPy array."""
+    with gzip.open(path) as f:
+        data = f.read()
+    ndim = data[3]
+    shape = struct.unpack(">" + "i" * ndim, data[4:4 + 4 * ndim])
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+def load_dataset(args):
+    """(name, base, queries, labels or None, exact top-10 per query)."""
+    if args.data == "fashion-mnist":
+        if not os.path.isdir(FASHION):
+            sys.exit(f"{FASHION} is missing: apt-get install dataset-fashion-mnist")
+        base = read_idx(f"{FASHION}/train-images-idx3-ubyte.gz").reshape(60000, -1)[:args.rows].astype(np.float32)
+        queries = read_idx(f"{FASHION}/t10k-images-idx3-ubyte.gz").reshape(10000, -1)[:args.queries]
+        labels = [[int(x)] for x in read_idx(f"{FASHION}/train-labels-idx1-ubyte.gz")[:base.shape[0]]]
+        queries = queries.astype(np.float32)
+        return "fashion-mnist", base, queries, labels, exact_topk(base, queries, args.metric)
+    base = read_vecs(args.data + ".base.fvecs", np.float32, args.rows)
+    queries = read_vecs(args.data + ".query.fvecs", np.float32, args.queries)
+    labels = read_labels(args.data + ".labels.txt", base.shape[0])
+    if args.rows is not None:
+        truth = exact_topk(base, queries, args.metric)  # the shipped truth is for all rows
+    else:
+        truth = read_vecs(args.data + ".gt.ivecs", np.int32, args.queries)
+    return os.path.basename(args.data), base, queries, labels, truth
+
+
 def exact_topk(base, queries, metric, k=10):
-    """Row numbers of the k nearest base rows per query (ties: smaller row number first)."""
+    """Row numbers of the k nearest base rows per query (ties: smaller row number first), in float64."""
+    base = base.astype(np.float64)
+    queries = queries.astype(np.float64)
     if metric == "cosine":
         b = base / np.maximum(np.linalg.norm(base, axis=1, keepdims=True), 1e-30)
         q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-30)
@@ -422,7 +457,8 @@ def plot(results, out):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", required=True, help="data set prefix (PREFIX.base.fvecs, ...)")
+    ap.add_argument("--data", required=True,
+                    help="data set prefix (PREFIX.base.fvecs, ...), or fashion-mnist (Debian's dataset-fashion-mnist)")
     ap.add_argument("--metric", choices=OPS, default="cosine")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--rows", type=int, default=None, help="load at most this many base rows")
@@ -434,14 +470,8 @@ def main():
     sections = set(args.sections.split(","))
     bindir = args.bindir or subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True,
                                            check=True).stdout.strip()
-    name = os.path.basename(args.data)
-    base = read_vecs(args.data + ".base.fvecs", np.float32, args.rows)
-    queries = read_vecs(args.data + ".query.fvecs", np.float32, args.queries)
+    name, base, queries, labels, truth_all = load_dataset(args)
     n, dims = base.shape
-    labels = read_labels(args.data + ".labels.txt", n)
-    truth_all = read_vecs(args.data + ".gt.ivecs", np.int32, args.queries)
-    if args.rows is not None:
-        truth_all = exact_topk(base, queries, args.metric)  # the shipped truth is for all rows
     if labels is not None and pick_label(labels, n, 0.01) is None:
         labels = [ls + [1000 + i % 100] for i, ls in enumerate(labels)]  # groups of ~1% of the rows
     qtexts = [vec_literal(q) for q in queries]
