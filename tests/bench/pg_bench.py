@@ -411,8 +411,13 @@ def plot(results, out):
     if results["sweep"]:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for method in dict.fromkeys(p["method"] for p in results["sweep"]):
-            pts = sorted((p for p in results["sweep"] if p["method"] == method), key=lambda p: p["recall"])
-            ax.plot([p["recall"] for p in pts], [p["qps"] for p in pts], marker="o", label=method)
+            pts = [p for p in results["sweep"] if p["method"] == method]
+            # Every setting as a point; the line joins the Pareto front (no faster setting has
+            # at least this recall).
+            front = [p for p in pts if not any(q["recall"] >= p["recall"] and q["qps"] > p["qps"] for q in pts)]
+            front.sort(key=lambda p: p["recall"])
+            line, = ax.plot([p["recall"] for p in front], [p["qps"] for p in front], marker="o", label=method)
+            ax.scatter([p["recall"] for p in pts], [p["qps"] for p in pts], s=12, color=line.get_color(), alpha=0.5)
         ax.set_xlabel("recall@10")
         ax.set_ylabel("queries per second (one client)")
         ax.set_yscale("log")
@@ -439,8 +444,13 @@ def plot(results, out):
         width = 0.8 / len(results["filtered"])
         for k, entry in enumerate(results["filtered"]):
             qps = [(entry["best_at_0.95"][m] or {"qps": 0})["qps"] for m in methods]
-            ax.bar([i + k * width for i in range(len(methods))], qps, width,
-                   label=f"filter matching {entry['share']:.1%}")
+            bars = ax.bar([i + k * width for i in range(len(methods))], qps, width,
+                          label=f"filter matching {entry['share']:.1%}")
+            for i, m in enumerate(methods):
+                if entry["best_at_0.95"][m] is None:
+                    best = max((p["recall"] for p in entry["points"] if p["method"].startswith(m)), default=0)
+                    ax.text(bars[i].get_x() + width / 2, 0.03, f"never 0.95 (best {best:.2f})", rotation=90,
+                            ha="center", va="bottom", fontsize=7, transform=ax.get_xaxis_transform())
         ax.set_xticks([i + width * (len(results["filtered"]) - 1) / 2 for i in range(len(methods))], methods)
         ax.set_ylabel("QPS at recall@10 >= 0.95")
         ax.set_yscale("log")
