@@ -141,8 +141,11 @@ switch_to_bounded(LoadState *st)
 		ereport(NOTICE,
 				(errmsg("diskann index \"%s\" does not fit in maintenance_work_mem; building it with bounded memory",
 						RelationGetRelationName(st->index)),
-				 errdetail("An in-memory build needs about %.0f bytes per row; %zu rows already need more than maintenance_work_mem (%d MB), and the table has about %.0f.",
-						   st->per_vector_bytes, c.n, maintenance_work_mem / 1024, Max(st->estimate, (double) c.n)),
+				 st->estimate > (double) c.n
+				 ? errdetail("An in-memory build needs about %.0f bytes per row; %zu rows already need more than maintenance_work_mem (%d MB), and the table has about %.0f.",
+							 st->per_vector_bytes, c.n, maintenance_work_mem / 1024, st->estimate)
+				 : errdetail("An in-memory build needs about %.0f bytes per row; %zu rows already need more than maintenance_work_mem (%d MB), and the table has more (its size is not known: ANALYZE it).",
+							 st->per_vector_bytes, c.n, maintenance_work_mem / 1024),
 				 errhint("The bounded build inserts rows one by one into the index pages and is slower; "
 						 "raise maintenance_work_mem for the in-memory build.")));
 	});
@@ -540,7 +543,8 @@ DiskannBuildRemote(Relation heap, Relation index, IndexInfo *indexInfo, const Di
 		ereport(diskann_builder_fallback ? NOTICE : ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("diskann.builder_endpoint is set, but vectorscale was built without the builder client"),
-				 errdetail("Building the index locally instead.")));
+				 diskann_builder_fallback ? errdetail("Building the index locally instead.")
+				 : errhint("Reset diskann.builder_endpoint, or set diskann.builder_fallback = on.")));
 	});
 	return false;
 }

@@ -497,9 +497,14 @@ DiskannPageGraph::insert(std::span<const float> v, Tid heap, std::span<const std
 	std::sort(labels.begin(), labels.end());
 	labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
 	VS_EXPECTS(labels.empty() || meta_.has_labels, "this diskann index has no label column");
-	VS_EXPECTS(labels.size() <= layout_.label_capacity,
-			   "a row has %zu labels; this diskann index stores at most %u per row (REINDEX to store more)",
-			   labels.size(), (unsigned) layout_.label_capacity);
+	if (labels.size() > layout_.label_capacity)
+		VS_FAIL(vs::ErrorCode::kInvalidArgument,
+				mode_ == Mode::kBuild
+				? "a row has %zu labels, more than the %u the bounded-memory build sized its records for (the most "
+				"of the rows read before it switched, at least 8); raise maintenance_work_mem to build in memory"
+				: "a row has %zu labels; this diskann index stores at most %u per row (the most any row had when "
+				"it was built, at least 8): re-create the index once such rows are in the table",
+				labels.size(), (unsigned) layout_.label_capacity);
 
 	if (layout_.storage == vs::format::StorageLayout::kMemoryOptimized)
 	{

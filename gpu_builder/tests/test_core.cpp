@@ -306,6 +306,13 @@ TEST(PemFile, ReadWholeOrRefusedNamingTheFlag) {
   EXPECT_EQ(vb::read_pem_file(path, "--tls-ca"), "-----BEGIN X-----\nabc\n");
   { std::ofstream(path) << ""; }
   EXPECT_THROW((void)vb::read_pem_file(path, "--tls-ca"), vs::Error);
+  { std::ofstream(path) << "not a certificate\n"; }
+  try {
+    (void)vb::read_pem_file(path, "--tls-ca");
+    ADD_FAILURE() << "no error";
+  } catch (const vs::Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("is not PEM"));
+  }
   try {
     (void)vb::read_pem_file(path + ".missing", "--tls-ca");
     ADD_FAILURE() << "no error";

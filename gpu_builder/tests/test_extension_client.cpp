@@ -136,6 +136,20 @@ TEST(ExtensionClient, InvalidSpecIsARemoteError) {
   }
 }
 
+TEST(ExtensionClient, CaFileThatIsNotPemIsRefusedUpFront) {
+  const std::string path = ::testing::TempDir() + "/vs_client_not_pem";
+  { std::ofstream(path) << "not a certificate\n"; }
+  vs::client::BuilderSettings st;
+  st.endpoint = "127.0.0.1:1";
+  st.tls_ca_file = path;
+  try {
+    RemoteBuild rb(st, remote_spec(vt::small_spec()));
+    FAIL();
+  } catch (const RemoteError& e) {
+    EXPECT_NE(std::string(e.what()).find("holds no PEM certificate"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ExtensionClient, ConnectTimesOutAndCanBeInterrupted) {
   vs::client::BuilderSettings st;
   st.endpoint = "127.0.0.1:1";

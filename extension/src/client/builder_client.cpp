@@ -113,6 +113,10 @@ shared_channel(const BuilderSettings &settings)
 {
 	const std::string roots =
 		settings.tls_ca_file.empty() ? std::string() : read_file(settings.tls_ca_file, "diskann.builder_tls_ca");
+
+	/* A file that is not PEM would only show up later as a builder that never answers. */
+	if (!settings.tls_ca_file.empty() && roots.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+		throw RemoteError(-1, "diskann.builder_tls_ca \"" + settings.tls_ca_file + "\" holds no PEM certificate");
 	std::string key = settings.endpoint + '\n' + roots;
 	ChannelCache &cache = channel_cache();
 	std::lock_guard<std::mutex> lock(cache.mu);
@@ -336,7 +340,7 @@ RemoteBuildImpl::fail_from_stream(const char *while_doing)
 
 	if (st.ok())
 		throw RemoteError(static_cast<int>(grpc::StatusCode::DATA_LOSS),
-						  std::string("the builder ended the stream while ") + while_doing);
+						  std::string("DATA_LOSS: the builder ended the stream while ") + while_doing);
 	throw RemoteError(static_cast<int>(st.error_code()), status_reason(st));
 }
 

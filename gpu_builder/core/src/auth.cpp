@@ -25,6 +25,7 @@ std::string read_pem_file(const std::string& path, const char* flag) {
   VS_EXPECTS(in.good(), "cannot read %s file \"%s\"", flag, path.c_str());
   std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   VS_EXPECTS(!in.bad() && !s.empty(), "cannot read %s file \"%s\"", flag, path.c_str());
+  VS_EXPECTS(s.find("-----BEGIN ") != std::string::npos, "%s file \"%s\" is not PEM", flag, path.c_str());
   return s;
 }
 
