@@ -212,19 +212,10 @@ append_overflow_starts(Relation index, GenericXLogState *xlog, vs::format::MetaI
 {
 	const std::uint32_t per_page = vs::format::overflow_labels_per_page(BLCKSZ);
 	std::vector<std::byte> image(BLCKSZ);
-	BlockNumber last = InvalidBlockNumber;
-	std::vector<vs::format::LabelStart> entries;	/* of the last page */
-
-	for (std::uint32_t b = meta.label_overflow_first_block, pages = 0; b != vs::format::kInvalidBlock; ++pages)
-	{
-		if (pages > meta.label_count)
-			VS_FAIL(vs::ErrorCode::kCorrupt, "the label overflow chain has a cycle at block %u", b);
-		DiskannReadPage(index, b, image.data());
-		last = b;
-		b = vs::format::read_page_opaque(image).next_blkno;
-		if (b == vs::format::kInvalidBlock)
-			entries = vs::format::overflow_page_entries(image, last);
-	}
+	std::vector<DiskannLabelPage> chain = DiskannReadLabelChain(index, meta);
+	const BlockNumber last = chain.empty() ? InvalidBlockNumber : chain.back().block;
+	std::vector<vs::format::LabelStart> entries = chain.empty() ? std::vector<vs::format::LabelStart>()
+		: std::move(chain.back().entries);	/* of the last page */
 	const std::size_t onto_last = last == InvalidBlockNumber ? 0 : std::min<std::size_t>(per_page - entries.size(), add.size());
 	const std::span<const vs::format::LabelStart> rest = add.subspan(onto_last);
 

@@ -365,6 +365,24 @@ DiskannReadLabelStarts(Relation index, const vs::format::MetaInfo &meta, bool me
 	}
 }
 
+std::vector<DiskannLabelPage>
+DiskannReadLabelChain(Relation index, const vs::format::MetaInfo &meta)
+{
+	std::vector<DiskannLabelPage> chain;
+	std::vector<std::byte> image(BLCKSZ);
+
+	for (std::uint32_t b = meta.label_overflow_first_block; b != vs::format::kInvalidBlock;)
+	{
+		if (chain.size() > meta.label_count)
+			VS_FAIL(vs::ErrorCode::kCorrupt, "the label overflow chain of \"%s\" has a cycle at block %u",
+					RelationGetRelationName(index), b);
+		DiskannReadPage(index, b, image.data());
+		chain.push_back(DiskannLabelPage{b, vs::format::overflow_page_entries(image, b)});
+		b = vs::format::read_page_opaque(image).next_blkno;
+	}
+	return chain;
+}
+
 DiskannMetaNodeEdit
 DiskannBeginMetaNodeEdit(Relation index, BlockNumber blk)
 {

@@ -35,6 +35,19 @@ vs::sbq::Quantizer DiskannReadQuantizer(Relation index, const vs::format::MetaIn
  */
 std::vector<vs::format::LabelStart> DiskannReadLabelStarts(Relation index, const vs::format::MetaInfo &meta,
 														   bool meta_locked = false);
+/* One page of the label overflow chain. */
+struct DiskannLabelPage
+{
+	BlockNumber block;
+	std::vector<vs::format::LabelStart> entries;
+	bool		dirty = false;		/* for the caller's edits */
+};
+
+/*
+ * The overflow chain of meta's label starts, in chain order (C++ zone). The caller holds the
+ * meta page's exclusive lock, under which the chain changes; throws kCorrupt on a cycle.
+ */
+std::vector<DiskannLabelPage> DiskannReadLabelChain(Relation index, const vs::format::MetaInfo &meta);
 [[noreturn]] void DiskannNodeProblem(Relation index, vs::format::Tid tid, const char *problem);
 
 /*

@@ -56,12 +56,6 @@ using vs::format::Tid;
 void
 edit_label_start(Relation index, std::int16_t label, Tid node)
 {
-	struct ChainPage
-	{
-		BlockNumber block;
-		std::vector<vs::format::LabelStart> entries;
-		bool		dirty = false;
-	};
 	Buffer		meta_buf = InvalidBuffer;
 	GenericXLogState *xlog = nullptr;
 	Page		meta_page = nullptr;
@@ -74,26 +68,14 @@ edit_label_start(Relation index, std::int16_t label, Tid node)
 		meta_page = GenericXLogRegisterBuffer(xlog, meta_buf, 0);
 	});
 	vs::format::MetaInfo meta = vs::format::decode_meta({reinterpret_cast<const std::byte *>(meta_page), BLCKSZ});
-	std::vector<ChainPage> chain;
+	std::vector<DiskannLabelPage> chain = DiskannReadLabelChain(index, meta);
 	std::vector<std::byte> image(BLCKSZ);
-	std::uint32_t entries = meta.label_inline_count;
-
-	for (std::uint32_t b = meta.label_overflow_first_block; entries < meta.label_count;)
-	{
-		if (b == vs::format::kInvalidBlock || chain.size() > meta.label_count)
-			VS_FAIL(vs::ErrorCode::kCorrupt, "the label overflow chain of \"%s\" is broken at block %u",
-					RelationGetRelationName(index), b);
-		DiskannReadPage(index, b, image.data());
-		chain.push_back(ChainPage{b, vs::format::overflow_page_entries(image, b)});
-		entries += (std::uint32_t) chain.back().entries.size();
-		b = vs::format::read_page_opaque(image).next_blkno;
-	}
 	auto		same = [&](const vs::format::LabelStart &e) { return e.label == label; };
 	auto		in_meta = std::find_if(meta.labels.begin(), meta.labels.end(), same);
-	ChainPage  *holder = nullptr;
+	DiskannLabelPage *holder = nullptr;
 	std::vector<vs::format::LabelStart>::iterator in_page;
 
-	for (ChainPage &p : chain)
+	for (DiskannLabelPage &p : chain)
 		if (holder == nullptr && (in_page = std::find_if(p.entries.begin(), p.entries.end(), same)) != p.entries.end())
 			holder = &p;
 	BlockNumber unlinked = InvalidBlockNumber;
@@ -117,7 +99,7 @@ edit_label_start(Relation index, std::int16_t label, Tid node)
 		else
 		{
 			/* The chain's last entry fills the hole. */
-			ChainPage  &last = chain.back();
+			DiskannLabelPage &last = chain.back();
 			const vs::format::LabelStart moved = last.entries.back();
 
 			last.entries.pop_back();
