@@ -408,6 +408,13 @@ def plot(results, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     files = []
+
+    def save(fig, name):
+        fig.tight_layout()
+        files.append(os.path.join(out, name))
+        fig.savefig(files[-1], dpi=110)
+        plt.close(fig)
+
     if results["sweep"]:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for method in dict.fromkeys(p["method"] for p in results["sweep"]):
@@ -424,20 +431,14 @@ def plot(results, out):
         ax.set_title(f"{results['dataset']}: recall vs QPS")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        files.append(os.path.join(out, "recall_qps.png"))
-        fig.savefig(files[-1], dpi=110)
-        plt.close(fig)
+        save(fig, "recall_qps.png")
     if results["build"]:
         fig, ax = plt.subplots(figsize=(7, 3.5))
         names = [b["method"] for b in results["build"]]
         ax.barh(names, [b["seconds"] for b in results["build"]])
         ax.set_xlabel("CREATE INDEX seconds")
         ax.set_title(f"{results['dataset']}: build time")
-        fig.tight_layout()
-        files.append(os.path.join(out, "build_time.png"))
-        fig.savefig(files[-1], dpi=110)
-        plt.close(fig)
+        save(fig, "build_time.png")
     if results["filtered"]:
         fig, ax = plt.subplots(figsize=(7, 3.5))
         methods = ("labeled diskann", "post-filter diskann", "sequential scan")
@@ -456,10 +457,7 @@ def plot(results, out):
         ax.set_yscale("log")
         ax.set_title(f"{results['dataset']}: filtered queries")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        files.append(os.path.join(out, "filtered.png"))
-        fig.savefig(files[-1], dpi=110)
-        plt.close(fig)
+        save(fig, "filtered.png")
     return files
 
 
