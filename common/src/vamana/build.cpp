@@ -166,13 +166,13 @@ class Builder {
     }, [&](std::size_t w, Scratch& s) { computed[w] += s.computed; });
 
     // Phase 4: reachability from the medoid.
-    Scratch s(n_);
-    const std::uint32_t repaired = connect_unreachable(s);
+    std::uint64_t connect_computed = 0;
+    const std::uint32_t repaired = link_unreachable(g_, vecs_, dims_, p_, control_, &connect_computed);
     if (control_.log && repaired != 0)
       control_.log(LogLevel::kInfo, detail::format("vamana build: linked %u nodes that were unreachable from the medoid",
                                                    repaired));
     if (stats != nullptr) {
-      stats->distance_computations = std::accumulate(computed.begin(), computed.end(), s.computed);
+      stats->distance_computations = std::accumulate(computed.begin(), computed.end(), connect_computed);
       stats->repaired_unreachable = repaired;
       stats->seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     }
@@ -368,66 +368,6 @@ class Builder {
     write_list(j, s);
   }
 
-  // Links every node unreachable from the medoid to the nearest reachable node a search finds.
-  std::uint32_t connect_unreachable(Scratch& s) {
-    std::vector<std::uint8_t> reached(n_, 0);
-    std::vector<std::uint32_t> stack;
-    auto flood = [&](std::uint32_t from) {
-      if (reached[from]) return;
-      reached[from] = 1;
-      stack.push_back(from);
-      while (!stack.empty()) {
-        const std::uint32_t u = stack.back();
-        stack.pop_back();
-        for (const std::uint32_t v : g_.neighbors_of(u))
-          if (!reached[v]) {
-            reached[v] = 1;
-            stack.push_back(v);
-          }
-      }
-    };
-    std::uint32_t repaired = 0;
-    for (int round = 0; round < 8; ++round) {
-      std::fill(reached.begin(), reached.end(), 0);
-      flood(g_.medoid);
-      bool all = true;
-      for (std::uint32_t u = 0; u < n_; ++u) {
-        if ((u & 255) == 0) {  // long only when many nodes are unreachable (e.g. duplicates)
-          if (control_.cancel && control_.cancel()) throw Cancelled();
-          if (round == 0 && control_.progress) control_.progress(kPhaseConnect, u, n_);
-        }
-        if (reached[u]) continue;
-        all = false;
-        s.expanded.clear();
-        const std::uint32_t entry = g_.medoid;
-        search(u, std::span<const std::uint32_t>(&entry, 1), {}, s);
-        // The list holds reachable nodes only (the search started at the medoid), nearest first.
-        std::uint32_t host = kNoNode;
-        for (const auto& c : s.list)
-          if (c.id != u && g_.degrees[c.id] < p_.num_neighbors) {
-            host = c.id;
-            break;
-          }
-        if (host == kNoNode) {
-          for (const auto& c : s.list)
-            if (c.id != u) {
-              host = c.id;
-              break;
-            }
-          if (host == kNoNode) host = g_.medoid;
-          // Full list: the last kept (longest-alpha) edge makes room.
-          if (g_.degrees[host] >= p_.num_neighbors) g_.degrees[host] = p_.num_neighbors - 1;
-        }
-        slots(host)[g_.degrees[host]++] = u;
-        ++repaired;
-        flood(u);
-      }
-      if (all) break;
-    }
-    if (control_.progress) control_.progress(kPhaseConnect, n_, n_);
-    return repaired;
-  }
-
   const float* vecs_;
   std::size_t n_, dims_;
   const BuildParams& p_;
@@ -441,6 +381,92 @@ class Builder {
 };
 
 }  // namespace
+
+// Links every node unreachable from the medoid to the nearest reachable node a search finds.
+std::uint32_t link_unreachable(Graph& g, const float* vectors, std::size_t dims, const BuildParams& params,
+                               const Control& control, std::uint64_t* distance_computations) {
+  const std::size_t n = g.num_nodes;
+  if (n == 0) return 0;
+  VS_EXPECTS(g.medoid < n, "the graph has no entry point");
+  VS_EXPECTS(g.stride >= params.num_neighbors, "graph lists of %u slots cannot hold R = %u", g.stride,
+             params.num_neighbors);
+  auto vec = [&](std::uint32_t i) { return vectors + static_cast<std::size_t>(i) * dims; };
+  std::uint64_t computed = 0;
+  SearchList<std::uint32_t> list;
+  EpochVisited visited(n);
+  // Greedy search for u from the medoid (L = search_list_size); leaves the result in `list`.
+  auto search = [&](std::uint32_t u) {
+    list.reset(params.search_list_size);
+    visited.clear();
+    visited.test_and_set(g.medoid);
+    list.insert(g.medoid, distance::index_distance(params.metric, vec(u), vec(g.medoid), dims));
+    ++computed;
+    computed += greedy_search(
+        list,
+        [&](std::uint32_t id, auto&& visit) {
+          for (const std::uint32_t x : g.neighbors_of(id)) visit(x);
+        },
+        [&](std::uint32_t id) { return distance::index_distance(params.metric, vec(u), vec(id), dims); }, visited,
+        [](const Candidate<std::uint32_t>&) {});
+  };
+  auto slots = [&](std::uint32_t i) { return g.neighbors.data() + static_cast<std::size_t>(i) * g.stride; };
+
+  std::vector<std::uint8_t> reached(n, 0);
+  std::vector<std::uint32_t> stack;
+  auto flood = [&](std::uint32_t from) {
+    if (reached[from]) return;
+    reached[from] = 1;
+    stack.push_back(from);
+    while (!stack.empty()) {
+      const std::uint32_t u = stack.back();
+      stack.pop_back();
+      for (const std::uint32_t v : g.neighbors_of(u))
+        if (!reached[v]) {
+          reached[v] = 1;
+          stack.push_back(v);
+        }
+    }
+  };
+  std::uint32_t repaired = 0;
+  for (int round = 0; round < 8; ++round) {
+    std::fill(reached.begin(), reached.end(), 0);
+    flood(g.medoid);
+    bool all = true;
+    for (std::uint32_t u = 0; u < n; ++u) {
+      if ((u & 255) == 0) {  // long only when many nodes are unreachable (e.g. duplicates)
+        if (control.cancel && control.cancel()) throw Cancelled();
+        if (round == 0 && control.progress) control.progress(kPhaseConnect, u, n);
+      }
+      if (reached[u]) continue;
+      all = false;
+      search(u);
+      // The list holds reachable nodes only (the search started at the medoid), nearest first.
+      std::uint32_t host = kNoNode;
+      for (const auto& c : list)
+        if (c.id != u && g.degrees[c.id] < params.num_neighbors) {
+          host = c.id;
+          break;
+        }
+      if (host == kNoNode) {
+        for (const auto& c : list)
+          if (c.id != u) {
+            host = c.id;
+            break;
+          }
+        if (host == kNoNode) host = g.medoid;
+        // Full list: the last kept (longest-alpha) edge makes room.
+        if (g.degrees[host] >= params.num_neighbors) g.degrees[host] = params.num_neighbors - 1;
+      }
+      slots(host)[g.degrees[host]++] = u;
+      ++repaired;
+      flood(u);
+    }
+    if (all) break;
+  }
+  if (control.progress) control.progress(kPhaseConnect, n, n);
+  if (distance_computations != nullptr) *distance_computations += computed;
+  return repaired;
+}
 
 Graph build_graph(const float* vectors, std::size_t n, std::size_t dims, const BuildParams& params,
                   const LabelSets* labels, const Control& control, Allocator& alloc, BuildStats* stats) {

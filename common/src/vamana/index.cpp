@@ -47,6 +47,35 @@ Index Index::build(Array<float>&& vectors, std::size_t n, std::size_t dims, cons
   return ix;
 }
 
+Index Index::from_parts(Array<float>&& vectors, std::size_t n, std::size_t dims, const IndexParams& params,
+                        sbq::Quantizer quantizer, Array<std::uint64_t>&& codes, Graph&& graph,
+                        const LabelSets* labels) {
+  VS_EXPECTS(dims >= 1, "vectors must have at least one dimension");
+  VS_EXPECTS(vectors.size() >= n * dims, "%zu vectors of %zu dimensions need %zu floats, got %zu", n, dims,
+             n * dims, vectors.size());
+  VS_EXPECTS(graph.num_nodes == n && graph.degrees.size() == n, "the graph has %u nodes, expected %zu",
+             graph.num_nodes, n);
+  VS_EXPECTS(n == 0 || graph.medoid < n, "the graph has no entry point");
+  Index ix;
+  ix.n_ = n;
+  ix.dims_ = dims;
+  ix.metric_ = params.build.metric;
+  ix.storage_ = params.storage;
+  ix.vectors_ = std::move(vectors);
+  if (labels != nullptr) ix.labels_ = *labels;
+  if (params.storage == Storage::kMemoryOptimized) {
+    VS_EXPECTS(quantizer.dims() == dims, "the quantizer has %zu dimensions, expected %zu", quantizer.dims(), dims);
+    VS_EXPECTS(codes.size() >= n * quantizer.words(), "%zu code words for %zu rows of %zu words", codes.size(), n,
+               quantizer.words());
+    ix.quantizer_ = std::move(quantizer);
+    ix.codes_ = std::move(codes);
+  } else {
+    VS_EXPECTS(params.storage == Storage::kPlain, "unknown storage layout");
+  }
+  ix.graph_ = std::move(graph);
+  return ix;
+}
+
 void Index::search(const float* query, const SearchParams& params, std::vector<std::uint32_t>& out,
                    SearchScratch& s) const {
   out.clear();

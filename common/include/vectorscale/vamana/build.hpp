@@ -69,6 +69,18 @@ struct BuildStats {
                                 const Control& control = {}, Allocator& alloc = default_allocator(),
                                 BuildStats* stats = nullptr);
 
+/**
+ * The connectivity pass of build_graph, for graphs built elsewhere (gpu_builder's CUDA backend):
+ * every node not reachable from g.medoid gets an in-edge from the nearest reachable node that a
+ * greedy search for it (L = params.search_list_size) finds, preferring a node with fewer than R
+ * neighbours; a full list gives up its last (longest-alpha) edge. Lists must hold at most R
+ * entries and g.stride must be at least R. Reports kPhaseConnect and polls cancellation through
+ * `control`. Returns the number of nodes linked; adds the distances it computed to
+ * *distance_computations when given.
+ */
+std::uint32_t link_unreachable(Graph& g, const float* vectors, std::size_t dims, const BuildParams& params,
+                               const Control& control = {}, std::uint64_t* distance_computations = nullptr);
+
 /** The node nearest to the centroid of the given nodes (all nodes when `members` is empty). */
 [[nodiscard]] std::uint32_t medoid(const float* vectors, std::size_t n, std::size_t dims,
                                    std::span<const std::uint32_t> members = {});

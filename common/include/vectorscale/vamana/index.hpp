@@ -66,6 +66,17 @@ class Index {
                                    const LabelSets* labels = nullptr, const Control& control = {},
                                    BuildStats* stats = nullptr);
 
+  /**
+   * Assembles an index from parts built elsewhere (gpu_builder's CUDA backend), without
+   * building anything: `vectors` are the n*dims stored floats (for kCosine already normalised),
+   * `quantizer` and `codes` (n * quantizer.words() words) are required for memory_optimized
+   * storage and ignored for plain, `graph` is the finished graph over the n rows.
+   */
+  [[nodiscard]] static Index from_parts(Array<float>&& vectors, std::size_t n, std::size_t dims,
+                                        const IndexParams& params, sbq::Quantizer quantizer,
+                                        Array<std::uint64_t>&& codes, Graph&& graph,
+                                        const LabelSets* labels = nullptr);
+
   /** Ids of the k nearest rows found, nearest first. Thread-safe with one scratch per thread. */
   void search(const float* query, const SearchParams& params, std::vector<std::uint32_t>& out,
               SearchScratch& scratch) const;

@@ -1,0 +1,121 @@
+/**
+ * @file hd.hpp
+ * @brief Host-device basics of the CUDA backend's core: the VS_HD qualifier, metric codes,
+ *        candidate order and sort keys.
+ *
+ * The headers in core/ hold the per-item logic of the GPU build (distances, sorting networks,
+ * RobustPrune, greedy search, SBQ codes, reverse-edge unions) as plain C++17 that compiles
+ * with nvcc (as __host__ __device__ code inside kernels) and with the host compiler (run
+ * serially by the CPU reference pipeline and the unit tests). One source, so the unit tests
+ * that compare it with common/ on the CPU test the code the kernels run. They include no
+ * common/ header: common/ is C++20 and host-only, .cu files are C++17.
+ */
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#if defined(__CUDACC__)
+#define VS_HD __host__ __device__
+#else
+#define VS_HD
+#endif
+
+namespace vs::cuda::core {
+
+/** Distance of an index; the values of vs::distance::Metric (checked in device_build.cpp). */
+enum class Metric : std::uint8_t {
+  kL2 = 1,            ///< squared Euclidean distance
+  kCosine = 2,        ///< 1 - a.b on unit vectors
+  kInnerProduct = 3,  ///< -(a.b)
+};
+
+/** Marks "no node" (vamana::kNoNode). */
+inline constexpr std::uint32_t kNoNode = 0xFFFFFFFFu;
+
+/** +infinity as a float, usable in device code. */
+VS_HD inline float infinity() noexcept {
+#if defined(__CUDA_ARCH__)
+  return __int_as_float(0x7f800000);
+#else
+  return __builtin_huge_valf();
+#endif
+}
+
+/** Largest finite float (FLT_MAX). */
+inline constexpr float kFloatMax = 3.402823466e+38f;
+
+/** Candidate order of common/: by distance, ties by the smaller id. */
+VS_HD inline bool candidate_less(float da, std::uint32_t ia, float db, std::uint32_t ib) noexcept {
+  return da < db || (da == db && ia < ib);
+}
+
+/** The bits of a float as an unsigned integer. */
+VS_HD inline std::uint32_t float_bits(float f) noexcept {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  std::uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+#endif
+}
+
+/** Maps a float to an unsigned integer of the same order (-0 counts as +0; NaN last). */
+VS_HD inline std::uint32_t float_order_bits(float f) noexcept {
+  if (f == 0.0f) f = 0.0f;  // one zero, so that equal distances give equal keys
+  const std::uint32_t u = float_bits(f);
+  return (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);
+}
+
+/** Sort key of a reverse edge: by target node, then by distance. */
+VS_HD inline std::uint64_t edge_key(std::uint32_t target, float distance) noexcept {
+  return (static_cast<std::uint64_t>(target) << 32) | float_order_bits(distance);
+}
+
+/** Target node of an edge_key. */
+VS_HD inline std::uint32_t edge_key_target(std::uint64_t key) noexcept { return static_cast<std::uint32_t>(key >> 32); }
+
+/** Smallest power of two >= x (x >= 1, x <= 2^31). */
+VS_HD inline std::uint32_t next_pow2(std::uint32_t x) noexcept {
+  std::uint32_t p = 1;
+  while (p < x) p <<= 1;
+  return p;
+}
+
+/** Term of a distance sum for one dimension: (a-b)^2 for L2, a*b otherwise. */
+VS_HD inline float distance_term(Metric m, float a, float b) noexcept {
+  if (m == Metric::kL2) {
+    const float d = a - b;
+    return d * d;
+  }
+  return a * b;
+}
+
+/** Distance from the sum of distance_term over all dimensions (vamana index_distance). */
+VS_HD inline float finish_distance(Metric m, float sum) noexcept {
+  switch (m) {
+    case Metric::kL2: return sum;
+    case Metric::kCosine: return 1.0f - sum;
+    case Metric::kInnerProduct: return -sum;
+  }
+  return sum;
+}
+
+/**
+ * Distance from a dot product and the squared norms (Gram-matrix entries): |a|^2 + |b|^2 - 2ab
+ * clamped at 0 for L2, 1 - ab for cosine (unit vectors), -ab for inner product.
+ */
+VS_HD inline float distance_from_gram(Metric m, float aa, float bb, float ab) noexcept {
+  switch (m) {
+    case Metric::kL2: {
+      const float d = aa + bb - 2.0f * ab;
+      return d > 0.0f ? d : 0.0f;
+    }
+    case Metric::kCosine: return 1.0f - ab;
+    case Metric::kInnerProduct: return -ab;
+  }
+  return 0.0f;
+}
+
+}  // namespace vs::cuda::core

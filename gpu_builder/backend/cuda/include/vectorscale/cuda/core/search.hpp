@@ -1,0 +1,170 @@
+/**
+ * @file search.hpp
+ * @brief Greedy search of one query on a team: vamana::greedy_search (common/) in lock step.
+ *
+ * The list holds the best L candidates by (distance, id). Each step expands the closest
+ * unexpanded entry: its neighbours not seen before (a per-query hash set) get their distances
+ * (a group of lanes per neighbour), are sorted, and are merged into the list, which keeps the
+ * best L. The search ends when every entry is expanded, as in common/, or after max_iters
+ * expansions (a bound on the scratch memory; the planner sets it well above what searches
+ * need). Expanded nodes are logged with their distances: they are the RobustPrune candidates
+ * of the build, as in common/'s build.
+ */
+#pragma once
+
+#include <cstdint>
+
+#include "vectorscale/cuda/core/hd.hpp"
+#include "vectorscale/cuda/core/sort.hpp"
+
+namespace vs::cuda::core {
+
+/** Empty slot of a visited-set hash table. */
+inline constexpr std::uint32_t kEmptySlot = 0xFFFFFFFFu;
+
+/** Slots of the visited-set hash table of one search: room for every node it can see, half full. */
+VS_HD inline std::uint32_t visited_table_slots(std::uint32_t max_iters, std::uint32_t stride) noexcept {
+  const std::uint64_t most = 1ull + static_cast<std::uint64_t>(max_iters) * stride;
+  std::uint64_t slots = 64;
+  while (slots < 2 * most) slots <<= 1;
+  return static_cast<std::uint32_t>(slots);
+}
+
+/**
+ * Inserts id into an open-addressing table (linear probing, `mask` = slots - 1); true when it
+ * was not there. A full table answers "seen" (planned never to happen: visited_table_slots).
+ */
+template <class Team>
+VS_HD bool visit(const Team& team, std::uint32_t* table, std::uint32_t mask, std::uint32_t id) {
+  std::uint32_t h = (id * 2654435761u) & mask;
+  for (std::uint32_t probe = 0; probe <= mask; ++probe) {
+    const std::uint32_t old = team.atomic_cas(&table[h], kEmptySlot, id);
+    if (old == kEmptySlot) return true;
+    if (old == id) return false;
+    h = (h + 1) & mask;
+  }
+  return false;
+}
+
+/** What one search reads and writes in global memory. */
+struct SearchArgs {
+  const float* vectors = nullptr;      ///< n x dims, row-major (device or mapped host memory)
+  std::uint32_t dims = 0;
+  Metric metric = Metric::kL2;
+  const std::uint32_t* neighbors = nullptr;  ///< n x stride adjacency
+  const std::uint32_t* degrees = nullptr;    ///< n
+  std::uint32_t stride = 0;
+  std::uint32_t list_size = 0;  ///< L
+  std::uint32_t max_iters = 0;  ///< most expansions (>= 1)
+};
+
+/** Team-shared working memory of one search (shared memory on the device). */
+struct SearchShared {
+  float* key[2];              ///< list distances, double buffered (L each)
+  std::uint32_t* id[2];       ///< list ids
+  std::uint8_t* flag[2];      ///< list "expanded" flags
+  float* new_key;             ///< new candidates (next_pow2(stride) entries)
+  std::uint32_t* new_id;
+  std::uint32_t* scalars;     ///< [0] first unexpanded, [1] new candidates
+};
+
+/** Team-shared bytes of SearchShared for L and stride (device shared-memory planning). */
+VS_HD inline std::uint32_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride) noexcept {
+  const std::uint32_t nc = next_pow2(stride < 1 ? 1 : stride);
+  return 2 * list_size * (4 + 4 + 1) + nc * (4 + 4) + 2 * 4 + 32;  // + alignment slack
+}
+
+/** Carves SearchShared out of one buffer of search_shared_bytes() bytes (4-byte aligned). */
+VS_HD inline SearchShared carve_search_shared(void* base, std::uint32_t list_size, std::uint32_t stride) noexcept {
+  const std::uint32_t nc = next_pow2(stride < 1 ? 1 : stride);
+  auto* p = static_cast<std::uint8_t*>(base);
+  SearchShared s;
+  s.key[0] = reinterpret_cast<float*>(p);
+  s.key[1] = s.key[0] + list_size;
+  s.new_key = s.key[1] + list_size;
+  s.id[0] = reinterpret_cast<std::uint32_t*>(s.new_key + nc);
+  s.id[1] = s.id[0] + list_size;
+  s.new_id = s.id[1] + list_size;
+  s.scalars = s.new_id + nc;
+  s.flag[0] = reinterpret_cast<std::uint8_t*>(s.scalars + 2);
+  s.flag[1] = s.flag[0] + list_size;
+  return s;
+}
+
+/** Outcome of one search. */
+struct SearchResult {
+  std::uint32_t expanded = 0;   ///< entries written to the log
+  std::uint32_t computed = 0;   ///< distances computed
+};
+
+/**
+ * Greedy search for `query` from `start` (a node of the graph).
+ *
+ * @param table   this query's visited table, all kEmptySlot, `mask` + 1 slots
+ * @param log_id  receives the expanded nodes in expansion order (max_iters entries)
+ * @param log_key their distances to the query
+ */
+template <class Team>
+VS_HD SearchResult greedy_search_one(const Team& team, const SearchArgs& a, const SearchShared& s, const float* query,
+                                     std::uint32_t start, std::uint32_t* table, std::uint32_t mask,
+                                     std::uint32_t* log_id, float* log_key) {
+  constexpr std::uint32_t kFirst = 0, kNew = 1;
+  SearchResult r;
+  std::uint32_t size = 0, cur = 0;
+  if (team.leader()) {
+    (void)visit(team, table, mask, start);
+    s.new_id[0] = start;
+    s.scalars[kNew] = 1;
+  }
+  team.sync();
+  for (;;) {
+    const std::uint32_t fresh = s.scalars[kNew];
+    if (fresh > 0) {
+      // Distances of the new candidates, then sort them and merge them into the list.
+      team.for_each_reduce(
+          fresh, a.dims,
+          [&](std::uint32_t j, std::uint32_t d) {
+            return distance_term(a.metric, query[d], a.vectors[static_cast<std::uint64_t>(s.new_id[j]) * a.dims + d]);
+          },
+          [&](std::uint32_t j, float total) { s.new_key[j] = finish_distance(a.metric, total); });
+      const std::uint32_t m = next_pow2(fresh);
+      team.for_each(m - fresh, [&](std::uint32_t t) {
+        s.new_key[fresh + t] = infinity();
+        s.new_id[fresh + t] = kNoNode;
+      });
+      bitonic_sort(team, s.new_key, s.new_id, static_cast<std::uint32_t*>(nullptr), m);
+      size = merge_lists(team, s.key[cur], s.id[cur], s.flag[cur], size, s.new_key, s.new_id, fresh, s.key[cur ^ 1],
+                         s.id[cur ^ 1], s.flag[cur ^ 1], a.list_size);
+      cur ^= 1;
+      r.computed += fresh;
+    }
+    if (r.expanded == a.max_iters) break;
+    // The closest unexpanded entry.
+    if (team.leader()) s.scalars[kFirst] = kNoNode;
+    team.sync();
+    team.for_each(size, [&](std::uint32_t i) {
+      if (s.flag[cur][i] == 0) (void)team.atomic_min(&s.scalars[kFirst], i);
+    });
+    const std::uint32_t first = s.scalars[kFirst];
+    if (first == kNoNode) break;
+    const std::uint32_t node = s.id[cur][first];
+    if (team.leader()) {
+      s.flag[cur][first] = 1;
+      log_id[r.expanded] = node;
+      log_key[r.expanded] = s.key[cur][first];
+      s.scalars[kNew] = 0;
+    }
+    ++r.expanded;
+    team.sync();
+    // Its neighbours not seen before become the new candidates.
+    const std::uint32_t degree = a.degrees[node];
+    const std::uint32_t* nb = a.neighbors + static_cast<std::uint64_t>(node) * a.stride;
+    team.for_each(degree, [&](std::uint32_t k) {
+      const std::uint32_t x = nb[k];
+      if (visit(team, table, mask, x)) s.new_id[team.atomic_add(&s.scalars[kNew], 1)] = x;
+    });
+  }
+  return r;
+}
+
+}  // namespace vs::cuda::core

@@ -1,0 +1,107 @@
+/**
+ * @file plan.hpp
+ * @brief How the GPU graph build is shaped: settings derived from BuildParams, the insertion
+ *        order and batches, and the device-memory plan. Host code, shared by the device
+ *        pipeline and its CPU reference.
+ */
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "vectorscale/cuda/core/prune_node.hpp"
+#include "vectorscale/vamana/params.hpp"
+
+namespace vs::cuda {
+
+/** Knobs of the GPU graph build beyond BuildParams (defaults are the tuned values). */
+struct GraphOptions {
+  /** Largest insertion batch as a fraction of the rows (cuVS Vamana's max_fraction). */
+  double batch_fraction = 0.06;
+  /** Largest insertion batch as a fraction of the rows inserted before it. */
+  double batch_growth = 1.0;
+  /** Most expansions of one search, as a multiple of L (bounds the scratch memory). */
+  double max_iters_factor = 3.0;
+  /**
+   * Passes over all rows after the insertion, each searching the finished graph for every row
+   * and pruning the expanded nodes together with its current list (DiskANN's second pass):
+   * recovers the edges between rows of one batch, which could not see each other.
+   */
+  std::uint32_t refine_passes = 1;
+};
+
+/** The derived settings every stage of the GPU build uses. */
+struct GraphSettings {
+  core::Metric metric = core::Metric::kCosine;
+  std::uint32_t R = 0;               ///< final out-degree bound
+  std::uint32_t L = 0;               ///< build search list size
+  std::uint32_t stride = 0;          ///< list capacity while building: ceil(slack * R)
+  std::uint32_t max_iters = 0;       ///< most expansions (RobustPrune candidates) of one search
+  std::uint32_t max_candidates = 0;  ///< most candidates of one prune: max(max_iters, stride + R)
+  double batch_fraction = 0.06;
+  double batch_growth = 1.0;
+  std::uint32_t refine_passes = 1;
+  core::PruneParams prune;           ///< metric, R, alpha schedule, ratio rule
+};
+
+/** Settings for params (checked with vamana::check). */
+[[nodiscard]] GraphSettings derive_settings(const vamana::BuildParams& params, const GraphOptions& options = {});
+
+/** The seeded insertion order of common/'s build (the same permutation). */
+[[nodiscard]] std::vector<std::uint32_t> insertion_order(std::size_t n, std::uint64_t seed);
+
+/**
+ * Insertion batches [begin, end) over the order: each at most `growth` times the rows inserted
+ * before it (at least 1) and at most max_batch, so that most neighbours of a batch's rows are
+ * in the graph when they are searched (growth 1: 1, 1, 2, 4, 8, ...).
+ */
+[[nodiscard]] std::vector<std::pair<std::size_t, std::size_t>> insertion_batches(std::size_t n, std::size_t max_batch,
+                                                                                 double growth = 1.0);
+
+/** Rows summed by one block of the SBQ statistics kernels; upload chunks are multiples of it. */
+inline constexpr std::size_t kStatsRows = 256;
+
+/** Overrides of the memory plan (tests force the out-of-core paths on small data). */
+struct PlanLimits {
+  std::uint64_t budget = 0;       ///< bytes to plan for; 0 = what the device has free
+  std::size_t upload_rows = 0;    ///< rows per upload chunk; 0 = about 64 MiB
+  std::size_t search_batch = 0;   ///< most rows searched at once; 0 = by memory
+  std::size_t prune_batch = 0;    ///< most nodes per Gram GEMM; 0 = by memory
+  bool force_mapped = false;      ///< never copy the vectors to the device
+};
+
+/** The device-memory plan of one build. */
+struct MemoryPlan {
+  bool resident = true;            ///< vectors on the device; false: read from mapped pinned host memory
+  std::uint64_t budget = 0;        ///< bytes planned for
+  std::uint64_t peak = 0;          ///< bytes the plan uses at most
+  std::size_t upload_rows = 0;     ///< rows per upload chunk (a multiple of kStatsRows)
+  std::size_t search_batch = 0;    ///< rows searched per launch, the largest insertion batch
+  std::size_t prune_batch = 0;     ///< nodes per batched Gram GEMM
+  std::uint32_t gram_dim = 0;      ///< rows of one Gram matrix: max_candidates + 1, rounded up to 4
+  std::uint32_t table_slots = 0;   ///< visited-table slots per search
+  std::uint64_t vector_bytes = 0;  ///< the vectors on the device (0 when mapped)
+  std::uint64_t graph_bytes = 0;   ///< adjacency, degrees, order
+  std::uint64_t train_bytes = 0;   ///< SBQ partial sums and codes (before the graph phase)
+  std::uint64_t per_query_bytes = 0;  ///< search + reverse-edge scratch per batch row
+  std::uint64_t per_prune_bytes = 0;  ///< gathered vectors + Gram matrix per pruned node
+
+  /** One line for logs. */
+  [[nodiscard]] std::string describe() const;
+};
+
+/**
+ * Plans a build of n rows of `dims` floats with `code_words` SBQ words per row (0 for plain)
+ * into `budget` bytes of device memory: the vectors stay resident when they and a working set
+ * fit, otherwise kernels read them from mapped host memory (slower, never fails for lack of
+ * device memory); batch sizes shrink to fit. Throws vs::Error kOutOfMemory when not even one
+ * row's working set fits.
+ */
+[[nodiscard]] MemoryPlan plan_device_memory(std::uint64_t budget, std::size_t n, std::size_t dims,
+                                            std::size_t code_words, const GraphSettings& settings,
+                                            const PlanLimits& limits = {});
+
+}  // namespace vs::cuda

@@ -1,0 +1,139 @@
+// Settings, insertion order and batches, and the device-memory plan of the GPU graph build.
+#include "vectorscale/cuda/plan.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "vectorscale/core/error.hpp"
+#include "vectorscale/cuda/core/search.hpp"
+#include "vectorscale/distance/distance.hpp"
+#include "vectorscale/vamana/build.hpp"
+#include "vectorscale/vamana/prune.hpp"
+
+namespace vs::cuda {
+
+static_assert(static_cast<int>(core::Metric::kL2) == static_cast<int>(distance::Metric::kL2));
+static_assert(static_cast<int>(core::Metric::kCosine) == static_cast<int>(distance::Metric::kCosine));
+static_assert(static_cast<int>(core::Metric::kInnerProduct) == static_cast<int>(distance::Metric::kInnerProduct));
+static_assert(core::kNoNode == vamana::kNoNode);
+
+GraphSettings derive_settings(const vamana::BuildParams& params, const GraphOptions& options) {
+  vamana::check(params);
+  VS_EXPECTS(options.batch_fraction > 0 && options.batch_fraction <= 1, "batch_fraction must be in (0, 1]");
+  VS_EXPECTS(options.batch_growth > 0 && options.batch_growth <= 1, "batch_growth must be in (0, 1]");
+  VS_EXPECTS(options.refine_passes <= 4, "refine_passes must be at most 4");
+  VS_EXPECTS(options.max_iters_factor >= 1 && options.max_iters_factor <= 64, "max_iters_factor must be in [1, 64]");
+  GraphSettings s;
+  s.metric = static_cast<core::Metric>(params.metric);
+  s.R = params.num_neighbors;
+  s.L = params.search_list_size;
+  // The same capacity as common/'s build (Builder::cap_).
+  s.stride = static_cast<std::uint32_t>(std::ceil(params.slack * static_cast<float>(params.num_neighbors)));
+  s.max_iters = static_cast<std::uint32_t>(std::ceil(options.max_iters_factor * params.search_list_size));
+  s.max_candidates = std::max(s.max_iters, s.stride + s.R);
+  s.batch_fraction = options.batch_fraction;
+  s.batch_growth = options.batch_growth;
+  s.refine_passes = options.refine_passes;
+  s.prune.metric = s.metric;
+  s.prune.R = s.R;
+  s.prune.ratio_rule = params.metric != distance::Metric::kInnerProduct;
+  s.prune.schedule = core::make_alpha_schedule(params.max_alpha, s.prune.ratio_rule);
+  // The fixed-size schedule must be common/'s.
+  const std::vector<float> want = s.prune.ratio_rule ? vamana::alpha_schedule(params.max_alpha) : std::vector<float>{1.0f};
+  VS_ASSERT(want.size() == s.prune.schedule.count);
+  for (std::size_t i = 0; i < want.size(); ++i) VS_ASSERT(want[i] == s.prune.schedule.alpha[i]);
+  return s;
+}
+
+std::vector<std::uint32_t> insertion_order(std::size_t n, std::uint64_t seed) {
+  // As common/'s Builder::run: iota, then std::shuffle with mt19937_64(seed).
+  std::vector<std::uint32_t> order(n);
+  std::iota(order.begin(), order.end(), 0u);
+  std::mt19937_64 rng(seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  return order;
+}
+
+std::vector<std::pair<std::size_t, std::size_t>> insertion_batches(std::size_t n, std::size_t max_batch,
+                                                                   double growth) {
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  max_batch = std::max<std::size_t>(1, max_batch);
+  std::size_t begin = 0, size = 1;
+  while (begin < n) {
+    const std::size_t end = std::min(n, begin + size);
+    out.emplace_back(begin, end);
+    begin = end;
+    const auto grown = static_cast<std::size_t>(growth * static_cast<double>(begin));
+    size = std::min(max_batch, std::max<std::size_t>(1, grown));
+  }
+  return out;
+}
+
+std::string MemoryPlan::describe() const {
+  return detail::format(
+      "%s vectors, budget %.1f MiB, peak %.1f MiB, search batch %zu, prune batch %zu, gram %u, table %u slots, "
+      "upload chunk %zu rows",
+      resident ? "resident" : "mapped host", static_cast<double>(budget) / (1 << 20),
+      static_cast<double>(peak) / (1 << 20), search_batch, prune_batch, gram_dim, table_slots, upload_rows);
+}
+
+MemoryPlan plan_device_memory(std::uint64_t budget, std::size_t n, std::size_t dims, std::size_t code_words,
+                              const GraphSettings& s, const PlanLimits& limits) {
+  VS_EXPECTS(n >= 1 && dims >= 1, "nothing to plan for");
+  MemoryPlan p;
+  p.budget = limits.budget != 0 ? limits.budget : budget;
+  const std::uint64_t N = n, D = dims;
+  p.gram_dim = (s.max_candidates + 1 + 3) / 4 * 4;
+  p.table_slots = core::visited_table_slots(s.max_iters, s.stride);
+
+  // Upload chunks: about 64 MiB of pinned staging each, a multiple of kStatsRows rows.
+  std::size_t rows = limits.upload_rows != 0 ? limits.upload_rows : (std::size_t{64} << 20) / (dims * sizeof(float));
+  rows = std::max(kStatsRows, rows / kStatsRows * kStatsRows);
+  p.upload_rows = std::min(rows, (n + kStatsRows - 1) / kStatsRows * kStatsRows);
+
+  const std::uint64_t groups = (N + kStatsRows - 1) / kStatsRows;
+  p.train_bytes = groups * D * sizeof(double) + 4 * D * sizeof(double) + N * code_words * sizeof(std::uint64_t) +
+                  N * sizeof(std::uint64_t);  // partial sums, statistics, codes, medoid keys
+  p.graph_bytes = N * s.stride * 4 + N * 4 + N * 4;  // adjacency, degrees, order
+  const std::uint64_t M = p.gram_dim;
+  // Search: visited table, expansion log (ids + distances), counts; prune output distances;
+  // reverse edges: keys and values double-buffered, run starts, lengths and targets, the
+  // overflow list, and room for CUB's temporary storage (about one more key buffer).
+  p.per_query_bytes = std::uint64_t{p.table_slots} * 4 + std::uint64_t{s.max_iters} * 8 + 8 + std::uint64_t{s.R} * 4 +
+                      std::uint64_t{s.R} * (8 + 8 + 4 + 4) + std::uint64_t{s.R} * 4 * 4 + std::uint64_t{s.R} * 16;
+  // Prune: gathered rows, the Gram matrix, candidates and counts.
+  p.per_prune_bytes = M * D * 4 + M * M * 4 + std::uint64_t{s.max_candidates} * 4 + 16;
+  constexpr std::uint64_t kMargin = 64ull << 20;  // cuBLAS workspace, CUB, the context's own needs
+
+  const std::size_t want_batch = std::max<std::size_t>(
+      1, std::min<std::size_t>(n, static_cast<std::size_t>(s.batch_fraction * static_cast<double>(n))));
+  const std::size_t search_cap = limits.search_batch != 0 ? std::min(limits.search_batch, want_batch) : want_batch;
+  const std::size_t prune_cap = limits.prune_batch != 0 ? limits.prune_batch : std::size_t{8192};
+
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    p.resident = attempt == 0 && !limits.force_mapped;
+    if (attempt == 0 && limits.force_mapped) continue;
+    p.vector_bytes = p.resident ? N * D * 4 : 0;
+    const std::uint64_t fixed = p.vector_bytes + kMargin;
+    if (fixed + p.train_bytes > p.budget || fixed + p.graph_bytes > p.budget) continue;
+    const std::uint64_t avail = p.budget - fixed - p.graph_bytes;
+    // Pruning gets up to a third of what is left, searching the rest.
+    std::size_t prune = static_cast<std::size_t>(std::min<std::uint64_t>(prune_cap, avail / 3 / p.per_prune_bytes));
+    if (prune == 0) continue;
+    const std::uint64_t left = avail - prune * p.per_prune_bytes;
+    std::size_t search = static_cast<std::size_t>(std::min<std::uint64_t>(search_cap, left / p.per_query_bytes));
+    if (search == 0) continue;
+    p.search_batch = search;
+    p.prune_batch = prune;
+    p.peak = fixed + std::max(p.train_bytes, p.graph_bytes + search * p.per_query_bytes + prune * p.per_prune_bytes);
+    return p;
+  }
+  VS_FAIL(ErrorCode::kOutOfMemory,
+          "the GPU build of %zu rows of %zu dimensions does not fit in %.1f MiB of device memory, even with the "
+          "vectors in host memory",
+          n, dims, static_cast<double>(p.budget) / (1 << 20));
+}
+
+}  // namespace vs::cuda
