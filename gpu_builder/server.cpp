@@ -4,6 +4,9 @@
 #include "vectorscale/builder/admission.hpp"
 #include "vectorscale/builder/auth.hpp"
 #include "vectorscale/builder/cpu_backend.hpp"
+#ifdef VS_HAVE_CUDA_BACKEND
+#include "vectorscale/builder/cuda_backend.hpp"
+#endif
 #include "vectorscale/builder/session.hpp"
 #include "vectorscale/builder/spec.hpp"
 #include "vectorscale/core/error.hpp"
@@ -34,13 +37,40 @@ std::string host_name() {
   return buf;
 }
 
-// The backend named by --backend.
-std::unique_ptr<BuildBackend> make_backend(const std::string& name) {
-  if (name == "auto" || name == "cpu") return std::make_unique<CpuBackend>();
+// The backend named by --backend; `detail` says why it was chosen and on which device.
+std::unique_ptr<BuildBackend> make_backend(const ServerOptions& o, std::string& detail) {
+  const std::string& name = o.backend;
+  VS_EXPECTS(name == "auto" || name == "cpu" || name == "cuda", "unknown backend \"%s\" (auto, cpu or cuda)",
+             name.c_str());
+  VS_EXPECTS(o.cuda_device >= -1, "--cuda-device must not be negative");
+  VS_EXPECTS(o.cuda_device < 0 || name != "cpu", "--cuda-device needs --backend cuda or auto");
+  if (name == "cpu") {
+    detail = "as asked";
+    return std::make_unique<CpuBackend>();
+  }
+#ifdef VS_HAVE_CUDA_BACKEND
+  CudaBackendOptions co;
+  co.device = o.cuda_device;
+  if (name == "cuda") {
+    auto cuda = CudaBackend::create(co);  // kUnsupported with the runtime's reason when no device is usable
+    detail = cuda->description();
+    return cuda;
+  }
+  try {
+    auto cuda = CudaBackend::create(co);
+    detail = "auto: " + cuda->description();
+    return cuda;
+  } catch (const vs::Error& e) {
+    detail = std::string("auto: ") + e.what();
+    return std::make_unique<CpuBackend>();
+  }
+#else
   if (name == "cuda")
     VS_FAIL(ErrorCode::kUnsupported,
-            "the CUDA backend is not available yet in this gpu_builder; use --backend cpu (or auto)");
-  VS_FAIL(ErrorCode::kInvalidArgument, "unknown backend \"%s\" (auto, cpu or cuda)", name.c_str());
+            "this gpu_builder was built without CUDA (VS_WITH_CUDA=OFF); use --backend cpu (or auto)");
+  detail = "auto: this gpu_builder was built without CUDA";
+  return std::make_unique<CpuBackend>();
+#endif
 }
 
 }  // namespace
@@ -57,6 +87,7 @@ ServerOptions default_server_options() {
 struct Server::Impl {
   ServerOptions options;
   std::unique_ptr<BuildBackend> backend;
+  std::string backend_detail;
   std::unique_ptr<Scheduler> scheduler;
   std::unique_ptr<BuilderService> service;
   std::shared_ptr<grpc::ServerCredentials> credentials;
@@ -89,7 +120,7 @@ std::unique_ptr<Server> Server::create(const ServerOptions& o) {
 
   auto impl = std::make_unique<Impl>();
   impl->options = o;
-  impl->backend = make_backend(o.backend);
+  impl->backend = make_backend(o, impl->backend_detail);
   impl->scheduler =
       std::make_unique<Scheduler>(AdmissionLimits{o.max_concurrent_builds, o.max_queued_builds, o.max_memory});
 
@@ -140,6 +171,10 @@ std::string Server::address() const {
 
 std::string Server::backend_name() const {
   return std::string(impl_->backend->name());
+}
+
+std::string Server::backend_detail() const {
+  return impl_->backend_detail;
 }
 
 void Server::stop(std::chrono::milliseconds grace) {

@@ -20,6 +20,7 @@ namespace vs::builder {
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";       ///< --listen host:port (port 0 = any free port)
   std::string backend = "auto";                 ///< --backend auto|cpu|cuda
+  int cuda_device = -1;                         ///< --cuda-device (auto, cuda); -1: most free memory
   std::uint32_t threads = 1;                    ///< --threads: build threads (default per build, and ceiling)
   std::uint32_t max_concurrent_builds = 1;      ///< --max-concurrent-builds
   std::uint32_t max_queued_builds = 16;         ///< --max-queued-builds
@@ -45,8 +46,10 @@ inline constexpr std::uint64_t kMaxPageBatchBytes = (4u << 20) - (64u << 10);
 class Server {
  public:
   /**
-   * Validates options, reads the token and TLS files and selects the backend. Throws
-   * vs::Error (kInvalidArgument for bad options, kUnsupported for `--backend cuda`).
+   * Validates options, reads the token and TLS files and selects the backend: `auto` is the
+   * CUDA backend when a CUDA device is present and the backend opens on it, else the CPU
+   * backend. Throws vs::Error (kInvalidArgument for bad options, kUnsupported for
+   * `--backend cuda` without a usable device or in a build without CUDA).
    */
   [[nodiscard]] static std::unique_ptr<Server> create(const ServerOptions& options);
   ~Server();
@@ -59,8 +62,10 @@ class Server {
   [[nodiscard]] int port() const;
   /** host:port actually bound, e.g. "127.0.0.1:43121" (after start()). */
   [[nodiscard]] std::string address() const;
-  /** Name of the selected backend ("cpu"). */
+  /** Name of the selected backend ("cpu", "cuda"). */
   [[nodiscard]] std::string backend_name() const;
+  /** Why that backend, and on which device: for the startup log line. */
+  [[nodiscard]] std::string backend_detail() const;
 
   /**
    * Graceful stop: refuses new builds and fails waiting ones, lets running builds finish

@@ -25,7 +25,10 @@ void print_usage(std::FILE* out) {
                "usage: gpu_builder [options]\n"
                "       gpu_builder --status HOST:PORT [--tls-ca FILE] [--token-file FILE] [--timeout S]\n"
                "  --listen HOST:PORT             address to serve on (default 127.0.0.1:50051; port 0 = any)\n"
-               "  --backend auto|cpu|cuda        build backend (default auto = cpu)\n"
+               "  --backend auto|cpu|cuda        build backend (default auto: cuda when a CUDA device is\n"
+               "                                 usable, else cpu)\n"
+               "  --cuda-device N                CUDA device of the cuda backend (default: the one with\n"
+               "                                 the most free memory)\n"
                "  --threads N                    build threads per build (default: hardware threads)\n"
                "  --max-concurrent-builds K      builds running at once (default 1)\n"
                "  --max-queued-builds Q          builds waiting for a slot (default 16)\n"
@@ -130,6 +133,10 @@ bool parse_args(int argc, char** argv, vs::builder::ServerOptions& o, vs::builde
     } else if (arg == "--backend") {
       if (!take()) return false;
       o.backend = value;
+    } else if (arg == "--cuda-device") {
+      if (!take()) return false;
+      if (!parse_size(value, n, false) || n > 1024) return bad();
+      o.cuda_device = static_cast<int>(n);
     } else if (arg == "--threads") {
       if (!take()) return false;
       if (!parse_size(value, n, false) || n < 1 || n > 1024) return bad();
@@ -239,8 +246,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(
-      stderr, "gpu_builder: backend %s, %u threads, %u concurrent builds, %u queued, max memory %llu bytes%s%s%s\n",
-      server->backend_name().c_str(), options.threads, options.max_concurrent_builds, options.max_queued_builds,
+      stderr,
+      "gpu_builder: backend %s (%s), %u threads, %u concurrent builds, %u queued, max memory %llu bytes%s%s%s\n",
+      server->backend_name().c_str(), server->backend_detail().c_str(), options.threads, options.max_concurrent_builds, options.max_queued_builds,
       static_cast<unsigned long long>(options.max_memory), options.tls_cert_file.empty() ? "" : ", TLS",
       options.token_file.empty() ? "" : ", bearer token", options.faults.any() ? ", FAILURE POINTS ACTIVE" : "");
   std::fprintf(stdout, "listening on %s\n", server->address().c_str());

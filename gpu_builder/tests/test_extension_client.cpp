@@ -30,6 +30,7 @@ using vs::client::RemoteEvent;
 std::unique_ptr<vb::Server> start_server(const std::string& token = "", const std::string& listen = "127.0.0.1:0") {
   vb::ServerOptions o;
   o.listen = listen;
+  o.backend = "cpu";  // the expectations are the CPU backend's, also where a GPU exists
   o.threads = 2;
   o.max_memory = 1ull << 30;
   o.log = [](const std::string&) {};

@@ -41,6 +41,7 @@ class GrpcServer : public ::testing::Test {
   void start(const std::string& token = "", const std::function<void(vb::ServerOptions&)>& edit = {}) {
     vb::ServerOptions o;
     o.listen = "127.0.0.1:0";
+    o.backend = "cpu";  // the expectations are the CPU backend's, also where a GPU exists
     o.threads = 2;
     o.max_memory = 1ull << 30;
     o.log = [this](const std::string& line) {
@@ -477,6 +478,7 @@ TEST(GrpcTls, BuildOverTls) {
   if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "no openssl to make a test certificate";
   vb::ServerOptions o;
   o.listen = "127.0.0.1:0";
+  o.backend = "cpu";
   o.threads = 1;
   o.tls_cert_file = cert;
   o.tls_key_file = key;

@@ -169,7 +169,7 @@ struct ServerProcess {
 
 // Starts `gpu_builder --listen 127.0.0.1:0 args...` and waits for its "listening on" line.
 ServerProcess start_server(std::vector<std::string> args) {
-  args.insert(args.begin(), {"--listen", "127.0.0.1:0"});
+  args.insert(args.begin(), {"--listen", "127.0.0.1:0", "--backend", "cpu"});
   ServerProcess s;
   s.child = std::make_unique<Child>(args);
   const std::string line = s.child->first_line(std::chrono::seconds(30));

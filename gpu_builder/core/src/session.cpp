@@ -388,8 +388,6 @@ void run_build_or_throw(BuildCall& call, Scheduler& scheduler, BuildBackend& bac
   const ResolvedSpec spec = resolve_spec(*spec_msg, options.server_threads);
   report.dims = spec.spec.indexed_dims;
   report.storage = storage_name(spec.params.storage);
-  if (spec.spec.has_labels && backend.kind() != format::BuildBackend::kCpu)
-    throw StatusError(StatusCode::kUnimplemented, "labels are only supported by the cpu backend");
 
   // 2. Admission before any vector is read.
   clock.enter(kStageQueue);
@@ -466,6 +464,9 @@ void run_build_or_throw(BuildCall& call, Scheduler& scheduler, BuildBackend& bac
         streamer.add(block, page);
       });
   streamer.finish();
+  // A CUDA backend hands some builds (labelled ones) to the CPU: log the backend that built.
+  if (stats.backend != format::BuildBackend::kNone && stats.backend != backend.kind())
+    report.backend = stats.backend == format::BuildBackend::kCpu ? "cpu" : "cuda";
   report.pages = streamer.pages_sent();
   if (streamer.truncated()) return;  // failure point: OK without a Summary
 
@@ -473,7 +474,7 @@ void run_build_or_throw(BuildCall& call, Scheduler& scheduler, BuildBackend& bac
   SummaryMessage summary;
   summary.total_pages = streamer.pages_sent();
   summary.nodes = stats.nodes;
-  summary.backend = backend.kind();
+  summary.backend = stats.backend != format::BuildBackend::kNone ? stats.backend : backend.kind();
   summary.builder_id = options.builder_id;
   summary.receive_seconds = clock.until(kStageTrain);
   summary.build_seconds = stats.build_seconds;

@@ -29,7 +29,7 @@ sub start_builder
 {
 	my @args = @_;
 	my ($out, $err) = ('', '');
-	my $h = IPC::Run::start([ builder_path(), '--listen', '127.0.0.1:0', '--max-memory', 2 << 30, @args ],
+	my $h = IPC::Run::start([ builder_path(), '--listen', '127.0.0.1:0', '--backend', 'cpu', '--max-memory', 2 << 30, @args ],
 		'>', \$out, '2>', \$err, IPC::Run::timeout(600));
 	my $deadline = time + 30;
 	while ($out !~ /listening on 127\.0\.0\.1:(\d+)/ && time < $deadline)

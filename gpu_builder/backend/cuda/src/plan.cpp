@@ -96,7 +96,7 @@ MemoryPlan plan_device_memory(std::uint64_t budget, std::size_t n, std::size_t d
   const std::uint64_t groups = (N + kStatsRows - 1) / kStatsRows;
   p.train_bytes = groups * D * sizeof(double) + 4 * D * sizeof(double) + N * code_words * sizeof(std::uint64_t) +
                   N * sizeof(std::uint64_t);  // partial sums, statistics, codes, medoid keys
-  p.graph_bytes = N * s.stride * 4 + N * 4 + N * 4;  // adjacency, degrees, order
+  p.graph_bytes = N * s.stride * 4 + 3 * N * 4;  // adjacency, degrees, order, lists over R
   const std::uint64_t M = p.gram_dim;
   // Search: visited table, expansion log (ids + distances), counts; prune output distances;
   // reverse edges: keys and values double-buffered, run starts, lengths and targets, the

@@ -49,15 +49,12 @@ class Worker {
     for (std::uint32_t c = 0; c < count; ++c) rows_[c + 1] = row(cand[c]);
     norms_.resize(count + 1);
     for (std::uint32_t r = 0; r <= count; ++r) norms_[r] = distance::dot(rows_[r], rows_[r], dims_);
-    computed_ += count + 1;
     auto gram = [&](std::uint32_t a, std::uint32_t b) {
       return a == b ? norms_[a] : distance::dot(rows_[a], rows_[b], dims_);
     };
     const auto shared = core::carve_prune_shared(prune_mem_.data(), s_.max_candidates);
     return core::prune_node(team_, p, cand, count, gram, s_.prune, shared, out, out_distance);
   }
-
-  std::uint64_t computed() const noexcept { return computed_; }
 
  private:
   const float* row(std::uint32_t i) const noexcept { return vectors_ + static_cast<std::size_t>(i) * dims_; }
@@ -72,7 +69,6 @@ class Worker {
   std::vector<std::uint32_t> sorted_;
   std::vector<const float*> rows_;
   std::vector<float> norms_;
-  std::uint64_t computed_ = 0;
 };
 
 }  // namespace
@@ -197,7 +193,6 @@ vamana::Graph reference_build_graph(const float* vectors, std::size_t n, std::si
   if (control.progress) control.progress(vamana::kPhasePrune, n, n);
   // 5. Reachability from the medoid: common/'s pass.
   st.repaired_unreachable = vamana::link_unreachable(g, vectors, dims, params, control, &st.distance_computations);
-  st.distance_computations += w.computed();
   if (stats != nullptr) *stats = st;
   return g;
 }

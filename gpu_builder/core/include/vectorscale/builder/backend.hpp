@@ -47,6 +47,8 @@ struct BackendStats {
   std::uint64_t nodes = 0;                  ///< nodes written
   std::uint64_t distance_computations = 0;  ///< from vamana::BuildStats
   std::uint32_t repaired_unreachable = 0;   ///< from vamana::BuildStats
+  /** The backend that built: a CUDA backend hands some builds to the CPU; kNone means kind(). */
+  format::BuildBackend backend = format::BuildBackend::kNone;
 };
 
 /** Memory of the device a backend builds on (both 0 when it has none). */

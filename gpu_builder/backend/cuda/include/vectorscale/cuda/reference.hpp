@@ -21,7 +21,7 @@ namespace vs::cuda {
 
 /** Counters of a GPU-style graph build (device pipeline or reference). */
 struct GraphBuildStats {
-  std::uint64_t distance_computations = 0;  ///< search distances + Gram rows used by prunes
+  std::uint64_t distance_computations = 0;  ///< distances computed by searches (prunes use Gram matrices)
   std::uint64_t capped_searches = 0;        ///< searches stopped by max_iters
   std::uint64_t reverse_prunes = 0;         ///< lists pruned because reverse edges overfilled them
   std::uint64_t final_prunes = 0;           ///< lists pruned to R at the end

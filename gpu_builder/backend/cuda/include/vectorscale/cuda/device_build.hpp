@@ -1,0 +1,111 @@
+/**
+ * @file device_build.hpp
+ * @brief The GPU build of gpu_builder's CUDA backend: SBQ training, codes, medoid and the
+ *        Vamana graph on a CUDA device, handed back as host structures (FAISS's "build on the
+ *        GPU, hand a CPU structure over"). Host header: no CUDA types.
+ *
+ * Phases (all on the device unless said):
+ *  1. Upload and statistics: the vectors go to the device in chunks through two pinned staging
+ *     buffers (copies on one stream overlap the column sums of the previous chunk on another),
+ *     or, when they do not fit, stay in host memory mapped into the device's address space.
+ *     Per-dimension sums in double give the mean (and, for SBQ with more than one bit, a second
+ *     pass the standard deviation), deterministically (fixed groups of rows, reduced in order).
+ *  2. SBQ codes (core::sbq_word, bit for bit common/'s encoder) and the medoid (the row nearest
+ *     to the mean, ties to the smaller id, as common/'s medoid()).
+ *  3. Batched insertion in common/'s seeded order (plan.hpp: batches of 1, 1, 2, 4, ... rows up
+ *     to a fraction of n): one block per row searches the graph (core::greedy_search_one), the
+ *     expanded nodes' Gram matrices come from one batched cuBLAS SGEMM, one warp per row prunes
+ *     (core::prune_node), and reverse edges are sorted by (target, distance) with CUB and merged
+ *     (core::write_union); lists that outgrow ceil(slack * R) are pruned back to R. Refinement
+ *     passes repeat this for all rows on the finished graph, pruning the expanded nodes with the
+ *     current lists.
+ *  4. Every list longer than R is pruned to R.
+ *  5. On the host: common/'s connectivity pass (vamana::link_unreachable).
+ * The CPU reference (reference.hpp) runs the same algorithm serially and is unit-tested on
+ * CPUs; the `gpu` tests compare the two.
+ */
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "vectorscale/core/control.hpp"
+#include "vectorscale/core/memory.hpp"
+#include "vectorscale/cuda/plan.hpp"
+#include "vectorscale/cuda/reference.hpp"
+#include "vectorscale/sbq/sbq.hpp"
+#include "vectorscale/vamana/build.hpp"
+#include "vectorscale/vamana/index.hpp"
+
+namespace vs::cuda {
+
+/** A CUDA device chosen for building. */
+struct DeviceChoice {
+  int device = -1;                 ///< -1 when no device is usable
+  std::string name;                ///< the device's name
+  std::uint64_t free_bytes = 0;    ///< free memory when chosen
+  std::uint64_t total_bytes = 0;   ///< the device's memory
+  std::string reason;              ///< why this one (or why none)
+};
+
+/**
+ * The device to build on: `requested` when >= 0 (an error when it does not exist), otherwise
+ * the device with the most free memory (ties: the smaller id). Never throws; device -1 and a
+ * reason (the CUDA runtime's words) when there is none.
+ */
+[[nodiscard]] DeviceChoice choose_device(int requested) noexcept;
+
+/** Free and total memory of a device as its context sees them; both 0 on error. */
+struct DeviceMemoryInfo {
+  std::uint64_t free_bytes = 0;
+  std::uint64_t total_bytes = 0;
+};
+
+/** cudaMemGetInfo of `device` (makes it current on the calling thread); never throws. */
+[[nodiscard]] DeviceMemoryInfo device_memory_info(int device) noexcept;
+
+/** Whether the device pipeline can build with these parameters on `device`; the reason when not. */
+[[nodiscard]] bool device_supports(const vamana::IndexParams& params, std::size_t dims, int device,
+                                   const GraphOptions& options, std::string& reason);
+
+/** Options of one device build. */
+struct DeviceBuildOptions {
+  int device = 0;        ///< from choose_device
+  GraphOptions graph;    ///< algorithm knobs
+  PlanLimits limits;     ///< memory-plan overrides (tests force the out-of-core paths)
+  double memory_fraction = 0.9;  ///< share of the device's free memory the plan may use
+  std::uint32_t train_phase = 0; ///< progress phase of training (gpu_builder's kPhaseTrain); 0: not reported
+};
+
+/** Seconds per phase of a device build (host wall clock, device work included). */
+struct DeviceBuildTimes {
+  double train = 0;    ///< upload, statistics, codes, medoid
+  double insert = 0;   ///< batched insertion and refinement passes
+  double prune = 0;    ///< final prune
+  double connect = 0;  ///< download and connectivity pass
+  double total = 0;
+};
+
+/** What a device build hands back: host structures only. */
+struct DeviceBuildResult {
+  vamana::Graph graph;           ///< finished: degree <= R, reachable from the medoid
+  sbq::Quantizer quantizer;      ///< memory_optimized only
+  Array<std::uint64_t> codes;    ///< memory_optimized only: n * quantizer.words()
+  GraphBuildStats stats;
+  MemoryPlan plan;
+  DeviceBuildTimes times;
+};
+
+/**
+ * Builds the quantizer, codes and graph of n row-major vectors (unit length for cosine; they
+ * are only read) on options.device. Reports options.train_phase (rows uploaded) and vamana::BuildPhase
+ * progress and polls control.cancel on the calling thread between chunks and batches. Throws
+ * vs::Error (kOutOfMemory when the device runs out of memory, kInternal for other CUDA errors,
+ * with the call and the runtime's message), vs::Cancelled, or std::bad_alloc.
+ */
+[[nodiscard]] DeviceBuildResult build_on_device(const float* vectors, std::size_t n, std::size_t dims,
+                                                const vamana::IndexParams& params, const Control& control,
+                                                const DeviceBuildOptions& options);
+
+}  // namespace vs::cuda

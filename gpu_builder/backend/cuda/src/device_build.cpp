@@ -1,0 +1,519 @@
+// The GPU build (device_build.hpp): host orchestration of the kernels in *.cu, cuBLAS and CUB.
+//
+// Every CUDA and cuBLAS call goes through VS_CUDA_TRY / VS_CUBLAS_TRY; every device buffer,
+// pinned buffer, registration, stream, event and handle is an RAII owner (detail/resources.hpp),
+// so an error or a cancellation anywhere releases everything and fails only this build. Work
+// is queued on one compute stream (plus a copy stream during the upload); the host waits at
+// batch boundaries, where it also polls cancellation and reports progress.
+#include "vectorscale/cuda/device_build.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+#include "detail/cuda_try.hpp"
+#include "detail/resources.hpp"
+#include "kernels.hpp"
+#include "vectorscale/core/threads.hpp"
+
+namespace vs::cuda {
+
+namespace detail {
+
+void throw_cuda_error(cudaError_t status, const char* call, const char* file, int line) {
+  const ErrorCode code = status == cudaErrorMemoryAllocation ? ErrorCode::kOutOfMemory : ErrorCode::kInternal;
+  (void)cudaGetLastError();  // clear a non-sticky error so the next build starts clean
+  const char* base = std::strrchr(file, '/');
+  throw Error(code, vs::detail::format("CUDA error %s (%s) in %s at %s:%d", cudaGetErrorName(status),
+                                       cudaGetErrorString(status), call, base != nullptr ? base + 1 : file, line));
+}
+
+void throw_cublas_error(cublasStatus_t status, const char* call, const char* file, int line) {
+  const ErrorCode code = status == CUBLAS_STATUS_ALLOC_FAILED ? ErrorCode::kOutOfMemory : ErrorCode::kInternal;
+  const char* base = std::strrchr(file, '/');
+  throw Error(code, vs::detail::format("cuBLAS error %s (%s) in %s at %s:%d", cublasGetStatusName(status),
+                                       cublasGetStatusString(status), call, base != nullptr ? base + 1 : file, line));
+}
+
+}  // namespace detail
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using detail::DeviceBuffer;
+using detail::Event;
+using detail::PinnedBuffer;
+using detail::Stream;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Copies a device array to a host vector (synchronously on `stream`).
+template <class T>
+std::vector<T> download(const T* dev, std::size_t n, const Stream& stream) {
+  std::vector<T> out(n);
+  if (n != 0) VS_CUDA_TRY(cudaMemcpyAsync(out.data(), dev, n * sizeof(T), cudaMemcpyDeviceToHost, stream.get()));
+  stream.sync();
+  return out;
+}
+
+// Copies a host array to the device (the host memory must outlive the copy: sync after).
+template <class T>
+void upload(T* dev, const T* host, std::size_t n, const Stream& stream) {
+  if (n != 0) VS_CUDA_TRY(cudaMemcpyAsync(dev, host, n * sizeof(T), cudaMemcpyHostToDevice, stream.get()));
+}
+
+// Largest dynamic shared memory a block of `device` may use.
+std::size_t max_shared_bytes(int device) {
+  int bytes = 0;
+  VS_CUDA_TRY(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  return static_cast<std::size_t>(bytes);
+}
+
+// The device half of one build; members live as long as the build.
+class DeviceBuilder {
+ public:
+  DeviceBuilder(const float* vectors, std::size_t n, std::size_t dims, const vamana::IndexParams& params,
+                const Control& control, const DeviceBuildOptions& options)
+      : host_(vectors), n_(n), dims_(dims), params_(params), control_(control), options_(options),
+        s_(derive_settings(params.build, options.graph)),
+        sbq_(params.storage == vamana::Storage::kMemoryOptimized),
+        bits_(sbq_ ? (params.bits_per_dim == 0 ? sbq::default_bits_per_dim(dims) : params.bits_per_dim) : 0),
+        words_(sbq_ ? sbq::code_words(dims, bits_) : 0), blas_(stream_.get()) {}
+
+  DeviceBuildResult run() {
+    DeviceBuildResult out;
+    const auto t0 = Clock::now();
+    std::size_t free_bytes = 0, total_bytes = 0;
+    VS_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
+    plan_ = plan_device_memory(static_cast<std::uint64_t>(static_cast<double>(free_bytes) * options_.memory_fraction),
+                               n_, dims_, words_, s_, options_.limits);
+    out.plan = plan_;
+    if (control_.log) control_.log(LogLevel::kInfo, "cuda build plan: " + plan_.describe());
+
+    auto t = Clock::now();
+    train(out);
+    out.times.train = seconds_since(t);
+    t = Clock::now();
+    allocate_graph();
+    insert_all();
+    out.times.insert = seconds_since(t);
+    t = Clock::now();
+    final_prune();
+    out.times.prune = seconds_since(t);
+    t = Clock::now();
+    out.graph = download_graph();
+    release_device_memory();
+    out.stats = stats_;
+    out.stats.repaired_unreachable =
+        vamana::link_unreachable(out.graph, host_, dims_, params_.build, control_, &out.stats.distance_computations);
+    out.times.connect = seconds_since(t);
+    out.times.total = seconds_since(t0);
+    return out;
+  }
+
+ private:
+  void poll(std::uint32_t phase, std::uint64_t done, std::uint64_t total) {
+    if (control_.cancel && control_.cancel()) throw Cancelled();
+    if (phase != 0 && control_.progress) control_.progress(phase, done, total);
+  }
+
+  // ---- 1-2: vectors, statistics, codes, medoid ----------------------------------------------
+  void train(DeviceBuildResult& out) {
+    const std::size_t groups = (n_ + kStatsRows - 1) / kStatsRows;
+    DeviceBuffer<double> partials(groups * dims_);
+    DeviceBuffer<double> moments(2 * dims_);  // mean, then variance
+    poll(options_.train_phase, 0, n_);
+    if (plan_.resident) {
+      upload_with_sums(partials.data());
+    } else {
+      mapped_.emplace(host_, n_ * dims_ * sizeof(float));
+      x_ = static_cast<const float*>(mapped_->device_pointer());
+      VS_CUDA_TRY(kernels::column_sums(x_, n_, dims_, nullptr, 0, partials.data(), stream_.get()));
+    }
+    VS_CUDA_TRY(kernels::reduce_groups(partials.data(), groups, dims_, static_cast<double>(n_), moments.data(),
+                                       stream_.get()));
+    const bool second_moment = sbq_ && bits_ > 1;
+    if (second_moment) {
+      VS_CUDA_TRY(kernels::column_sums(x_, n_, dims_, moments.data(), 0, partials.data(), stream_.get()));
+      VS_CUDA_TRY(kernels::reduce_groups(partials.data(), groups, dims_, static_cast<double>(n_),
+                                         moments.data() + dims_, stream_.get()));
+    }
+    const std::vector<double> m = download(moments.data(), second_moment ? 2 * dims_ : dims_, stream_);
+    partials.reset();
+    poll(options_.train_phase, n_, n_);
+
+    // The quantizer as common/'s Trainer::finish would write it (mean, population deviation).
+    std::vector<float> centroid(dims_);
+    for (std::size_t d = 0; d < dims_; ++d) centroid[d] = static_cast<float>(m[d]);
+    DeviceBuffer<float> centroid_d(dims_);
+    upload(centroid_d.data(), centroid.data(), dims_, stream_);
+    if (sbq_) {
+      std::vector<float> stream_values(sbq::stream_length(dims_, bits_));
+      std::copy(centroid.begin(), centroid.end(), stream_values.begin());
+      if (bits_ > 1)
+        for (std::size_t d = 0; d < dims_; ++d) stream_values[dims_ + d] = static_cast<float>(std::sqrt(m[dims_ + d]));
+      out.quantizer = sbq::Quantizer(dims_, bits_, stream_values);
+      encode(out);
+    }
+    medoid_ = find_medoid(centroid_d.data());
+    stream_.sync();
+  }
+
+  // Copies the vectors to the device in chunks through two pinned buffers: the host fills one
+  // while the copy engine moves the other and the compute stream sums the previous chunk.
+  void upload_with_sums(double* partials) {
+    vectors_ = DeviceBuffer<float>(n_ * dims_);
+    x_ = vectors_.data();
+    const std::size_t rows = std::min(plan_.upload_rows, n_);
+    PinnedBuffer<float> staging[2] = {PinnedBuffer<float>(rows * dims_), PinnedBuffer<float>(rows * dims_)};
+    Event copied[2];
+    Stream copy;
+    const std::size_t threads = std::max<std::uint32_t>(1, params_.build.threads);
+    std::size_t chunk = 0;
+    for (std::size_t r0 = 0; r0 < n_; r0 += rows, ++chunk) {
+      const std::size_t r1 = std::min(n_, r0 + rows), slot = chunk % 2;
+      if (chunk >= 2) copied[slot].sync();  // the copy that used this buffer is done
+      float* dst = staging[slot].data();
+      const std::size_t count = r1 - r0;
+      const std::size_t workers = std::min(threads, std::max<std::size_t>(1, count / 1024));
+      run_workers(workers, [&](std::size_t w) {
+        const std::size_t a = count * w / workers, b = count * (w + 1) / workers;
+        std::memcpy(dst + a * dims_, host_ + (r0 + a) * dims_, (b - a) * dims_ * sizeof(float));
+      });
+      VS_CUDA_TRY(cudaMemcpyAsync(vectors_.data() + r0 * dims_, dst, count * dims_ * sizeof(float),
+                                  cudaMemcpyHostToDevice, copy.get()));
+      copied[slot].record(copy.get());
+      VS_CUDA_TRY(cudaStreamWaitEvent(stream_.get(), copied[slot].get(), 0));
+      VS_CUDA_TRY(kernels::column_sums(vectors_.data() + r0 * dims_, count, dims_, nullptr, r0 / kStatsRows, partials,
+                                       stream_.get()));
+      poll(options_.train_phase, r1, n_);
+    }
+    copy.sync();
+  }
+
+  void encode(DeviceBuildResult& out) {
+    std::vector<float> inv(bits_ > 1 ? dims_ : 1, 0.0f);
+    if (bits_ > 1)  // as sbq::Quantizer's constructor computes it
+      for (std::size_t d = 0; d < dims_; ++d) {
+        const float sd = out.quantizer.stddev()[d];
+        inv[d] = sd > 0.0f ? 1.0f / sd : 0.0f;
+      }
+    DeviceBuffer<float> mean_d(dims_), inv_d(inv.size());
+    upload(mean_d.data(), out.quantizer.mean().data(), dims_, stream_);
+    upload(inv_d.data(), inv.data(), inv.size(), stream_);
+    DeviceBuffer<std::uint64_t> codes(n_ * words_);
+    VS_CUDA_TRY(kernels::sbq_encode(x_, n_, dims_, mean_d.data(), inv_d.data(), bits_, codes.data(), stream_.get()));
+    out.codes = Array<std::uint64_t>(n_ * words_);
+    VS_CUDA_TRY(cudaMemcpyAsync(out.codes.data(), codes.data(), codes.bytes(), cudaMemcpyDeviceToHost, stream_.get()));
+    stream_.sync();
+  }
+
+  std::uint32_t find_medoid(const float* centroid) {
+    DeviceBuffer<std::uint64_t> keys(n_), best(1);
+    VS_CUDA_TRY(kernels::medoid_keys(x_, n_, dims_, centroid, keys.data(), stream_.get()));
+    std::size_t temp_bytes = 0;
+    VS_CUDA_TRY(kernels::min_key(nullptr, temp_bytes, keys.data(), n_, best.data(), stream_.get()));
+    DeviceBuffer<std::uint8_t> temp(temp_bytes);
+    VS_CUDA_TRY(kernels::min_key(temp.data(), temp_bytes, keys.data(), n_, best.data(), stream_.get()));
+    return static_cast<std::uint32_t>(download(best.data(), 1, stream_)[0] & 0xFFFFFFFFu);
+  }
+
+  // ---- 3: batched insertion -----------------------------------------------------------------
+  // Device memory of the graph phase (MemoryPlan::graph_bytes + per_query_bytes * search_batch
+  // + per_prune_bytes * prune_batch), released as a whole.
+  struct Work {
+    Work(std::size_t n, std::size_t dims, const GraphSettings& s, const MemoryPlan& plan)
+        : neighbors(n * s.stride), degrees(n), order(n), over(n),
+          tables(plan.search_batch * plan.table_slots), log_id(plan.search_batch * s.max_iters),
+          log_key(plan.search_batch * s.max_iters), log_count(plan.search_batch),
+          kept_distance(plan.search_batch * s.R), counters(2),
+          rows(plan.prune_batch * plan.gram_dim * dims), gram(plan.prune_batch * plan.gram_dim * plan.gram_dim),
+          cand(plan.prune_batch * s.max_candidates), cand_counts(plan.prune_batch), prune_nodes(plan.prune_batch),
+          edge_keys{DeviceBuffer<std::uint64_t>(plan.search_batch * s.R),
+                    DeviceBuffer<std::uint64_t>(plan.search_batch * s.R)},
+          edge_values{DeviceBuffer<std::uint32_t>(plan.search_batch * s.R),
+                      DeviceBuffer<std::uint32_t>(plan.search_batch * s.R)},
+          targets(plan.search_batch * s.R), run_target(plan.search_batch * s.R),
+          run_length(plan.search_batch * s.R), run_start(plan.search_batch * s.R), run_count(2),
+          overflow(plan.search_batch * s.R) {
+      std::size_t temp_bytes = 0;
+      VS_CUDA_TRY(kernels::reverse_temp_bytes(plan.search_batch * s.R, temp_bytes));
+      reverse_temp = DeviceBuffer<std::uint8_t>(temp_bytes);
+      reverse = kernels::ReverseBuffers{{edge_keys[0].data(), edge_keys[1].data()},
+                                        {edge_values[0].data(), edge_values[1].data()},
+                                        targets.data(),
+                                        run_target.data(),
+                                        run_length.data(),
+                                        run_start.data(),
+                                        run_count.data(),
+                                        overflow.data(),
+                                        reverse_temp.data(),
+                                        temp_bytes};
+    }
+    DeviceBuffer<std::uint32_t> neighbors, degrees, order, over;           // graph, insertion order, lists over R
+    DeviceBuffer<std::uint32_t> tables, log_id;                            // search: visited sets, expansions
+    DeviceBuffer<float> log_key;
+    DeviceBuffer<std::uint32_t> log_count;
+    DeviceBuffer<float> kept_distance;                                     // prune output for reverse edges
+    DeviceBuffer<unsigned long long> counters;                             // distances computed, capped searches
+    DeviceBuffer<float> rows, gram;                                        // prune: gathered rows, Gram matrices
+    DeviceBuffer<std::uint32_t> cand, cand_counts, prune_nodes;            // prune: candidate lists
+    DeviceBuffer<std::uint64_t> edge_keys[2];                              // reverse edges
+    DeviceBuffer<std::uint32_t> edge_values[2], targets, run_target, run_length, run_start, run_count, overflow;
+    DeviceBuffer<std::uint8_t> reverse_temp;
+    kernels::ReverseBuffers reverse{};
+  };
+
+  void allocate_graph() {
+    w_.emplace(n_, dims_, s_, plan_);
+    VS_CUDA_TRY(cudaMemsetAsync(w_->degrees.data(), 0, w_->degrees.bytes(), stream_.get()));
+    VS_CUDA_TRY(cudaMemsetAsync(w_->counters.data(), 0, w_->counters.bytes(), stream_.get()));
+    order_host_ = insertion_order(n_, params_.build.seed);
+    upload(w_->order.data(), order_host_.data(), n_, stream_);
+    args_.vectors = x_;
+    args_.dims = static_cast<std::uint32_t>(dims_);
+    args_.metric = s_.metric;
+    args_.neighbors = w_->neighbors.data();
+    args_.degrees = w_->degrees.data();
+    args_.stride = s_.stride;
+    args_.list_size = s_.L;
+    args_.max_iters = s_.max_iters;
+  }
+
+  void insert_all() {
+    const std::size_t total = n_ * (1 + s_.refine_passes);
+    std::size_t done = 0;
+    poll(vamana::kPhaseInsert, 0, total);
+    for (const auto& [begin, end] : insertion_batches(n_, plan_.search_batch, s_.batch_growth)) {
+      run_batch(begin, end, false);
+      done += end - begin;
+      poll(vamana::kPhaseInsert, done, total);
+    }
+    for (std::uint32_t pass = 0; pass < s_.refine_passes; ++pass)
+      for (std::size_t begin = 0; begin < n_; begin += plan_.search_batch) {
+        const std::size_t end = std::min(n_, begin + plan_.search_batch);
+        run_batch(begin, end, true);
+        done += end - begin;
+        poll(vamana::kPhaseInsert, done, total);
+      }
+    const auto counters = download(w_->counters.data(), 2, stream_);
+    stats_.distance_computations += counters[0];
+    stats_.capped_searches = counters[1];
+  }
+
+  // One batch of rows order[begin, end): search, prune, reverse edges (reference.cpp's run_batch).
+  void run_batch(std::size_t begin, std::size_t end, bool refine) {
+    const auto count = static_cast<std::uint32_t>(end - begin);
+    const std::uint32_t* rows = w_->order.data() + begin;
+    VS_CUDA_TRY(cudaMemsetAsync(w_->tables.data(), 0xFF, std::size_t{count} * plan_.table_slots * sizeof(std::uint32_t),
+                                stream_.get()));
+    VS_CUDA_TRY(kernels::search(args_, rows, count, medoid_, w_->tables.data(), plan_.table_slots, w_->log_id.data(),
+                                w_->log_key.data(), w_->log_count.data(), w_->counters.data(), w_->counters.data() + 1,
+                                stream_.get()));
+    for (std::uint32_t first = 0; first < count; first += static_cast<std::uint32_t>(plan_.prune_batch)) {
+      const std::uint32_t c = std::min<std::uint32_t>(static_cast<std::uint32_t>(plan_.prune_batch), count - first);
+      const std::uint32_t* log = w_->log_id.data() + std::size_t{first} * s_.max_iters;
+      if (refine) {
+        VS_CUDA_TRY(kernels::refine_candidates(rows + first, w_->neighbors.data(), s_.stride, w_->degrees.data(), log,
+                                               s_.max_iters, w_->log_count.data() + first, c, s_.max_candidates,
+                                               w_->cand.data(), w_->cand_counts.data(), stream_.get()));
+        prune(rows + first, w_->cand.data(), s_.max_candidates, w_->cand_counts.data(), c,
+              w_->kept_distance.data() + std::size_t{first} * s_.R);
+      } else {
+        prune(rows + first, log, s_.max_iters, w_->log_count.data() + first, c,
+              w_->kept_distance.data() + std::size_t{first} * s_.R);
+      }
+    }
+    VS_CUDA_TRY(kernels::reverse_edges(rows, count, w_->kept_distance.data(), s_.R, w_->neighbors.data(), s_.stride,
+                                       w_->degrees.data(), s_.max_candidates, w_->reverse, stream_.get()));
+    const std::uint32_t overflowing = download(w_->run_count.data() + 1, 1, stream_)[0];
+    for (std::uint32_t first = 0; first < overflowing; first += static_cast<std::uint32_t>(plan_.prune_batch)) {
+      const std::uint32_t c = std::min<std::uint32_t>(static_cast<std::uint32_t>(plan_.prune_batch), overflowing - first);
+      VS_CUDA_TRY(kernels::overflow_candidates(w_->reverse, first, c, w_->neighbors.data(), s_.stride, w_->degrees.data(),
+                                               s_.max_candidates, w_->prune_nodes.data(), w_->cand.data(),
+                                               w_->cand_counts.data(), stream_.get()));
+      prune(w_->prune_nodes.data(), w_->cand.data(), s_.max_candidates, w_->cand_counts.data(), c, nullptr);
+    }
+    stats_.reverse_prunes += overflowing;
+    ++stats_.batches;
+    stream_.sync();
+  }
+
+  // RobustPrune of `count` nodes: gather rows, Gram matrices by one batched SGEMM, prune.
+  void prune(const std::uint32_t* nodes, const std::uint32_t* cand, std::size_t cand_stride,
+             const std::uint32_t* counts, std::uint32_t count, float* kept_distance) {
+    if (count == 0) return;
+    const std::uint32_t M = plan_.gram_dim;
+    VS_CUDA_TRY(kernels::gather_rows(x_, dims_, nodes, cand, cand_stride, counts, count, M, w_->rows.data(),
+                                     stream_.get()));
+    // rows: per node M x dims row-major = dims x M column-major (lda = dims); gram = rows^T rows.
+    const float one = 1.0f, zero = 0.0f;
+    const auto m = static_cast<int>(M), k = static_cast<int>(dims_);
+    VS_CUBLAS_TRY(cublasSgemmStridedBatched(blas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, m, m, k, &one, w_->rows.data(), k,
+                                            static_cast<long long>(M) * dims_, w_->rows.data(), k,
+                                            static_cast<long long>(M) * dims_, &zero, w_->gram.data(), m,
+                                            static_cast<long long>(M) * M, static_cast<int>(count)));
+    VS_CUDA_TRY(kernels::prune(w_->gram.data(), M, nodes, cand, cand_stride, counts, count, s_.max_candidates, s_.prune,
+                               w_->neighbors.data(), s_.stride, w_->degrees.data(), kept_distance, stream_.get()));
+  }
+
+  // ---- 4: every list to at most R -------------------------------------------------------------
+  void final_prune() {
+    if (control_.cancel && control_.cancel()) throw Cancelled();
+    VS_CUDA_TRY(cudaMemsetAsync(w_->run_count.data(), 0, sizeof(std::uint32_t), stream_.get()));
+    VS_CUDA_TRY(kernels::select_overfull(w_->degrees.data(), n_, s_.R, w_->over.data(), w_->run_count.data(),
+                                         stream_.get()));
+    const std::uint32_t over = download(w_->run_count.data(), 1, stream_)[0];
+    poll(vamana::kPhasePrune, 0, over);
+    for (std::uint32_t first = 0; first < over; first += static_cast<std::uint32_t>(plan_.prune_batch)) {
+      const std::uint32_t c = std::min<std::uint32_t>(static_cast<std::uint32_t>(plan_.prune_batch), over - first);
+      const std::uint32_t* nodes = w_->over.data() + first;
+      VS_CUDA_TRY(kernels::list_candidates(nodes, c, w_->neighbors.data(), s_.stride, w_->degrees.data(),
+                                           s_.max_candidates, w_->cand.data(), w_->cand_counts.data(), stream_.get()));
+      prune(nodes, w_->cand.data(), s_.max_candidates, w_->cand_counts.data(), c, nullptr);
+      stream_.sync();
+      poll(vamana::kPhasePrune, first + c, over);
+    }
+    stats_.final_prunes = over;
+  }
+
+  vamana::Graph download_graph() {
+    vamana::Graph g;
+    g.num_nodes = static_cast<std::uint32_t>(n_);
+    g.stride = s_.stride;
+    g.medoid = medoid_;
+    g.neighbors = Array<std::uint32_t>(n_ * s_.stride);
+    g.degrees = Array<std::uint32_t>(n_);
+    VS_CUDA_TRY(cudaMemcpyAsync(g.neighbors.data(), w_->neighbors.data(), w_->neighbors.bytes(),
+                                cudaMemcpyDeviceToHost, stream_.get()));
+    VS_CUDA_TRY(cudaMemcpyAsync(g.degrees.data(), w_->degrees.data(), w_->degrees.bytes(), cudaMemcpyDeviceToHost,
+                                stream_.get()));
+    stream_.sync();
+    // Slots past a node's degree were never written on the device: clear them (pages never read
+    // them, but the graph should not carry stale memory).
+    for (std::size_t i = 0; i < n_; ++i)
+      std::fill(g.neighbors.data() + i * s_.stride + g.degrees[i], g.neighbors.data() + (i + 1) * s_.stride, 0u);
+    return g;
+  }
+
+  void release_device_memory() {
+    w_.reset();
+    vectors_.reset();
+    mapped_.reset();
+  }
+
+  const float* host_;
+  std::size_t n_, dims_;
+  const vamana::IndexParams& params_;
+  const Control& control_;
+  const DeviceBuildOptions& options_;
+  const GraphSettings s_;
+  const bool sbq_;
+  const std::uint32_t bits_;
+  const std::size_t words_;
+  MemoryPlan plan_;
+  GraphBuildStats stats_;
+  std::uint32_t medoid_ = 0;
+
+  // Declared before the buffers, destroyed after them.
+  Stream stream_;
+  detail::CublasHandle blas_;
+  std::optional<detail::HostRegistration> mapped_;
+  DeviceBuffer<float> vectors_;
+  const float* x_ = nullptr;  // the vectors as the device sees them (vectors_ or mapped_)
+  std::optional<Work> w_;
+  core::SearchArgs args_;
+  std::vector<std::uint32_t> order_host_;
+};
+
+}  // namespace
+
+DeviceChoice choose_device(int requested) noexcept {
+  DeviceChoice c;
+  int count = 0;
+  const cudaError_t st = cudaGetDeviceCount(&count);
+  if (st != cudaSuccess) {
+    (void)cudaGetLastError();
+    c.reason = cudaGetErrorString(st);
+    return c;
+  }
+  if (count == 0) {
+    c.reason = "the CUDA runtime reports no device";
+    return c;
+  }
+  if (requested >= count) {
+    c.reason = vs::detail::format("--cuda-device %d does not exist (%d device%s)", requested, count, count == 1 ? "" : "s");
+    return c;
+  }
+  int best = -1;
+  DeviceMemoryInfo best_mem;
+  for (int d = requested >= 0 ? requested : 0; d < (requested >= 0 ? requested + 1 : count); ++d) {
+    const DeviceMemoryInfo m = device_memory_info(d);
+    if (m.total_bytes == 0) continue;  // unusable (error already cleared)
+    if (best < 0 || m.free_bytes > best_mem.free_bytes) best = d, best_mem = m;
+  }
+  if (best < 0) {
+    c.reason = requested >= 0 ? vs::detail::format("CUDA device %d cannot be used", requested)
+                              : "no CUDA device can be used";
+    return c;
+  }
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, best) == cudaSuccess) c.name = prop.name;
+  else (void)cudaGetLastError();
+  c.device = best;
+  c.free_bytes = best_mem.free_bytes;
+  c.total_bytes = best_mem.total_bytes;
+  c.reason = requested >= 0 ? "chosen with --cuda-device"
+                            : vs::detail::format("the device with the most free memory of %d", count);
+  return c;
+}
+
+DeviceMemoryInfo device_memory_info(int device) noexcept {
+  DeviceMemoryInfo m;
+  std::size_t free_bytes = 0, total_bytes = 0;
+  if (cudaSetDevice(device) != cudaSuccess || cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return m;
+  }
+  m.free_bytes = free_bytes;
+  m.total_bytes = total_bytes;
+  return m;
+}
+
+bool device_supports(const vamana::IndexParams& params, std::size_t dims, int device, const GraphOptions& options,
+                     std::string& reason) {
+  const GraphSettings s = derive_settings(params.build, options);
+  if (dims == 0 || dims > 0xFFFFFFFFu) {
+    reason = "unsupported number of dimensions";
+    return false;
+  }
+  const std::size_t limit = max_shared_bytes(device);
+  const std::size_t search = kernels::search_shared_bytes(s.L, s.stride);
+  const std::size_t prune = kernels::prune_shared_bytes(s.max_candidates);
+  if (search > limit || prune > limit) {
+    reason = vs::detail::format(
+        "search_list_size %u with num_neighbors %u needs %zu bytes of shared memory per block; the device has %zu",
+        s.L, s.R, std::max(search, prune), limit);
+    return false;
+  }
+  return true;
+}
+
+DeviceBuildResult build_on_device(const float* vectors, std::size_t n, std::size_t dims,
+                                  const vamana::IndexParams& params, const Control& control,
+                                  const DeviceBuildOptions& options) {
+  static_assert(kStatsRows == 256, "train.cu sums groups of 256 rows");
+  VS_EXPECTS(n >= 1, "nothing to build");
+  VS_EXPECTS(n < 0x80000000u, "too many vectors for the GPU build: %zu", n);
+  VS_EXPECTS(dims >= 1, "vectors must have at least one dimension");
+  VS_EXPECTS(params.storage == vamana::Storage::kMemoryOptimized || params.bits_per_dim <= 1,
+             "num_bits_per_dimension > 1 requires storage_layout memory_optimized");
+  VS_CUDA_TRY(cudaSetDevice(options.device));
+  DeviceBuilder b(vectors, n, dims, params, control, options);
+  return b.run();
+}
+
+}  // namespace vs::cuda

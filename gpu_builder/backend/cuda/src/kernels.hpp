@@ -1,0 +1,123 @@
+// The kernels of the CUDA backend, as launchers callable from host C++ (no CUDA syntax here:
+// this header compiles with the host compiler too). Every launcher enqueues its work on
+// `stream` and returns the status of the launch (cudaGetLastError right after it) or of the
+// first CUB call that failed; the host code checks each with VS_CUDA_TRY. Pointers are device
+// pointers (or mapped host memory for the vectors). Internal to the backend.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "vectorscale/cuda/core/prune_node.hpp"
+#include "vectorscale/cuda/core/search.hpp"
+
+namespace vs::cuda::kernels {
+
+// ---- SBQ statistics, codes, medoid (train.cu) -------------------------------------------
+/**
+ * partials[(first_group + g) * dims + d] = sum of x[r][d] over the rows of group g (kStatsRows
+ * rows each; the last may be short) of the `rows` rows at x; with mean != null the sum is of
+ * (x[r][d] - mean[d])^2 instead. Sums in double.
+ */
+cudaError_t column_sums(const float* x, std::size_t rows, std::size_t dims, const double* mean,
+                        std::size_t first_group, double* partials, cudaStream_t stream);
+/** out[d] = (sum over g < groups of partials[g * dims + d], in order) / divisor (deterministic). */
+cudaError_t reduce_groups(const double* partials, std::size_t groups, std::size_t dims, double divisor, double* out,
+                          cudaStream_t stream);
+/** codes[i * words + w] = core::sbq_word(x[i], ...) for rows i < rows. */
+cudaError_t sbq_encode(const float* x, std::size_t rows, std::size_t dims, const float* mean, const float* inv_stddev,
+                       std::uint32_t bits, std::uint64_t* codes, cudaStream_t stream);
+/** keys[i] = (order bits of l2(centroid, x[i]) << 32) | i. */
+cudaError_t medoid_keys(const float* x, std::size_t n, std::size_t dims, const float* centroid, std::uint64_t* keys,
+                        cudaStream_t stream);
+/** *out = min of keys[0..n) (CUB); temp/temp_bytes as CUB's: null temp asks for the size. */
+cudaError_t min_key(void* temp, std::size_t& temp_bytes, const std::uint64_t* keys, std::size_t n, std::uint64_t* out,
+                    cudaStream_t stream);
+
+// ---- greedy search (search.cu) --------------------------------------------------------------
+/** Dynamic shared memory the search kernel needs; 0 when L and stride are too large. */
+std::size_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride);
+/**
+ * One block per query: core::greedy_search_one for vectors queries[b] from `start`. Tables
+ * (count * table_slots, all core::kEmptySlot) are the visited sets; log_id/log_key (count *
+ * args.max_iters) receive the expansions, log_count[b] their number; *computed and *capped
+ * (searches that hit max_iters) are incremented.
+ */
+cudaError_t search(const core::SearchArgs& args, const std::uint32_t* queries, std::uint32_t count,
+                   std::uint32_t start, std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id,
+                   float* log_key, std::uint32_t* log_count, unsigned long long* computed,
+                   unsigned long long* capped, cudaStream_t stream);
+
+// ---- prune (prune.cu) -----------------------------------------------------------------------
+/**
+ * Gram-matrix inputs of `count` prunes: rows[i][0] = x[nodes[i]], rows[i][1 + c] =
+ * x[cand[i * cand_stride + c]] for c < counts[i], zero rows up to gram_dim (row-major,
+ * gram_dim x dims per item).
+ */
+cudaError_t gather_rows(const float* x, std::size_t dims, const std::uint32_t* nodes, const std::uint32_t* cand,
+                        std::size_t cand_stride, const std::uint32_t* counts, std::uint32_t count,
+                        std::uint32_t gram_dim, float* rows, cudaStream_t stream);
+/** Dynamic shared memory per warp (node) of the prune kernel for `capacity` candidates. */
+std::size_t prune_shared_bytes(std::uint32_t capacity);
+/**
+ * One warp per item: core::prune_node of nodes[i] over its candidates with gram[i] (gram_dim^2,
+ * column-major), writing the kept list to neighbors[nodes[i] * stride ...], degrees[nodes[i]],
+ * and (when kept_distance != null) the kept distances to kept_distance[i * params.R ...].
+ */
+cudaError_t prune(const float* gram, std::uint32_t gram_dim, const std::uint32_t* nodes, const std::uint32_t* cand,
+                  std::size_t cand_stride, const std::uint32_t* counts, std::uint32_t count, std::uint32_t capacity,
+                  const core::PruneParams& params, std::uint32_t* neighbors, std::uint32_t stride,
+                  std::uint32_t* degrees, float* kept_distance, cudaStream_t stream);
+/**
+ * Candidates of a refining prune: cand[i] = core::write_union(list of nodes[i], log[i]), counts[i]
+ * its size (at most max_candidates, the row stride of cand).
+ */
+cudaError_t refine_candidates(const std::uint32_t* nodes, const std::uint32_t* neighbors, std::uint32_t stride,
+                              const std::uint32_t* degrees, const std::uint32_t* log_id, std::uint32_t log_stride,
+                              const std::uint32_t* log_count, std::uint32_t count, std::uint32_t max_candidates,
+                              std::uint32_t* cand, std::uint32_t* counts, cudaStream_t stream);
+/** Appends every node with more than R neighbours to nodes[*count++] (order unspecified). */
+cudaError_t select_overfull(const std::uint32_t* degrees, std::size_t n, std::uint32_t R, std::uint32_t* nodes,
+                            std::uint32_t* count, cudaStream_t stream);
+/** cand[i] = the list of nodes[i], counts[i] its degree (rows of max_candidates). */
+cudaError_t list_candidates(const std::uint32_t* nodes, std::uint32_t count, const std::uint32_t* neighbors,
+                            std::uint32_t stride, const std::uint32_t* degrees, std::uint32_t max_candidates,
+                            std::uint32_t* cand, std::uint32_t* counts, cudaStream_t stream);
+
+// ---- reverse edges (reverse.cu) -------------------------------------------------------------
+/** Device buffers of the reverse-edge step of one batch (edges = batch rows * R). */
+struct ReverseBuffers {
+  std::uint64_t* keys[2];     ///< edge keys, in and sorted
+  std::uint32_t* values[2];   ///< source nodes, in and sorted
+  std::uint32_t* targets;     ///< target of each sorted edge
+  std::uint32_t* run_target;  ///< per run: target node
+  std::uint32_t* run_length;  ///< per run: edges
+  std::uint32_t* run_start;   ///< per run: first sorted edge
+  std::uint32_t* run_count;   ///< [0] runs, [1] overflowing runs
+  std::uint32_t* overflow;    ///< runs whose union outgrows the list
+  void* temp;                 ///< CUB temporary storage
+  std::size_t temp_bytes;
+};
+/** CUB temporary storage the reverse step needs for `edges` edges. */
+cudaError_t reverse_temp_bytes(std::size_t edges, std::size_t& bytes);
+/**
+ * The reverse edges of the `count` rows nodes[0..count): sorts the edges (q = kept neighbour
+ * of p, d(p, q)) by (q, distance), then per target q appends its new in-neighbours to its list
+ * in place when the union fits `stride`, or records the run in `overflow` (run_count[1]) for a
+ * prune. kept_distance holds the distances written by the prune (R per row).
+ */
+cudaError_t reverse_edges(const std::uint32_t* nodes, std::uint32_t count, const float* kept_distance,
+                          std::uint32_t R, std::uint32_t* neighbors, std::uint32_t stride, std::uint32_t* degrees,
+                          std::uint32_t max_candidates, const ReverseBuffers& buf, cudaStream_t stream);
+/**
+ * Prune inputs of overflowing runs [first, first + count): nodes[i] = the target, cand[i] =
+ * the union of its list and its in-neighbours (max_candidates per row), counts[i] its size.
+ */
+cudaError_t overflow_candidates(const ReverseBuffers& buf, std::uint32_t first, std::uint32_t count,
+                                const std::uint32_t* neighbors, std::uint32_t stride, const std::uint32_t* degrees,
+                                std::uint32_t max_candidates, std::uint32_t* nodes, std::uint32_t* cand,
+                                std::uint32_t* counts, cudaStream_t stream);
+
+}  // namespace vs::cuda::kernels

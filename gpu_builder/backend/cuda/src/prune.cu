@@ -1,0 +1,149 @@
+// RobustPrune of many nodes: gather each node's rows for its Gram matrix (the GEMM itself is a
+// batched cuBLAS call in device_build.cpp), then one warp per node runs core::prune_node.
+#include "detail/teams.cuh"
+#include "kernels.hpp"
+#include "vectorscale/cuda/core/reverse.hpp"
+
+namespace vs::cuda::kernels {
+
+namespace {
+
+constexpr unsigned kPruneWarps = 4;  // warps (nodes) per block, fewer when their shared memory is large
+constexpr std::size_t kDefaultShared = 48 * 1024;
+
+// One block per (row, item): copies a vector, or zeros for padding rows.
+__global__ void gather_rows_kernel(const float* __restrict__ x, std::size_t dims, const std::uint32_t* __restrict__ nodes,
+                                   const std::uint32_t* __restrict__ cand, std::size_t cand_stride,
+                                   const std::uint32_t* __restrict__ counts, std::uint32_t gram_dim,
+                                   float* __restrict__ rows) {
+  const std::uint32_t item = blockIdx.y, r = blockIdx.x;
+  float* out = rows + (static_cast<std::uint64_t>(item) * gram_dim + r) * dims;
+  const float* src = nullptr;
+  if (r == 0) src = x + static_cast<std::uint64_t>(nodes[item]) * dims;
+  else if (r - 1 < counts[item]) src = x + static_cast<std::uint64_t>(cand[item * cand_stride + (r - 1)]) * dims;
+  for (std::size_t d = threadIdx.x; d < dims; d += blockDim.x) out[d] = src != nullptr ? src[d] : 0.0f;
+}
+
+__global__ void prune_kernel(const float* __restrict__ gram, std::uint32_t gram_dim,
+                             const std::uint32_t* __restrict__ nodes, const std::uint32_t* cand, std::size_t cand_stride,
+                             const std::uint32_t* __restrict__ counts, std::uint32_t count, std::uint32_t capacity,
+                             core::PruneParams params, std::uint32_t* neighbors, std::uint32_t stride,
+                             std::uint32_t* __restrict__ degrees, float* __restrict__ kept_distance) {
+  extern __shared__ float4 prune_shared[];
+  const std::uint32_t warp = threadIdx.x >> 5;
+  const std::uint32_t item = blockIdx.x * (blockDim.x >> 5) + warp;
+  if (item >= count) return;  // the whole warp leaves together
+  const detail::WarpTeam team;
+  const core::PruneShared shared = core::carve_prune_shared(
+      reinterpret_cast<std::uint8_t*>(prune_shared) + warp * core::prune_shared_bytes(capacity), capacity);
+  const std::uint32_t p = nodes[item];
+  const float* g = gram + static_cast<std::uint64_t>(item) * gram_dim * gram_dim;
+  auto gram_at = [&](std::uint32_t a, std::uint32_t b) { return g[a + static_cast<std::uint64_t>(b) * gram_dim]; };
+  const std::uint32_t kept =
+      core::prune_node(team, p, cand + item * cand_stride, counts[item], gram_at, params, shared,
+                       neighbors + static_cast<std::uint64_t>(p) * stride,
+                       kept_distance != nullptr ? kept_distance + static_cast<std::uint64_t>(item) * params.R : nullptr);
+  if (team.leader()) degrees[p] = kept;
+}
+
+__global__ void refine_candidates_kernel(const std::uint32_t* __restrict__ nodes,
+                                         const std::uint32_t* __restrict__ neighbors, std::uint32_t stride,
+                                         const std::uint32_t* __restrict__ degrees,
+                                         const std::uint32_t* __restrict__ log_id, std::uint32_t log_stride,
+                                         const std::uint32_t* __restrict__ log_count, std::uint32_t count,
+                                         std::uint32_t max_candidates, std::uint32_t* __restrict__ cand,
+                                         std::uint32_t* __restrict__ counts) {
+  const std::uint32_t i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= count) return;
+  const std::uint32_t p = nodes[i];
+  counts[i] = core::write_union(neighbors + static_cast<std::uint64_t>(p) * stride, degrees[p],
+                                log_id + static_cast<std::uint64_t>(i) * log_stride, log_count[i], max_candidates,
+                                cand + static_cast<std::uint64_t>(i) * max_candidates);
+}
+
+__global__ void select_overfull_kernel(const std::uint32_t* __restrict__ degrees, std::size_t n, std::uint32_t R,
+                                       std::uint32_t* __restrict__ nodes, std::uint32_t* __restrict__ count) {
+  const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n && degrees[i] > R) nodes[atomicAdd(count, 1u)] = static_cast<std::uint32_t>(i);
+}
+
+__global__ void list_candidates_kernel(const std::uint32_t* __restrict__ nodes, std::uint32_t count,
+                                       const std::uint32_t* __restrict__ neighbors, std::uint32_t stride,
+                                       const std::uint32_t* __restrict__ degrees, std::uint32_t max_candidates,
+                                       std::uint32_t* __restrict__ cand, std::uint32_t* __restrict__ counts) {
+  const std::uint32_t i = blockIdx.x;
+  if (i >= count) return;
+  const std::uint32_t p = nodes[i], deg = degrees[p];
+  for (std::uint32_t k = threadIdx.x; k < deg; k += blockDim.x)
+    cand[static_cast<std::uint64_t>(i) * max_candidates + k] = neighbors[static_cast<std::uint64_t>(p) * stride + k];
+  if (threadIdx.x == 0) counts[i] = deg;
+}
+
+}  // namespace
+
+cudaError_t gather_rows(const float* x, std::size_t dims, const std::uint32_t* nodes, const std::uint32_t* cand,
+                        std::size_t cand_stride, const std::uint32_t* counts, std::uint32_t count,
+                        std::uint32_t gram_dim, float* rows, cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  constexpr std::uint32_t kMaxGridY = 65535;
+  for (std::uint32_t first = 0; first < count; first += kMaxGridY) {
+    const std::uint32_t items = count - first < kMaxGridY ? count - first : kMaxGridY;
+    const dim3 grid(gram_dim, items);
+    gather_rows_kernel<<<grid, 128, 0, stream>>>(x, dims, nodes + first, cand + first * cand_stride, cand_stride,
+                                                 counts + first, gram_dim,
+                                                 rows + static_cast<std::uint64_t>(first) * gram_dim * dims);
+    const cudaError_t st = cudaGetLastError();
+    if (st != cudaSuccess) return st;
+  }
+  return cudaSuccess;
+}
+
+std::size_t prune_shared_bytes(std::uint32_t capacity) { return core::prune_shared_bytes(capacity); }
+
+cudaError_t prune(const float* gram, std::uint32_t gram_dim, const std::uint32_t* nodes, const std::uint32_t* cand,
+                  std::size_t cand_stride, const std::uint32_t* counts, std::uint32_t count, std::uint32_t capacity,
+                  const core::PruneParams& params, std::uint32_t* neighbors, std::uint32_t stride,
+                  std::uint32_t* degrees, float* kept_distance, cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  const std::size_t per_warp = core::prune_shared_bytes(capacity);
+  const unsigned warps = per_warp * kPruneWarps <= kDefaultShared ? kPruneWarps : 1;
+  const std::size_t shared = per_warp * warps;
+  if (shared > kDefaultShared) {
+    const cudaError_t st =
+        cudaFuncSetAttribute(prune_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
+    if (st != cudaSuccess) return st;
+  }
+  const unsigned grid = (count + warps - 1) / warps;
+  prune_kernel<<<grid, warps * 32, shared, stream>>>(gram, gram_dim, nodes, cand, cand_stride, counts, count,
+                                                           capacity, params, neighbors, stride, degrees, kept_distance);
+  return cudaGetLastError();
+}
+
+cudaError_t refine_candidates(const std::uint32_t* nodes, const std::uint32_t* neighbors, std::uint32_t stride,
+                              const std::uint32_t* degrees, const std::uint32_t* log_id, std::uint32_t log_stride,
+                              const std::uint32_t* log_count, std::uint32_t count, std::uint32_t max_candidates,
+                              std::uint32_t* cand, std::uint32_t* counts, cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  refine_candidates_kernel<<<(count + 127) / 128, 128, 0, stream>>>(nodes, neighbors, stride, degrees, log_id,
+                                                                     log_stride, log_count, count, max_candidates, cand,
+                                                                     counts);
+  return cudaGetLastError();
+}
+
+cudaError_t select_overfull(const std::uint32_t* degrees, std::size_t n, std::uint32_t R, std::uint32_t* nodes,
+                            std::uint32_t* count, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  select_overfull_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(degrees, n, R, nodes, count);
+  return cudaGetLastError();
+}
+
+cudaError_t list_candidates(const std::uint32_t* nodes, std::uint32_t count, const std::uint32_t* neighbors,
+                            std::uint32_t stride, const std::uint32_t* degrees, std::uint32_t max_candidates,
+                            std::uint32_t* cand, std::uint32_t* counts, cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  list_candidates_kernel<<<count, 64, 0, stream>>>(nodes, count, neighbors, stride, degrees, max_candidates, cand,
+                                                   counts);
+  return cudaGetLastError();
+}
+
+}  // namespace vs::cuda::kernels
