@@ -82,6 +82,11 @@ class DeviceBuilder {
         sbq_(params.storage == vamana::Storage::kMemoryOptimized),
         bits_(sbq_ ? (params.bits_per_dim == 0 ? sbq::default_bits_per_dim(dims) : params.bits_per_dim) : 0),
         words_(sbq_ ? sbq::code_words(dims, bits_) : 0), blas_(stream_.get()) {}
+  DeviceBuilder(const DeviceBuilder&) = delete;
+  DeviceBuilder& operator=(const DeviceBuilder&) = delete;
+  // On every exit (errors, cancellation): no queued work may still use the buffers and the
+  // mapped host memory that the members release.
+  ~DeviceBuilder() { (void)cudaStreamSynchronize(stream_.get()); }
 
   DeviceBuildResult run() {
     DeviceBuildResult out;
@@ -171,6 +176,7 @@ class DeviceBuilder {
     PinnedBuffer<float> staging[2] = {PinnedBuffer<float>(rows * dims_), PinnedBuffer<float>(rows * dims_)};
     Event copied[2];
     Stream copy;
+    const detail::StreamSyncGuard copies_done(copy);  // no copy still reads `staging` when it is freed
     const std::size_t threads = std::max<std::uint32_t>(1, params_.build.threads);
     std::size_t chunk = 0;
     for (std::size_t r0 = 0; r0 < n_; r0 += rows, ++chunk) {

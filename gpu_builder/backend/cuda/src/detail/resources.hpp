@@ -119,6 +119,18 @@ class Stream {
   cudaStream_t s_{};
 };
 
+/** Waits for a stream when leaving a scope (before the buffers its work uses are freed). */
+class StreamSyncGuard {
+ public:
+  explicit StreamSyncGuard(const Stream& s) noexcept : s_(s) {}
+  StreamSyncGuard(const StreamSyncGuard&) = delete;
+  StreamSyncGuard& operator=(const StreamSyncGuard&) = delete;
+  ~StreamSyncGuard() { (void)cudaStreamSynchronize(s_.get()); }
+
+ private:
+  const Stream& s_;
+};
+
 /** An event without timing, for ordering streams. */
 class Event {
  public:

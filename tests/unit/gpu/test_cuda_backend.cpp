@@ -1,0 +1,133 @@
+// gpu_builder's CUDA backend on a device (ctest label `gpu`; skipped with the runtime's reason
+// where none exists): its pages pass the same validation as the CPU backend's, labelled builds
+// go to the CPU backend and say so, device memory is reported, and cancellation works.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <vector>
+
+#include "synthetic.hpp"
+#include "vectorscale/builder/cuda_backend.hpp"
+#include "vectorscale/core/error.hpp"
+#include "vectorscale/format/reader.hpp"
+#include "vectorscale/format/validate.hpp"
+
+namespace {
+
+using namespace vs;
+namespace vb = vs::builder;
+
+// The backend, or skip with the reason.
+std::unique_ptr<vb::CudaBackend> open_backend(std::string& reason) {
+  try {
+    return vb::CudaBackend::create({});
+  } catch (const vs::Error& e) {
+    reason = e.what();
+    return nullptr;
+  }
+}
+
+#define REQUIRE_BACKEND(b)                        \
+  std::string b##_why;                            \
+  auto b = open_backend(b##_why);                 \
+  if (!b) {                                       \
+    GTEST_SKIP() << "no CUDA backend: " << b##_why; \
+  }
+
+vb::BuildInput make_input(std::size_t n, std::size_t dims, distance::Metric metric, bool labelled) {
+  vb::BuildInput in;
+  in.params.build.metric = metric;
+  in.params.build.num_neighbors = 24;
+  in.params.build.search_list_size = 48;
+  in.rows = n;
+  in.dims = dims;
+  const auto data = test::clustered(n, dims, 12, 5);
+  in.vectors = Array<float>(n * dims);
+  std::copy(data.begin(), data.end(), in.vectors.data());
+  for (std::size_t i = 0; i < n; ++i)
+    in.heap_tids.push_back(format::Tid{static_cast<std::uint32_t>(1 + i / 50), static_cast<std::uint16_t>(i % 50 + 1)});
+  if (labelled) {
+    vamana::LabelSets labels;
+    for (std::size_t i = 0; i < n; ++i) labels.push_back(std::vector<vamana::Label>{static_cast<vamana::Label>(i % 4)});
+    in.labels = std::move(labels);
+    in.page_options.labeled = true;
+  }
+  in.page_options.provenance.built_by = format::BuiltBy::kBuilder;
+  in.page_options.provenance.backend = format::BuildBackend::kCuda;
+  return in;
+}
+
+// Builds and validates every page as the extension does; returns the decoded meta page.
+format::MetaInfo build_and_validate(vb::CudaBackend& b, vb::BuildInput in, vb::BackendStats* stats = nullptr,
+                                    const Control& control = {}) {
+  std::vector<std::vector<std::byte>> pages;
+  std::set<std::uint64_t> sent;
+  for (const auto& t : in.heap_tids) sent.insert(t.key());
+  const std::size_t n = in.rows;
+  const auto s = b.build(std::move(in), control, [&](std::uint32_t block, std::span<const std::byte> page) {
+    EXPECT_EQ(block, pages.size());
+    pages.emplace_back(page.begin(), page.end());
+  });
+  if (stats != nullptr) *stats = s;
+  EXPECT_EQ(s.nodes, n);
+  std::set<std::uint64_t> seen;
+  format::IndexValidator v(8192, static_cast<std::uint32_t>(pages.size()), true, [&](format::Tid t) {
+    return sent.count(t.key()) == 1 && seen.insert(t.key()).second;
+  });
+  for (std::uint32_t i = 0; i < pages.size(); ++i) {
+    const auto r = v.add_page(i, pages[i]);
+    EXPECT_TRUE(r.ok) << "block " << i << ": " << r.reason;
+  }
+  const auto fin = v.finish();
+  EXPECT_TRUE(fin.ok) << fin.reason;
+  EXPECT_EQ(seen.size(), n);
+  return format::decode_meta(pages.at(0));
+}
+
+TEST(CudaBackend, PagesValidateForEveryMetricAndStorage) {
+  REQUIRE_BACKEND(b);
+  for (const auto metric : {distance::Metric::kL2, distance::Metric::kCosine, distance::Metric::kInnerProduct}) {
+    for (const auto storage : {vamana::Storage::kMemoryOptimized, vamana::Storage::kPlain}) {
+      if (metric == distance::Metric::kInnerProduct && storage == vamana::Storage::kPlain) continue;
+      auto in = make_input(3000, 64, metric, false);
+      in.params.storage = storage;
+      vb::BackendStats stats;
+      const auto meta = build_and_validate(*b, std::move(in), &stats);
+      EXPECT_EQ(meta.build_backend, format::BuildBackend::kCuda);
+      EXPECT_EQ(stats.backend, format::BuildBackend::kCuda);
+      EXPECT_EQ(meta.node_count, 3000u);
+      EXPECT_EQ(meta.metric, metric);
+    }
+  }
+}
+
+TEST(CudaBackend, LabelledBuildsRunOnTheCpuBackend) {
+  REQUIRE_BACKEND(b);
+  std::vector<std::string> log;
+  Control control;
+  control.log = [&](LogLevel, std::string_view line) { log.emplace_back(line); };
+  vb::BackendStats stats;
+  const auto meta = build_and_validate(*b, make_input(1500, 32, distance::Metric::kCosine, true), &stats, control);
+  EXPECT_EQ(meta.build_backend, format::BuildBackend::kCpu);
+  EXPECT_EQ(stats.backend, format::BuildBackend::kCpu);
+  EXPECT_TRUE(meta.has_labels);
+  ASSERT_FALSE(log.empty());
+  EXPECT_NE(log[0].find("labelled"), std::string::npos) << log[0];
+}
+
+TEST(CudaBackend, ReportsDeviceMemoryAndCancels) {
+  REQUIRE_BACKEND(b);
+  const auto m = b->device_memory();
+  EXPECT_GT(m.total_bytes, 0u);
+  EXPECT_LE(m.used_bytes, m.total_bytes);
+  EXPECT_FALSE(b->description().empty());
+  Control control;
+  int polls = 0;
+  control.cancel = [&] { return ++polls > 3; };
+  EXPECT_THROW((void)b->build(make_input(20000, 32, distance::Metric::kL2, false), control,
+                              [](std::uint32_t, std::span<const std::byte>) {}),
+               vs::Cancelled);
+  (void)build_and_validate(*b, make_input(1000, 32, distance::Metric::kL2, false));  // still usable
+}
+
+}  // namespace

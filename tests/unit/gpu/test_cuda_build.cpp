@@ -1,0 +1,270 @@
+// The GPU build (vs::cuda::build_on_device) on a CUDA device (ctest label `gpu`); every test
+// skips with the runtime's reason where no device exists.
+//  - SBQ statistics and codes against common/'s quantizer;
+//  - on points with small integer coordinates (every distance exact in float on both sides)
+//    the device graph is the CPU reference's graph, list for list, also out of core (vectors in
+//    mapped host memory, tiny batches and upload chunks);
+//  - on clustered data: graph invariants, and recall@10 of an index over the GPU graph within
+//    0.5 points of common/'s CPU build of the same data and seed, for all three metrics.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "synthetic.hpp"
+#include "vectorscale/core/error.hpp"
+#include "vectorscale/cuda/device_build.hpp"
+#include "vectorscale/cuda/reference.hpp"
+#include "vectorscale/distance/distance.hpp"
+#include "vectorscale/vamana/index.hpp"
+
+namespace {
+
+using namespace vs;
+
+// The device to test on, or skip.
+#define REQUIRE_DEVICE(choice)                               \
+  const cuda::DeviceChoice choice = cuda::choose_device(-1); \
+  if (choice.device < 0) {                                   \
+    GTEST_SKIP() << "no CUDA device: " << choice.reason;     \
+  }
+
+void expect_graph_invariants(const vamana::Graph& g, std::uint32_t R) {
+  ASSERT_LT(g.medoid, g.num_nodes);
+  std::vector<std::uint8_t> reached(g.num_nodes, 0);
+  std::vector<std::uint32_t> stack = {g.medoid};
+  reached[g.medoid] = 1;
+  for (std::uint32_t i = 0; i < g.num_nodes; ++i) {
+    const auto nb = g.neighbors_of(i);
+    ASSERT_LE(nb.size(), R) << "node " << i;
+    std::set<std::uint32_t> seen;
+    for (const std::uint32_t x : nb) {
+      ASSERT_LT(x, g.num_nodes);
+      ASSERT_NE(x, i) << "self loop at " << i;
+      ASSERT_TRUE(seen.insert(x).second) << "duplicate edge " << i << " -> " << x;
+    }
+  }
+  while (!stack.empty()) {
+    const std::uint32_t u = stack.back();
+    stack.pop_back();
+    for (const std::uint32_t v : g.neighbors_of(u))
+      if (!reached[v]) reached[v] = 1, stack.push_back(v);
+  }
+  for (std::uint32_t i = 0; i < g.num_nodes; ++i) ASSERT_TRUE(reached[i]) << "node " << i << " unreachable";
+}
+
+// Rows with small integer coordinates, as +v / -v pairs: every dot product and distance is exact
+// in float whatever the order of summation, and the centroid is exactly 0, so that the device
+// and the CPU agree on every comparison, the medoid included.
+std::vector<float> exact_points(std::size_t n, std::size_t dims, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> u(-5, 5);
+  std::vector<float> out(n * dims);
+  for (std::size_t i = 0; i + 1 < n; i += 2)
+    for (std::size_t d = 0; d < dims; ++d) {
+      out[i * dims + d] = static_cast<float>(u(rng));
+      out[(i + 1) * dims + d] = -out[i * dims + d];
+    }
+  return out;  // an odd n leaves the zero vector last
+}
+
+void expect_same_graph(const vamana::Graph& got, const vamana::Graph& want) {
+  ASSERT_EQ(got.num_nodes, want.num_nodes);
+  ASSERT_EQ(got.medoid, want.medoid);
+  std::size_t differ = 0, first = 0;
+  for (std::uint32_t i = 0; i < got.num_nodes; ++i) {
+    const auto a = got.neighbors_of(i), b = want.neighbors_of(i);
+    if (!std::equal(a.begin(), a.end(), b.begin(), b.end()) && differ++ == 0) first = i;
+  }
+  EXPECT_EQ(differ, 0u) << "lists differ from the CPU reference, the first at node " << first;
+}
+
+cuda::DeviceBuildOptions options_on(int device) {
+  cuda::DeviceBuildOptions o;
+  o.device = device;
+  return o;
+}
+
+TEST(CudaBuild, SbqStatisticsAndCodesAreCommonsQuantizer) {
+  REQUIRE_DEVICE(dev);
+  for (const std::uint32_t bits : {1u, 2u, 4u}) {
+    for (const std::size_t dims : {96u, 768u}) {
+      const std::size_t n = 5000;
+      const auto data = test::clustered(n, dims, 16, 7 + bits);
+      vamana::IndexParams ip;
+      ip.build.metric = distance::Metric::kL2;
+      ip.build.num_neighbors = 16;
+      ip.build.search_list_size = 32;
+      ip.bits_per_dim = bits;
+      const auto r = cuda::build_on_device(data.data(), n, dims, ip, {}, options_on(dev.device));
+      const auto cpu = sbq::Quantizer::train(data.data(), n, dims, bits);
+      ASSERT_EQ(r.quantizer.bits(), bits);
+      for (std::size_t d = 0; d < dims; ++d) {
+        EXPECT_NEAR(r.quantizer.mean()[d], cpu.mean()[d], 1e-5f * (1.0f + std::fabs(cpu.mean()[d])));
+        if (bits > 1) {
+          EXPECT_NEAR(r.quantizer.stddev()[d], cpu.stddev()[d], 1e-5f * cpu.stddev()[d]);
+        }
+      }
+      // The device's codes are its quantizer's codes, bit for bit.
+      std::vector<std::uint64_t> want(r.quantizer.words());
+      for (std::size_t i = 0; i < n; ++i) {
+        r.quantizer.encode(&data[i * dims], want.data());
+        ASSERT_TRUE(std::equal(want.begin(), want.end(), r.codes.data() + i * want.size()))
+            << "bits " << bits << " dims " << dims << " row " << i;
+      }
+      // The medoid is the row nearest the centroid (up to float rounding of near ties).
+      const std::uint32_t m = vamana::medoid(data.data(), n, dims);
+      std::vector<float> centroid(dims, 0.0f);
+      for (std::size_t d = 0; d < dims; ++d) centroid[d] = r.quantizer.mean()[d];
+      const float dm = distance::l2_squared(centroid.data(), &data[m * dims], dims);
+      const float dg = distance::l2_squared(centroid.data(), &data[r.graph.medoid * dims], dims);
+      EXPECT_NEAR(dg, dm, 1e-4f * (1.0f + dm));
+    }
+  }
+}
+
+TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
+  REQUIRE_DEVICE(dev);
+  for (const auto metric : {distance::Metric::kL2, distance::Metric::kInnerProduct}) {
+    for (const std::uint32_t refine : {0u, 1u}) {
+      const std::size_t n = 6001, dims = 12;
+      const auto data = exact_points(n, dims, 3 + refine);
+      vamana::IndexParams ip;
+      ip.build.metric = metric;
+      ip.build.num_neighbors = 16;
+      ip.build.search_list_size = 40;
+      ip.storage = vamana::Storage::kPlain;
+      auto o = options_on(dev.device);
+      o.graph.refine_passes = refine;
+      const auto r = cuda::build_on_device(data.data(), n, dims, ip, {}, o);
+      expect_graph_invariants(r.graph, 16);
+      const auto want = cuda::reference_build_graph(data.data(), n, dims, ip.build, o.graph, r.plan.search_batch);
+      expect_same_graph(r.graph, want);
+    }
+  }
+}
+
+// The out-of-core paths on small data: vectors left in mapped host memory, batches of 7 rows,
+// prunes of 3 nodes; and resident vectors uploaded in many small chunks. Same graph as the
+// reference with the same batches.
+TEST(CudaBuild, OutOfCoreTinyTilesGiveTheReferenceGraph) {
+  REQUIRE_DEVICE(dev);
+  const std::size_t n = 3001, dims = 20;
+  const auto data = exact_points(n, dims, 11);
+  vamana::IndexParams ip;
+  ip.build.metric = distance::Metric::kL2;
+  ip.build.num_neighbors = 12;
+  ip.build.search_list_size = 24;
+  ip.bits_per_dim = 2;
+  for (const bool mapped : {true, false}) {
+    auto o = options_on(dev.device);
+    o.limits.force_mapped = mapped;
+    o.limits.search_batch = 7;
+    o.limits.prune_batch = 3;
+    o.limits.upload_rows = 256;
+    const auto r = cuda::build_on_device(data.data(), n, dims, ip, {}, o);
+    EXPECT_EQ(r.plan.resident, !mapped);
+    EXPECT_EQ(r.plan.search_batch, 7u);
+    EXPECT_EQ(r.plan.prune_batch, 3u);
+    EXPECT_EQ(r.plan.upload_rows, 256u);
+    expect_graph_invariants(r.graph, 12);
+    expect_same_graph(r.graph, cuda::reference_build_graph(data.data(), n, dims, ip.build, o.graph, 7));
+    const auto cpu = sbq::Quantizer::train(data.data(), n, dims, 2);
+    for (std::size_t d = 0; d < dims; ++d) EXPECT_NEAR(r.quantizer.stddev()[d], cpu.stddev()[d], 1e-5f);
+  }
+}
+
+TEST(CudaBuild, TooLittleDeviceMemoryIsAClearOutOfMemoryError) {
+  REQUIRE_DEVICE(dev);
+  const auto data = test::clustered(2000, 32, 4, 1);
+  vamana::IndexParams ip;
+  auto o = options_on(dev.device);
+  o.limits.budget = 1 << 20;  // 1 MiB: not even the graph fits
+  try {
+    (void)cuda::build_on_device(data.data(), 2000, 32, ip, {}, o);
+    FAIL() << "expected an error";
+  } catch (const vs::Error& e) {
+    EXPECT_EQ(e.code(), vs::ErrorCode::kOutOfMemory) << e.what();
+  }
+}
+
+TEST(CudaBuild, CancelStopsTheBuild) {
+  REQUIRE_DEVICE(dev);
+  const auto data = test::clustered(20000, 32, 8, 2);
+  vamana::IndexParams ip;
+  Control control;
+  int polls = 0;
+  control.cancel = [&] { return ++polls > 5; };
+  EXPECT_THROW((void)cuda::build_on_device(data.data(), 20000, 32, ip, control, options_on(dev.device)), vs::Cancelled);
+  // The device is still usable afterwards.
+  const auto r = cuda::build_on_device(data.data(), 2000, 32, ip, {}, options_on(dev.device));
+  expect_graph_invariants(r.graph, ip.build.num_neighbors);
+}
+
+// Mean recall@10 of `index` at query list size L.
+double recall(const vamana::Index& index, const std::vector<float>& queries, std::size_t dims,
+              const std::vector<std::vector<std::uint32_t>>& truth, std::uint32_t L) {
+  vamana::SearchParams sp;
+  sp.k = 10;
+  sp.search_list_size = L;
+  vamana::SearchScratch scratch;
+  std::vector<std::vector<std::uint32_t>> found(truth.size());
+  for (std::size_t q = 0; q < truth.size(); ++q) index.search(&queries[q * dims], sp, found[q], scratch);
+  return test::recall_at_k(found, truth, 10);
+}
+
+struct RecallCase {
+  distance::Metric metric;
+  std::size_t n, dims;
+  std::uint32_t R, L;
+};
+
+class CudaRecall : public ::testing::TestWithParam<RecallCase> {};
+
+TEST_P(CudaRecall, WithinHalfAPointOfTheCpuBuild) {
+  REQUIRE_DEVICE(dev);
+  const RecallCase c = GetParam();
+  const std::size_t nq = 1000;
+  auto [base, queries] = test::clustered_split(c.n, nq, c.dims, 64, 99);
+  vamana::IndexParams ip;
+  ip.build.metric = c.metric;
+  ip.build.num_neighbors = c.R;
+  ip.build.search_list_size = c.L;
+  ip.build.threads = 1;  // deterministic CPU graph
+  ip.storage = vamana::Storage::kPlain;  // graph quality alone; SBQ adds the same error to both
+  const auto cpu = vamana::Index::build(base.data(), c.n, c.dims, ip);
+
+  // The device builds on the stored (for cosine: normalised) vectors, as the backend does.
+  Array<float> stored(c.n * c.dims);
+  std::copy_n(cpu.vector(0), c.n * c.dims, stored.data());
+  auto r = cuda::build_on_device(stored.data(), c.n, c.dims, ip, {}, options_on(dev.device));
+  expect_graph_invariants(r.graph, c.R);
+  std::printf("%s %zu x %zu: train %.3f s, insert %.3f s, prune %.3f s, connect %.3f s; %s\n",
+              distance::metric_name(c.metric), c.n, c.dims, r.times.train, r.times.insert, r.times.prune,
+              r.times.connect, r.plan.describe().c_str());
+  const auto gpu = vamana::Index::from_parts(std::move(stored), c.n, c.dims, ip, {}, {}, std::move(r.graph));
+
+  std::vector<float> qn = queries;
+  if (c.metric == distance::Metric::kCosine)
+    for (std::size_t q = 0; q < nq; ++q) (void)distance::normalize(&qn[q * c.dims], c.dims);
+  const std::vector<float> stored_base(cpu.vector(0), cpu.vector(0) + c.n * c.dims);
+  const auto truth = test::brute_force_knn(stored_base, qn, c.dims, 10, c.metric);
+  for (const std::uint32_t L : {10u, 20u, 50u, 100u}) {
+    const double r_cpu = recall(cpu, queries, c.dims, truth, L), r_gpu = recall(gpu, queries, c.dims, truth, L);
+    std::printf("  L %3u: recall@10 cpu %.4f gpu %.4f\n", L, r_cpu, r_gpu);
+    EXPECT_GE(r_gpu, r_cpu - 0.005) << "L " << L;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Metrics, CudaRecall,
+                         ::testing::Values(RecallCase{distance::Metric::kL2, 20000, 96, 32, 64},
+                                           RecallCase{distance::Metric::kCosine, 20000, 96, 32, 64},
+                                           RecallCase{distance::Metric::kInnerProduct, 20000, 96, 32, 64},
+                                           RecallCase{distance::Metric::kCosine, 5000, 768, 50, 100},
+                                           RecallCase{distance::Metric::kL2, 5000, 768, 50, 100}));
+
+}  // namespace
