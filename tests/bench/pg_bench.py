@@ -5,8 +5,9 @@ Starts a throwaway cluster (as the unprivileged user vs_test when run as root), 
 data set with binary COPY, and measures, side by side in one run:
 
   build     CREATE INDEX time, build WAL bytes and index size: diskann memory_optimized (SBQ)
-            and plain, locally and through gpu_builder (--builder), and pgvector HNSW when it
-            is installed;
+            and plain, locally and through gpu_builder (--builder; one builder per backend of
+            --builder-backends, e.g. cpu,cuda side by side), and pgvector HNSW when it is
+            installed;
   sweep     recall@10, QPS and p50/p99 latency (one client) per search list size / ef_search;
   filtered  label-filtered queries (Filtered DiskANN) for a label matching ~10% and one
             matching ~1% of the rows: the labeled index (embedding, labels), post-filtering
@@ -243,9 +244,9 @@ def create_index(cur, sql, builder=None):
     return secs, wal
 
 
-def start_builder(path):
-    proc = subprocess.Popen([path, "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
+def start_builder(path, backend="auto"):
+    proc = subprocess.Popen([path, "--listen", "127.0.0.1:0", "--backend", backend], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
     deadline = time.time() + 30
     while time.time() < deadline:
         line = proc.stdout.readline()
@@ -257,11 +258,11 @@ def start_builder(path):
 
 # ---- sections --------------------------------------------------------------------------------
 
-def section_build(cur, args, dims, builder_endpoint, results):
+def section_build(cur, args, dims, builder_endpoints, results):
     op, opclass = OPS[args.metric]
     runs = [("diskann memory_optimized", "memory_optimized", None), ("diskann plain", "plain", None)]
-    if builder_endpoint:
-        runs.append(("diskann memory_optimized (gpu_builder)", "memory_optimized", builder_endpoint))
+    for backend, endpoint in builder_endpoints:
+        runs.append((f"diskann memory_optimized (gpu_builder {backend})", "memory_optimized", endpoint))
     if args.metric == "ip" or dims > 1900:
         runs = [r for r in runs if r[1] != "plain"]
     log("== build")
@@ -275,7 +276,7 @@ def section_build(cur, args, dims, builder_endpoint, results):
         results["build"].append({"method": name, "seconds": round(secs, 2), "wal_bytes": wal, "index_bytes": size,
                                  "built_by": who})
         log(f"    {name:<40} {secs:7.2f} s  index {size / 2**20:7.1f} MiB  WAL {wal / 2**20:7.1f} MiB  ({who})")
-        if endpoint is None:
+        if endpoint is None or args.sweep_builder_indexes:
             yield name, storage
     if args.hnsw:
         cur.execute("DROP INDEX IF EXISTS items_idx")
@@ -472,6 +473,10 @@ def main():
     ap.add_argument("--rows", type=int, default=None, help="load at most this many base rows")
     ap.add_argument("--sections", default="build,sweep,filtered,clients")
     ap.add_argument("--builder", help="gpu_builder executable: also build through it")
+    ap.add_argument("--builder-backends", default="auto",
+                    help="comma-separated gpu_builder backends to build through, one builder each (auto, cpu, cuda)")
+    ap.add_argument("--sweep-builder-indexes", action="store_true",
+                    help="also run the sweep and clients sections on the indexes built through gpu_builder")
     ap.add_argument("--bindir", default=None, help="PostgreSQL bindir (default: pg_config --bindir)")
     ap.add_argument("--out", default="build/bench", help="directory for results.json and the plots")
     args = ap.parse_args()
@@ -487,7 +492,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
 
     cluster = Cluster(bindir)
-    builder = None
+    builders = []
     results = {"dataset": name, "rows": n, "dims": dims, "metric": args.metric, "queries": len(qtexts),
                "build": [], "sweep": [], "filtered": [], "clients": []}
     try:
@@ -508,11 +513,14 @@ def main():
             + ("" if args.hnsw else " (pgvector's hnsw is not installed: no HNSW figures)"))
         op, _ = OPS[args.metric]
         sql = f"SELECT id FROM items ORDER BY embedding {op} %s::vector LIMIT 10"
-        endpoint = None
+        endpoints = []
         if args.builder and "build" in sections:
-            builder, endpoint = start_builder(args.builder)
+            for backend in args.builder_backends.split(","):
+                proc, endpoint = start_builder(args.builder, backend)
+                builders.append(proc)
+                endpoints.append((backend, endpoint))
         if sections & {"build", "sweep", "clients"}:
-            for method, kind in section_build(cur, args, dims, endpoint, results):
+            for method, kind in section_build(cur, args, dims, endpoints, results):
                 # Each index is measured right after its build (the next build drops it).
                 if "sweep" in sections:
                     sweep(cur, method, kind, sql, params, truth_all, results)
@@ -523,9 +531,9 @@ def main():
             section_filtered(cur, args, base, queries, labels, qtexts, results)
         conn.close()
     finally:
-        if builder:
-            builder.terminate()
-            builder.wait(timeout=30)
+        for proc in builders:
+            proc.terminate()
+            proc.wait(timeout=30)
         results["server_ok"] = cluster.stop()
     path = os.path.join(args.out, "results.json")
     with open(path, "w") as f:

@@ -1,0 +1,392 @@
+// gpu_build_bench: the builder alone, CUDA backend against CPU backend on the same machine and
+// data. Generates seeded clustered data (N x D), builds the index with each backend (the CPU
+// one: vamana::Index::build, as gpu_builder's CPU backend; the CUDA one: vs::cuda::
+// build_on_device + Index::from_parts, as its CUDA backend), and prints one JSON object per
+// line: seconds per phase and in total, and recall@10 against brute force on sampled queries at
+// several query search list sizes. A last line compares the first two backends (speed-up,
+// recall gap). Backend `reference` runs the CUDA backend's algorithm serially on the CPU
+// (vs::cuda::reference_build_graph): its recall without a GPU, slowly.
+//
+//   gpu_build_bench --n 1000000 --dims 768                  # the issue's benchmark
+//   gpu_build_bench --n 100000 --dims 768 --backends cuda   # GPU only
+//   gpu_build_bench --n 1000000 --dims 768 --write /tmp/c1m # data files for pg_bench.py, then exit
+//
+// CREATE INDEX end to end: tests/bench/pg_bench.py --data PREFIX --builder build/gpu_builder/gpu_builder
+// --builder-backends cpu,cuda --sections build,sweep (see gpu_builder/README.md).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "vectorscale/core/error.hpp"
+#include "vectorscale/core/threads.hpp"
+#include "vectorscale/distance/distance.hpp"
+#include "vectorscale/vamana/build.hpp"
+#include "vectorscale/vamana/index.hpp"
+#include "vectorscale/cuda/reference.hpp"
+#ifdef VS_HAVE_CUDA
+#include "vectorscale/cuda/device_build.hpp"
+#endif
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using vs::distance::Metric;
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct Options {
+  std::size_t n = 100000, dims = 768, clusters = 1000, queries = 1000, k = 10;
+  float spread = 0.35f;
+  std::uint64_t seed = 42;
+  Metric metric = Metric::kCosine;
+  vs::vamana::IndexParams index;
+  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<unsigned> search_l{10, 20, 50, 100, 200};
+  unsigned rescore = 50;
+  std::vector<std::string> backends{"cpu", "cuda"};
+  int device = -1;
+  double batch_fraction = -1, max_iters_factor = -1;
+  int refine_passes = -1;
+
+  // The GPU build's knobs, defaults unless given.
+  [[nodiscard]] vs::cuda::GraphOptions graph() const {
+    vs::cuda::GraphOptions g;
+    if (batch_fraction > 0) g.batch_fraction = batch_fraction;
+    if (refine_passes >= 0) g.refine_passes = static_cast<std::uint32_t>(refine_passes);
+    if (max_iters_factor > 0) g.max_iters_factor = max_iters_factor;
+    return g;
+  }
+  std::string write;
+};
+
+[[noreturn]] void usage(const char* why) {
+  std::fprintf(stderr,
+               "gpu_build_bench: %s\n"
+               "usage: gpu_build_bench [--n N] [--dims D] [--clusters C] [--spread S] [--seed X]\n"
+               "         [--metric cosine|l2|ip] [--R 50] [--L 100] [--alpha 1.2] [--storage sbq|plain] [--bits B]\n"
+               "         [--threads T] [--queries Q] [--search-l 10,20,50,100,200] [--rescore 50]\n"
+               "         [--backends cpu,cuda,reference] [--cuda-device I] [--batch-fraction F] [--refine-passes P]\n"
+               "         [--max-iters-factor M] [--write PREFIX]\n",
+               why);
+  std::exit(2);
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  while (at <= s.size()) {
+    const std::size_t comma = s.find(',', at);
+    out.push_back(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return out;
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  o.index.build.threads = o.threads;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(("missing value for " + a).c_str());
+      return argv[++i];
+    };
+    auto num = [&]() { return std::strtod(value().c_str(), nullptr); };
+    if (a == "--n") o.n = static_cast<std::size_t>(num());
+    else if (a == "--dims") o.dims = static_cast<std::size_t>(num());
+    else if (a == "--clusters") o.clusters = static_cast<std::size_t>(num());
+    else if (a == "--spread") o.spread = static_cast<float>(num());
+    else if (a == "--seed") o.seed = static_cast<std::uint64_t>(num());
+    else if (a == "--queries") o.queries = static_cast<std::size_t>(num());
+    else if (a == "--metric") {
+      const std::string m = value();
+      o.metric = m == "l2" ? Metric::kL2 : m == "ip" ? Metric::kInnerProduct : m == "cosine" ? Metric::kCosine
+                                                                                               : (usage("bad --metric"), Metric::kL2);
+    } else if (a == "--R") o.index.build.num_neighbors = static_cast<std::uint32_t>(num());
+    else if (a == "--L") o.index.build.search_list_size = static_cast<std::uint32_t>(num());
+    else if (a == "--alpha") o.index.build.max_alpha = static_cast<float>(num());
+    else if (a == "--storage") o.index.storage = value() == "plain" ? vs::vamana::Storage::kPlain : vs::vamana::Storage::kMemoryOptimized;
+    else if (a == "--bits") o.index.bits_per_dim = static_cast<std::uint32_t>(num());
+    else if (a == "--threads") o.threads = static_cast<unsigned>(num()), o.index.build.threads = o.threads;
+    else if (a == "--search-l") {
+      o.search_l.clear();
+      for (const auto& s : split(value())) o.search_l.push_back(static_cast<unsigned>(std::atoi(s.c_str())));
+    } else if (a == "--rescore") o.rescore = static_cast<unsigned>(num());
+    else if (a == "--backends") o.backends = split(value());
+    else if (a == "--cuda-device") o.device = static_cast<int>(num());
+    else if (a == "--batch-fraction") o.batch_fraction = num();
+    else if (a == "--refine-passes") o.refine_passes = static_cast<int>(num());
+    else if (a == "--max-iters-factor") o.max_iters_factor = num();
+    else if (a == "--write") o.write = value();
+    else usage(("unknown option " + a).c_str());
+  }
+  o.index.build.metric = o.metric;
+  if (o.n == 0 || o.dims == 0 || o.clusters == 0) usage("--n, --dims and --clusters must be positive");
+  return o;
+}
+
+// n + q rows around `clusters` Gaussian centres (spread * N(0, 1) each), generated in blocks of
+// 16384 rows with their own seeded generator: the same data whatever the number of threads.
+std::vector<float> clustered(std::size_t rows, std::size_t dims, std::size_t clusters, float spread,
+                             std::uint64_t seed, unsigned threads) {
+  std::vector<float> centres(clusters * dims);
+  {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    for (auto& c : centres) c = g(rng);
+  }
+  std::vector<float> out(rows * dims);
+  constexpr std::size_t kBlock = 16384;
+  const std::size_t blocks = (rows + kBlock - 1) / kBlock;
+  vs::run_workers(threads, [&](std::size_t w) {
+    for (std::size_t b = w; b < blocks; b += threads) {
+      std::mt19937_64 rng(seed * 1000003ull + b + 1);
+      std::normal_distribution<float> g(0.0f, 1.0f);
+      std::uniform_int_distribution<std::size_t> pick(0, clusters - 1);
+      for (std::size_t i = b * kBlock; i < std::min(rows, (b + 1) * kBlock); ++i) {
+        const float* c = &centres[pick(rng) * dims];
+        for (std::size_t d = 0; d < dims; ++d) out[i * dims + d] = c[d] + spread * g(rng);
+      }
+    }
+  });
+  return out;
+}
+
+// Exact top-k of every query by index_distance on the stored vectors (ties: smaller row).
+std::vector<std::vector<std::uint32_t>> brute_force(const float* base, std::size_t n, const std::vector<float>& q,
+                                                    std::size_t dims, std::size_t k, Metric metric, unsigned threads) {
+  const std::size_t nq = q.size() / dims;
+  std::vector<std::vector<std::uint32_t>> out(nq);
+  vs::run_workers(threads, [&](std::size_t w) {
+    std::vector<std::pair<float, std::uint32_t>> best;
+    for (std::size_t i = w; i < nq; i += threads) {
+      best.clear();
+      for (std::size_t j = 0; j < n; ++j) {
+        const float d = vs::distance::index_distance(metric, &q[i * dims], base + j * dims, dims);
+        if (best.size() < k || std::make_pair(d, static_cast<std::uint32_t>(j)) < best.back()) {
+          best.emplace_back(d, static_cast<std::uint32_t>(j));
+          std::sort(best.begin(), best.end());
+          if (best.size() > k) best.pop_back();
+        }
+      }
+      for (const auto& b : best) out[i].push_back(b.second);
+    }
+  });
+  return out;
+}
+
+void write_vecs(const std::string& path, const void* data, std::size_t rows, std::size_t dims) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) throw std::runtime_error("cannot write " + path);
+  const auto* p = static_cast<const char*>(data);
+  const auto d = static_cast<std::int32_t>(dims);
+  for (std::size_t i = 0; i < rows; ++i) {
+    std::fwrite(&d, 4, 1, f);
+    std::fwrite(p + i * dims * 4, 4, dims, f);
+  }
+  std::fclose(f);
+}
+
+// Recall@k of `index` at each query list size.
+std::map<unsigned, double> measure(const vs::vamana::Index& index, const Options& o, const std::vector<float>& q,
+                                   const std::vector<std::vector<std::uint32_t>>& truth) {
+  std::map<unsigned, double> out;
+  const std::size_t nq = truth.size();
+  for (const unsigned L : o.search_l) {
+    std::vector<std::size_t> hits(o.threads, 0);
+    vs::run_workers(o.threads, [&](std::size_t w) {
+      vs::vamana::SearchParams sp;
+      sp.k = static_cast<std::uint32_t>(o.k);
+      sp.search_list_size = L;
+      sp.rescore = o.rescore;
+      vs::vamana::SearchScratch scratch;
+      std::vector<std::uint32_t> found;
+      for (std::size_t i = w; i < nq; i += o.threads) {
+        index.search(&q[i * o.dims], sp, found, scratch);
+        for (const std::uint32_t id : found)
+          if (std::find(truth[i].begin(), truth[i].end(), id) != truth[i].end()) ++hits[w];
+      }
+    });
+    std::size_t total = 0;
+    for (const auto h : hits) total += h;
+    out[L] = static_cast<double>(total) / static_cast<double>(nq * o.k);
+  }
+  return out;
+}
+
+struct Result {
+  std::string backend;
+  double total = 0;
+  std::map<std::string, double> phases;
+  std::map<unsigned, double> recall;
+  std::string note;
+};
+
+void print(const Options& o, const Result& r) {
+  std::printf("{\"backend\":\"%s\",\"n\":%zu,\"dims\":%zu,\"metric\":\"%s\",\"R\":%u,\"L\":%u,\"storage\":\"%s\","
+              "\"threads\":%u,\"seconds\":{",
+              r.backend.c_str(), o.n, o.dims, vs::distance::metric_name(o.metric), o.index.build.num_neighbors,
+              o.index.build.search_list_size,
+              o.index.storage == vs::vamana::Storage::kPlain ? "plain" : "memory_optimized", o.threads);
+  for (const auto& [k, v] : r.phases) std::printf("\"%s\":%.3f,", k.c_str(), v);
+  std::printf("\"total\":%.3f},\"recall_at_10\":{", r.total);
+  bool first = true;
+  for (const auto& [l, v] : r.recall) std::printf("%s\"%u\":%.4f", first ? "" : ",", l, v), first = false;
+  std::printf("},\"note\":\"%s\"}\n", r.note.c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  try {
+    auto t = Clock::now();
+    std::vector<float> all = clustered(o.n + o.queries, o.dims, o.clusters, o.spread, o.seed, o.threads);
+    std::vector<float> queries(all.begin() + static_cast<std::ptrdiff_t>(o.n * o.dims), all.end());
+    all.resize(o.n * o.dims);
+    std::fprintf(stderr, "gpu_build_bench: generated %zu x %zu (+%zu queries) in %.1f s\n", o.n, o.dims, o.queries,
+                 since(t));
+    if (!o.write.empty()) {
+      write_vecs(o.write + ".base.fvecs", all.data(), o.n, o.dims);
+      write_vecs(o.write + ".query.fvecs", queries.data(), o.queries, o.dims);
+      // pg_bench.py reads the exact top-10 by the SQL distance; for cosine and L2 it is the
+      // order of index_distance on normalised rows / raw rows, as computed here.
+      std::vector<float> stored = all, qn = queries;
+      if (o.metric == Metric::kCosine) {
+        for (std::size_t i = 0; i < o.n; ++i) (void)vs::distance::normalize(&stored[i * o.dims], o.dims);
+        for (std::size_t i = 0; i < o.queries; ++i) (void)vs::distance::normalize(&qn[i * o.dims], o.dims);
+      }
+      const auto truth = brute_force(stored.data(), o.n, qn, o.dims, 10, o.metric, o.threads);
+      std::vector<std::int32_t> gt;
+      for (const auto& row : truth) gt.insert(gt.end(), row.begin(), row.end());
+      write_vecs(o.write + ".gt.ivecs", gt.data(), o.queries, 10);
+      std::fprintf(stderr, "gpu_build_bench: wrote %s.{base,query}.fvecs and %s.gt.ivecs (%s)\n", o.write.c_str(),
+                   o.write.c_str(), vs::distance::metric_name(o.metric));
+      return 0;
+    }
+
+    // Ground truth on the stored vectors (normalised for cosine), as the index compares them.
+    std::vector<float> stored = all, qn = queries;
+    if (o.metric == Metric::kCosine) {
+      for (std::size_t i = 0; i < o.n; ++i) (void)vs::distance::normalize(&stored[i * o.dims], o.dims);
+      for (std::size_t i = 0; i < o.queries; ++i) (void)vs::distance::normalize(&qn[i * o.dims], o.dims);
+    }
+    t = Clock::now();
+    const auto truth = brute_force(stored.data(), o.n, qn, o.dims, o.k, o.metric, o.threads);
+    std::fprintf(stderr, "gpu_build_bench: brute force for %zu queries in %.1f s\n", o.queries, since(t));
+    stored.clear();
+    stored.shrink_to_fit();
+
+    std::vector<Result> results;
+    for (const std::string& backend : o.backends) {
+      Result r;
+      r.backend = backend;
+      if (backend == "cpu") {
+        // Phases by the progress reports, as gpu_builder's log line times them.
+        std::map<std::uint32_t, Clock::time_point> entered;
+        vs::Control control;
+        control.progress = [&](std::uint32_t phase, std::uint64_t, std::uint64_t) {
+          entered.emplace(phase, Clock::now());
+        };
+        const auto t0 = Clock::now();
+        const auto index = vs::vamana::Index::build(all.data(), o.n, o.dims, o.index, nullptr, control);
+        r.total = since(t0);
+        const auto at = [&](std::uint32_t p) { return entered.count(p) ? entered[p] : Clock::now(); };
+        r.phases["train"] = std::chrono::duration<double>(at(vs::vamana::kPhaseInsert) - t0).count();
+        r.phases["insert"] =
+            std::chrono::duration<double>(at(vs::vamana::kPhasePrune) - at(vs::vamana::kPhaseInsert)).count();
+        r.phases["prune"] =
+            std::chrono::duration<double>(at(vs::vamana::kPhaseConnect) - at(vs::vamana::kPhasePrune)).count();
+        r.phases["connect"] = std::chrono::duration<double>(t0 + std::chrono::duration_cast<Clock::duration>(
+                                                                     std::chrono::duration<double>(r.total)) -
+                                                            at(vs::vamana::kPhaseConnect))
+                                  .count();
+        r.recall = measure(index, o, queries, truth);
+        r.note = "vamana::Index::build, " + std::to_string(o.threads) + " threads";
+      } else if (backend == "cuda") {
+#ifdef VS_HAVE_CUDA
+        const vs::cuda::DeviceChoice dev = vs::cuda::choose_device(o.device);
+        if (dev.device < 0) {
+          std::fprintf(stderr, "gpu_build_bench: skipping cuda: %s\n", dev.reason.c_str());
+          continue;
+        }
+        vs::cuda::DeviceBuildOptions bo;
+        bo.device = dev.device;
+        bo.graph = o.graph();
+        vs::Array<float> v(o.n * o.dims);
+        std::copy(all.begin(), all.end(), v.data());
+        const auto t0 = Clock::now();
+        // As the CUDA backend: normalise on the host (threads), then the device build.
+        if (o.metric == Metric::kCosine)
+          vs::run_workers(o.threads, [&](std::size_t w) {
+            for (std::size_t i = w; i < o.n; i += o.threads) (void)vs::distance::normalize(v.data() + i * o.dims, o.dims);
+          });
+        const double normalize = since(t0);
+        auto d = vs::cuda::build_on_device(v.data(), o.n, o.dims, o.index, {}, bo);
+        const auto index = vs::vamana::Index::from_parts(std::move(v), o.n, o.dims, o.index, std::move(d.quantizer),
+                                                         std::move(d.codes), std::move(d.graph));
+        r.total = since(t0);
+        r.phases["normalize"] = normalize;
+        r.phases["train"] = d.times.train;
+        r.phases["insert"] = d.times.insert;
+        r.phases["prune"] = d.times.prune;
+        r.phases["connect"] = d.times.connect;
+        r.recall = measure(index, o, queries, truth);
+        r.note = dev.name + "; " + d.plan.describe() + "; capped searches " + std::to_string(d.stats.capped_searches) +
+                 ", batches " + std::to_string(d.stats.batches);
+#else
+        std::fprintf(stderr, "gpu_build_bench: skipping cuda: built without CUDA\n");
+        continue;
+#endif
+      } else if (backend == "reference") {
+        // The CPU backend's index with the GPU algorithm's graph.
+        const auto t0 = Clock::now();
+        auto ref = vs::vamana::Index::build(all.data(), o.n, o.dims, o.index);  // stored vectors, quantizer, codes
+        const double cpu_seconds = since(t0);
+        const auto t1 = Clock::now();
+        vs::cuda::GraphBuildStats st;
+        vs::vamana::Graph g = vs::cuda::reference_build_graph(ref.vector(0), o.n, o.dims, o.index.build, o.graph(), 0,
+                                                              {}, &st);
+        r.total = since(t1);
+        r.phases["graph"] = r.total;
+        vs::Array<float> v(o.n * o.dims);
+        std::copy_n(ref.vector(0), o.n * o.dims, v.data());
+        vs::Array<std::uint64_t> codes(o.index.storage == vs::vamana::Storage::kPlain ? 0 : o.n * ref.quantizer().words());
+        if (!codes.empty()) std::copy_n(ref.code(0), codes.size(), codes.data());
+        const auto index = vs::vamana::Index::from_parts(std::move(v), o.n, o.dims, o.index, ref.quantizer(),
+                                                         std::move(codes), std::move(g));
+        r.recall = measure(index, o, queries, truth);
+        r.note = "serial CPU run of the CUDA algorithm (not a speed figure); the CPU build took " +
+                 std::to_string(cpu_seconds) + " s; batches " + std::to_string(st.batches) + ", capped searches " +
+                 std::to_string(st.capped_searches);
+      } else {
+        usage(("unknown backend " + backend).c_str());
+      }
+      print(o, r);
+      results.push_back(std::move(r));
+    }
+    if (results.size() == 2) {
+      const Result &a = results[0], &b = results[1];
+      std::printf("{\"compare\":\"%s/%s\",\"speedup\":%.2f,\"recall_gap_points\":{", a.backend.c_str(),
+                  b.backend.c_str(), a.total / b.total);
+      bool first = true;
+      for (const auto& [l, v] : a.recall)
+        std::printf("%s\"%u\":%.2f", first ? "" : ",", l, 100.0 * (b.recall.at(l) - v)), first = false;
+      std::printf("}}\n");
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gpu_build_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
