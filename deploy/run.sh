@@ -8,7 +8,9 @@
 #   3. starts a throwaway PostgreSQL, loads the same data, builds CREATE INDEX ... USING
 #      diskann locally (memory_optimized and plain) and through gpu_builder (started on a
 #      loopback port), and prints build time, index size, build WAL, recall@10 and in-server
-#      QPS (deploy/pg_demo.sh).
+#      QPS (deploy/pg_demo.sh);
+#   4. the end-to-end benchmark report (tests/bench/pg_bench.py) on Fashion-MNIST from Debian
+#      (so a fresh machine without ../shared/data runs it too) and on docs768 when present.
 #
 # Usage: deploy/run.sh [--data DIR] [--threads N]
 set -euo pipefail
@@ -24,7 +26,7 @@ while (($#)); do
   shift
 done
 
-"$here/deploy/install-deps.sh"
+"$here/deploy/install-deps.sh" --bench
 cmake -S "$here" -B "$here/build/run" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$here/build/run" -j "$threads" >/dev/null
 cmake --install "$here/build/run" --component vector >/dev/null
@@ -62,4 +64,15 @@ if [[ -f $data/mnist-10k.base.fvecs ]]; then
 fi
 if [[ -f $data/docs768.base.fvecs ]]; then
   "$here/deploy/pg_demo.sh" "$pg_bindir" "$data/docs768" cosine "${builder[@]}"
+fi
+
+# The end-to-end benchmark report: Fashion-MNIST (Debian's dataset-fashion-mnist, 20,000 rows,
+# so it runs on a fresh machine too) and docs768 when present: builds, recall/QPS/p99 sweeps,
+# clients, filtered queries; results.json and plots under build/run/bench-*.
+echo "== PostgreSQL end-to-end benchmark (tests/bench/pg_bench.py)" >&2
+/usr/bin/python3 "$here/tests/bench/pg_bench.py" --data fashion-mnist --metric l2 --rows 20000 \
+  --bindir "$pg_bindir" "${builder[@]}" --out "$here/build/run/bench-fashion-mnist"
+if [[ -f $data/docs768.base.fvecs ]]; then
+  /usr/bin/python3 "$here/tests/bench/pg_bench.py" --data "$data/docs768" --metric cosine \
+    --bindir "$pg_bindir" "${builder[@]}" --out "$here/build/run/bench-docs768"
 fi

@@ -4,8 +4,8 @@
 //  1. Entry points: the medoid (node nearest the centroid) and, for labelled data, one start
 //     node per label (the medoid of that label's nodes).
 //  2. Insertion, in a seeded random order, by all workers: greedy search from the medoid
-//     (L = search_list_size); for a labelled node also a filtered search from its labels'
-//     start nodes that only enters nodes sharing one of its labels; RobustPrune of all
+//     (L = search_list_size); for a labelled node also, per label, a filtered search from
+//     that label's start node that only enters nodes carrying it; RobustPrune of all
 //     expanded nodes to R with the alpha schedule and label-aware occlusion; then reverse
 //     edges: p is appended to each kept neighbour's list, which is re-pruned to R once it
 //     would exceed ceil(slack * R).
@@ -120,7 +120,6 @@ struct Scratch {
   std::vector<float> dists;          // their distances
   std::vector<std::uint32_t> kept;   // prune result (indices into ids)
   std::vector<float> factor;         // prune occlusion factors
-  std::vector<std::uint32_t> starts;
   std::vector<std::uint32_t> reverse;  // kept neighbours that get a reverse edge
   std::uint64_t computed = 0;
 };
@@ -333,11 +332,14 @@ class Builder {
     s.expanded.clear();
     const std::uint32_t entry = g_.medoid;
     search(p, std::span<const std::uint32_t>(&entry, 1), {}, s);
-    if (labels_ != nullptr && !labels_->empty() && !labels_->of(p).empty()) {
-      s.starts.clear();
-      for (const Label l : labels_->of(p)) s.starts.push_back(g_.label_start(l));  // every label has one
-      search(p, s.starts, labels_->of(p), s);
-    }
+    // One filtered search per label, from that label's start: a search filtered on all of
+    // p's labels at once would fill its list with the nodes of p's most common label and
+    // leave its rare labels few edges (streaming inserts search per label too).
+    if (labels_ != nullptr && !labels_->empty())
+      for (const Label& l : labels_->of(p)) {
+        const std::uint32_t start = g_.label_start(l);  // every label has one
+        search(p, std::span<const std::uint32_t>(&start, 1), std::span<const Label>(&l, 1), s);
+      }
     prune_expanded(p, s);
     write_list(p, s);
     // Reverse edges; add_reverse_edge reuses s.ids and s.kept, so copy the kept ids first.
