@@ -27,10 +27,10 @@
 
 #include "vectorscale/core/error.hpp"
 #include "vectorscale/core/threads.hpp"
+#include "vectorscale/cuda/reference.hpp"
 #include "vectorscale/distance/distance.hpp"
 #include "vectorscale/vamana/build.hpp"
 #include "vectorscale/vamana/index.hpp"
-#include "vectorscale/cuda/reference.hpp"
 #ifdef VS_HAVE_CUDA
 #include "vectorscale/cuda/device_build.hpp"
 #endif
@@ -40,7 +40,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using vs::distance::Metric;
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 struct Options {
   std::size_t n = 100000, dims = 768, clusters = 1000, queries = 1000, k = 10;
@@ -101,33 +103,55 @@ Options parse(int argc, char** argv) {
       return argv[++i];
     };
     auto num = [&]() { return std::strtod(value().c_str(), nullptr); };
-    if (a == "--n") o.n = static_cast<std::size_t>(num());
-    else if (a == "--dims") o.dims = static_cast<std::size_t>(num());
-    else if (a == "--clusters") o.clusters = static_cast<std::size_t>(num());
-    else if (a == "--spread") o.spread = static_cast<float>(num());
-    else if (a == "--seed") o.seed = static_cast<std::uint64_t>(num());
-    else if (a == "--queries") o.queries = static_cast<std::size_t>(num());
+    if (a == "--n")
+      o.n = static_cast<std::size_t>(num());
+    else if (a == "--dims")
+      o.dims = static_cast<std::size_t>(num());
+    else if (a == "--clusters")
+      o.clusters = static_cast<std::size_t>(num());
+    else if (a == "--spread")
+      o.spread = static_cast<float>(num());
+    else if (a == "--seed")
+      o.seed = static_cast<std::uint64_t>(num());
+    else if (a == "--queries")
+      o.queries = static_cast<std::size_t>(num());
     else if (a == "--metric") {
       const std::string m = value();
-      o.metric = m == "l2" ? Metric::kL2 : m == "ip" ? Metric::kInnerProduct : m == "cosine" ? Metric::kCosine
-                                                                                               : (usage("bad --metric"), Metric::kL2);
-    } else if (a == "--R") o.index.build.num_neighbors = static_cast<std::uint32_t>(num());
-    else if (a == "--L") o.index.build.search_list_size = static_cast<std::uint32_t>(num());
-    else if (a == "--alpha") o.index.build.max_alpha = static_cast<float>(num());
-    else if (a == "--storage") o.index.storage = value() == "plain" ? vs::vamana::Storage::kPlain : vs::vamana::Storage::kMemoryOptimized;
-    else if (a == "--bits") o.index.bits_per_dim = static_cast<std::uint32_t>(num());
-    else if (a == "--threads") o.threads = static_cast<unsigned>(num()), o.index.build.threads = o.threads;
+      o.metric = m == "l2"       ? Metric::kL2
+                 : m == "ip"     ? Metric::kInnerProduct
+                 : m == "cosine" ? Metric::kCosine
+                                 : (usage("bad --metric"), Metric::kL2);
+    } else if (a == "--R")
+      o.index.build.num_neighbors = static_cast<std::uint32_t>(num());
+    else if (a == "--L")
+      o.index.build.search_list_size = static_cast<std::uint32_t>(num());
+    else if (a == "--alpha")
+      o.index.build.max_alpha = static_cast<float>(num());
+    else if (a == "--storage")
+      o.index.storage = value() == "plain" ? vs::vamana::Storage::kPlain : vs::vamana::Storage::kMemoryOptimized;
+    else if (a == "--bits")
+      o.index.bits_per_dim = static_cast<std::uint32_t>(num());
+    else if (a == "--threads")
+      o.threads = static_cast<unsigned>(num()), o.index.build.threads = o.threads;
     else if (a == "--search-l") {
       o.search_l.clear();
       for (const auto& s : split(value())) o.search_l.push_back(static_cast<unsigned>(std::atoi(s.c_str())));
-    } else if (a == "--rescore") o.rescore = static_cast<unsigned>(num());
-    else if (a == "--backends") o.backends = split(value());
-    else if (a == "--cuda-device") o.device = static_cast<int>(num());
-    else if (a == "--batch-fraction") o.batch_fraction = num();
-    else if (a == "--refine-passes") o.refine_passes = static_cast<int>(num());
-    else if (a == "--max-iters-factor") o.max_iters_factor = num();
-    else if (a == "--write") o.write = value();
-    else usage(("unknown option " + a).c_str());
+    } else if (a == "--rescore")
+      o.rescore = static_cast<unsigned>(num());
+    else if (a == "--backends")
+      o.backends = split(value());
+    else if (a == "--cuda-device")
+      o.device = static_cast<int>(num());
+    else if (a == "--batch-fraction")
+      o.batch_fraction = num();
+    else if (a == "--refine-passes")
+      o.refine_passes = static_cast<int>(num());
+    else if (a == "--max-iters-factor")
+      o.max_iters_factor = num();
+    else if (a == "--write")
+      o.write = value();
+    else
+      usage(("unknown option " + a).c_str());
   }
   o.index.build.metric = o.metric;
   if (o.n == 0 || o.dims == 0 || o.clusters == 0) usage("--n, --dims and --clusters must be positive");
@@ -136,8 +160,8 @@ Options parse(int argc, char** argv) {
 
 // n + q rows around `clusters` Gaussian centres (spread * N(0, 1) each), generated in blocks of
 // 16384 rows with their own seeded generator: the same data whatever the number of threads.
-std::vector<float> clustered(std::size_t rows, std::size_t dims, std::size_t clusters, float spread,
-                             std::uint64_t seed, unsigned threads) {
+std::vector<float> clustered(std::size_t rows, std::size_t dims, std::size_t clusters, float spread, std::uint64_t seed,
+                             unsigned threads) {
   std::vector<float> centres(clusters * dims);
   {
     std::mt19937_64 rng(seed);
@@ -232,11 +256,12 @@ struct Result {
 };
 
 void print(const Options& o, const Result& r) {
-  std::printf("{\"backend\":\"%s\",\"n\":%zu,\"dims\":%zu,\"metric\":\"%s\",\"R\":%u,\"L\":%u,\"storage\":\"%s\","
-              "\"threads\":%u,\"seconds\":{",
-              r.backend.c_str(), o.n, o.dims, vs::distance::metric_name(o.metric), o.index.build.num_neighbors,
-              o.index.build.search_list_size,
-              o.index.storage == vs::vamana::Storage::kPlain ? "plain" : "memory_optimized", o.threads);
+  std::printf(
+      "{\"backend\":\"%s\",\"n\":%zu,\"dims\":%zu,\"metric\":\"%s\",\"R\":%u,\"L\":%u,\"storage\":\"%s\","
+      "\"threads\":%u,\"seconds\":{",
+      r.backend.c_str(), o.n, o.dims, vs::distance::metric_name(o.metric), o.index.build.num_neighbors,
+      o.index.build.search_list_size, o.index.storage == vs::vamana::Storage::kPlain ? "plain" : "memory_optimized",
+      o.threads);
   for (const auto& [k, v] : r.phases) std::printf("\"%s\":%.3f,", k.c_str(), v);
   std::printf("\"total\":%.3f},\"recall_at_10\":{", r.total);
   bool first = true;
@@ -307,10 +332,11 @@ int main(int argc, char** argv) {
             std::chrono::duration<double>(at(vs::vamana::kPhasePrune) - at(vs::vamana::kPhaseInsert)).count();
         r.phases["prune"] =
             std::chrono::duration<double>(at(vs::vamana::kPhaseConnect) - at(vs::vamana::kPhasePrune)).count();
-        r.phases["connect"] = std::chrono::duration<double>(t0 + std::chrono::duration_cast<Clock::duration>(
-                                                                     std::chrono::duration<double>(r.total)) -
-                                                            at(vs::vamana::kPhaseConnect))
-                                  .count();
+        r.phases["connect"] =
+            std::chrono::duration<double>(
+                t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(r.total)) -
+                at(vs::vamana::kPhaseConnect))
+                .count();
         r.recall = measure(index, o, queries, truth);
         r.note = "vamana::Index::build, " + std::to_string(o.threads) + " threads";
       } else if (backend == "cuda") {
@@ -329,7 +355,8 @@ int main(int argc, char** argv) {
         // As the CUDA backend: normalise on the host (threads), then the device build.
         if (o.metric == Metric::kCosine)
           vs::run_workers(o.threads, [&](std::size_t w) {
-            for (std::size_t i = w; i < o.n; i += o.threads) (void)vs::distance::normalize(v.data() + i * o.dims, o.dims);
+            for (std::size_t i = w; i < o.n; i += o.threads)
+              (void)vs::distance::normalize(v.data() + i * o.dims, o.dims);
           });
         const double normalize = since(t0);
         auto d = vs::cuda::build_on_device(v.data(), o.n, o.dims, o.index, {}, bo);
@@ -355,13 +382,14 @@ int main(int argc, char** argv) {
         const double cpu_seconds = since(t0);
         const auto t1 = Clock::now();
         vs::cuda::GraphBuildStats st;
-        vs::vamana::Graph g = vs::cuda::reference_build_graph(ref.vector(0), o.n, o.dims, o.index.build, o.graph(), 0,
-                                                              {}, &st);
+        vs::vamana::Graph g =
+            vs::cuda::reference_build_graph(ref.vector(0), o.n, o.dims, o.index.build, o.graph(), 0, {}, &st);
         r.total = since(t1);
         r.phases["graph"] = r.total;
         vs::Array<float> v(o.n * o.dims);
         std::copy_n(ref.vector(0), o.n * o.dims, v.data());
-        vs::Array<std::uint64_t> codes(o.index.storage == vs::vamana::Storage::kPlain ? 0 : o.n * ref.quantizer().words());
+        vs::Array<std::uint64_t> codes(o.index.storage == vs::vamana::Storage::kPlain ? 0
+                                                                                      : o.n * ref.quantizer().words());
         if (!codes.empty()) std::copy_n(ref.code(0), codes.size(), codes.data());
         const auto index = vs::vamana::Index::from_parts(std::move(v), o.n, o.dims, o.index, ref.quantizer(),
                                                          std::move(codes), std::move(g));

@@ -49,7 +49,8 @@ TEST(CudaCore, AlphaScheduleIsCommonsSchedule) {
 
 TEST(CudaCore, FloatOrderBitsKeepOrder) {
   std::vector<float> v = {-1e30f, -5.5f, -1.0f, -1e-30f, -0.0f, 0.0f, 1e-30f, 0.5f, 1.0f, 2.0f, 1e30f};
-  for (std::size_t i = 0; i + 1 < v.size(); ++i) EXPECT_LE(core::float_order_bits(v[i]), core::float_order_bits(v[i + 1]));
+  for (std::size_t i = 0; i + 1 < v.size(); ++i)
+    EXPECT_LE(core::float_order_bits(v[i]), core::float_order_bits(v[i + 1]));
   EXPECT_EQ(core::float_order_bits(-0.0f), core::float_order_bits(0.0f));
   EXPECT_LT(core::edge_key(3, 100.0f), core::edge_key(4, -100.0f));
   EXPECT_LT(core::edge_key(3, -2.0f), core::edge_key(3, -1.0f));
@@ -70,9 +71,8 @@ TEST(CudaCore, BitonicSortOrdersLikeCommon) {
     if (m > 2) key[1] = core::infinity(), id[1] = core::kNoNode, payload[1] = core::kNoNode ^ 0xABCDu;
     std::vector<std::pair<float, std::uint32_t>> want;
     for (std::uint32_t i = 0; i < m; ++i) want.emplace_back(key[i], id[i]);
-    std::sort(want.begin(), want.end(), [](const auto& a, const auto& b) {
-      return core::candidate_less(a.first, a.second, b.first, b.second);
-    });
+    std::sort(want.begin(), want.end(),
+              [](const auto& a, const auto& b) { return core::candidate_less(a.first, a.second, b.first, b.second); });
     core::bitonic_sort(SerialTeam{}, key.data(), id.data(), payload.data(), m);
     for (std::uint32_t i = 0; i < m; ++i) {
       EXPECT_EQ(key[i], want[i].first);
@@ -159,13 +159,14 @@ TEST(CudaCore, RobustPruneSortedIsCommonsRobustPrune) {
     auto pair = [&](std::size_t i, std::size_t j) { return d(order[i], order[j]); };
     std::vector<std::uint32_t> want;
     std::vector<float> factor;
-    vamana::robust_prune(std::span<const float>(dist), R, max_alpha, ratio, pair,
-                         [](std::size_t, std::size_t) { return true; }, want, factor);
+    vamana::robust_prune(
+        std::span<const float>(dist), R, max_alpha, ratio, pair, [](std::size_t, std::size_t) { return true; }, want,
+        factor);
     std::vector<float> f(m + 1);
     std::vector<std::uint32_t> kept(m + 1);
     const auto schedule = core::make_alpha_schedule(max_alpha, ratio);
-    const std::uint32_t count = core::robust_prune_sorted(SerialTeam{}, dist.data(), m, pair, R, schedule, ratio,
-                                                          f.data(), kept.data());
+    const std::uint32_t count =
+        core::robust_prune_sorted(SerialTeam{}, dist.data(), m, pair, R, schedule, ratio, f.data(), kept.data());
     ASSERT_EQ(count, want.size()) << "round " << round;
     for (std::uint32_t i = 0; i < count; ++i) EXPECT_EQ(kept[i], want[i]);
   }
@@ -188,8 +189,8 @@ TEST(CudaCore, RobustPruneHandMade) {
                                               core::make_alpha_schedule(5.0f, true), true, factor.data(), kept.data());
   std::vector<std::uint32_t> want;
   std::vector<float> f2;
-  vamana::robust_prune(std::span<const float>(dist), 4, 5.0f, true, pair, [](std::size_t, std::size_t) { return true; },
-                       want, f2);
+  vamana::robust_prune(
+      std::span<const float>(dist), 4, 5.0f, true, pair, [](std::size_t, std::size_t) { return true; }, want, f2);
   ASSERT_EQ(wide, want.size());
   for (std::uint32_t i = 0; i < wide; ++i) EXPECT_EQ(kept[i], want[i]);
   // R = 0 keeps nothing; m = 0 keeps nothing.
@@ -229,14 +230,16 @@ TEST(CudaCore, PruneNodeIsCommonsPruneOfACandidateSet) {
       std::vector<std::pair<float, std::uint32_t>> sorted;
       for (auto c : cand)
         if (c != p) sorted.emplace_back(d(p, c), c);
-      std::sort(sorted.begin(), sorted.end(), [](auto a, auto b) { return core::candidate_less(a.first, a.second, b.first, b.second); });
+      std::sort(sorted.begin(), sorted.end(),
+                [](auto a, auto b) { return core::candidate_less(a.first, a.second, b.first, b.second); });
       std::vector<float> dist;
       for (auto& s : sorted) dist.push_back(s.first);
       std::vector<std::uint32_t> want_idx;
       std::vector<float> factor;
-      vamana::robust_prune(std::span<const float>(dist), R, bp.max_alpha, metric != distance::Metric::kInnerProduct,
-                           [&](std::size_t i, std::size_t j) { return d(sorted[i].second, sorted[j].second); },
-                           [](std::size_t, std::size_t) { return true; }, want_idx, factor);
+      vamana::robust_prune(
+          std::span<const float>(dist), R, bp.max_alpha, metric != distance::Metric::kInnerProduct,
+          [&](std::size_t i, std::size_t j) { return d(sorted[i].second, sorted[j].second); },
+          [](std::size_t, std::size_t) { return true; }, want_idx, factor);
 
       // The core's way, from a Gram matrix.
       std::vector<std::uint32_t> rows = {p};
@@ -344,9 +347,9 @@ TEST(CudaCore, GreedySearchOneIsCommonsGreedySearch) {
       std::vector<std::uint32_t> table(core::visited_table_slots(a.max_iters, stride), core::kEmptySlot);
       std::vector<std::uint32_t> log_id(a.max_iters);
       std::vector<float> log_key(a.max_iters);
-      const auto r = core::greedy_search_one(SerialTeam{}, a, core::carve_search_shared(mem.data(), L, stride), q.data(),
-                                             start, table.data(), static_cast<std::uint32_t>(table.size() - 1),
-                                             log_id.data(), log_key.data());
+      const auto r = core::greedy_search_one(
+          SerialTeam{}, a, core::carve_search_shared(mem.data(), L, stride), q.data(), start, table.data(),
+          static_cast<std::uint32_t>(table.size() - 1), log_id.data(), log_key.data());
       ASSERT_EQ(r.expanded, want.size());
       EXPECT_EQ(r.computed, computed + 1);  // + the start node
       for (std::uint32_t i = 0; i < r.expanded; ++i) {
@@ -355,9 +358,10 @@ TEST(CudaCore, GreedySearchOneIsCommonsGreedySearch) {
       }
       // A cap stops the search after max_iters expansions, with the log of the first ones.
       a.max_iters = 2;
-      const auto capped = core::greedy_search_one(SerialTeam{}, a, core::carve_search_shared(mem.data(), L, stride),
-                                                  q.data(), start, (std::fill(table.begin(), table.end(), core::kEmptySlot), table.data()),
-                                                  static_cast<std::uint32_t>(table.size() - 1), log_id.data(), log_key.data());
+      const auto capped =
+          core::greedy_search_one(SerialTeam{}, a, core::carve_search_shared(mem.data(), L, stride), q.data(), start,
+                                  (std::fill(table.begin(), table.end(), core::kEmptySlot), table.data()),
+                                  static_cast<std::uint32_t>(table.size() - 1), log_id.data(), log_key.data());
       EXPECT_EQ(capped.expanded, std::min<std::size_t>(2, want.size()));
       for (std::uint32_t i = 0; i < capped.expanded; ++i) EXPECT_EQ(log_id[i], want[i].first);
     }
@@ -391,7 +395,8 @@ TEST(CudaPlan, InsertionBatchesGrowAndCover) {
       EXPECT_EQ(next, n);
     }
   }
-  EXPECT_EQ(cuda::insertion_batches(10, 100), (std::vector<std::pair<std::size_t, std::size_t>>{{0, 1}, {1, 2}, {2, 4}, {4, 8}, {8, 10}}));
+  EXPECT_EQ(cuda::insertion_batches(10, 100),
+            (std::vector<std::pair<std::size_t, std::size_t>>{{0, 1}, {1, 2}, {2, 4}, {4, 8}, {8, 10}}));
 }
 
 TEST(CudaPlan, SettingsFollowBuildParams) {

@@ -9,6 +9,7 @@
 #include <set>
 #include <vector>
 
+#include "graph_checks.hpp"
 #include "synthetic.hpp"
 #include "vectorscale/core/error.hpp"
 #include "vectorscale/cuda/reference.hpp"
@@ -18,43 +19,6 @@
 namespace {
 
 using namespace vs;
-
-// Degree <= R, no self loops, no duplicates, ids in range, every node reachable from the medoid.
-void expect_graph_invariants(const vamana::Graph& g, std::uint32_t R) {
-  ASSERT_LT(g.medoid, g.num_nodes);
-  std::vector<std::uint8_t> reached(g.num_nodes, 0);
-  std::vector<std::uint32_t> stack = {g.medoid};
-  reached[g.medoid] = 1;
-  for (std::uint32_t i = 0; i < g.num_nodes; ++i) {
-    const auto nb = g.neighbors_of(i);
-    ASSERT_LE(nb.size(), R) << "node " << i;
-    std::set<std::uint32_t> seen;
-    for (const std::uint32_t x : nb) {
-      ASSERT_LT(x, g.num_nodes);
-      ASSERT_NE(x, i) << "self loop at " << i;
-      ASSERT_TRUE(seen.insert(x).second) << "duplicate edge " << i << " -> " << x;
-    }
-  }
-  while (!stack.empty()) {
-    const std::uint32_t u = stack.back();
-    stack.pop_back();
-    for (const std::uint32_t v : g.neighbors_of(u))
-      if (!reached[v]) reached[v] = 1, stack.push_back(v);
-  }
-  for (std::uint32_t i = 0; i < g.num_nodes; ++i) ASSERT_TRUE(reached[i]) << "node " << i << " unreachable";
-}
-
-// Mean recall@10 of `index` over the queries at query list size L.
-double recall(const vamana::Index& index, const std::vector<float>& queries, std::size_t dims,
-              const std::vector<std::vector<std::uint32_t>>& truth, std::uint32_t L) {
-  vamana::SearchParams sp;
-  sp.k = 10;
-  sp.search_list_size = L;
-  vamana::SearchScratch scratch;
-  std::vector<std::vector<std::uint32_t>> found(truth.size());
-  for (std::size_t q = 0; q < truth.size(); ++q) index.search(&queries[q * dims], sp, found[q], scratch);
-  return test::recall_at_k(found, truth, 10);
-}
 
 struct Case {
   distance::Metric metric;
@@ -81,9 +45,8 @@ TEST_P(CudaReference, GraphIsSoundAndRecallMatchesTheCpuBuild) {
   Array<float> stored(c.n * c.dims);
   std::copy_n(cpu.vector(0), c.n * c.dims, stored.data());
   cuda::GraphBuildStats stats;
-  vamana::Graph g =
-      cuda::reference_build_graph(stored.data(), c.n, c.dims, ip.build, {}, 0, {}, &stats);
-  expect_graph_invariants(g, c.R);
+  vamana::Graph g = cuda::reference_build_graph(stored.data(), c.n, c.dims, ip.build, {}, 0, {}, &stats);
+  test::expect_graph_invariants(g, c.R);
   EXPECT_EQ(stats.capped_searches, 0u);
   EXPECT_GT(stats.batches, 5u);
   Array<std::uint64_t> codes(c.n * (c.storage == vamana::Storage::kMemoryOptimized ? cpu.quantizer().words() : 0));
@@ -98,9 +61,10 @@ TEST_P(CudaReference, GraphIsSoundAndRecallMatchesTheCpuBuild) {
   const std::vector<float> stored_base(cpu.vector(0), cpu.vector(0) + c.n * c.dims);
   const auto truth = test::brute_force_knn(stored_base, qn, c.dims, 10, c.metric);
   const bool sbq = c.storage == vamana::Storage::kMemoryOptimized;
-  for (const std::uint32_t L : sbq ? std::vector<std::uint32_t>{50, 100, 200} : std::vector<std::uint32_t>{10, 20, 50}) {
-    const double r_cpu = recall(cpu, queries, c.dims, truth, L);
-    const double r_gpu = recall(gpu_style, queries, c.dims, truth, L);
+  for (const std::uint32_t L :
+       sbq ? std::vector<std::uint32_t>{50, 100, 200} : std::vector<std::uint32_t>{10, 20, 50}) {
+    const double r_cpu = test::index_recall(cpu, queries, c.dims, truth, L);
+    const double r_gpu = test::index_recall(gpu_style, queries, c.dims, truth, L);
     std::printf("metric %s L %u: recall@10 cpu %.4f, gpu-style %.4f (%zu batches, %llu reverse prunes)\n",
                 distance::metric_name(c.metric), L, r_cpu, r_gpu, stats.batches,
                 static_cast<unsigned long long>(stats.reverse_prunes));
@@ -152,7 +116,7 @@ TEST(CudaReferenceBuild, TinyInputsAndBatchesOfOne) {
     const auto data = test::clustered(n, 8, 3, n);
     for (std::size_t batch : {0u, 1u, 5u}) {
       const auto g = cuda::reference_build_graph(data.data(), n, 8, p, {}, batch);
-      expect_graph_invariants(g, 10);
+      test::expect_graph_invariants(g, 10);
     }
   }
   // Duplicated points (distance 0 everywhere): lists stay sound. (Reachability is not checked:

@@ -27,10 +27,10 @@ std::unique_ptr<vb::CudaBackend> open_backend(std::string& reason) {
   }
 }
 
-#define REQUIRE_BACKEND(b)                        \
-  std::string b##_why;                            \
-  auto b = open_backend(b##_why);                 \
-  if (!b) {                                       \
+#define REQUIRE_BACKEND(b)                          \
+  std::string b##_why;                              \
+  auto b = open_backend(b##_why);                   \
+  if (!b) {                                         \
     GTEST_SKIP() << "no CUDA backend: " << b##_why; \
   }
 
@@ -71,9 +71,8 @@ format::MetaInfo build_and_validate(vb::CudaBackend& b, vb::BuildInput in, vb::B
   if (stats != nullptr) *stats = s;
   EXPECT_EQ(s.nodes, n);
   std::set<std::uint64_t> seen;
-  format::IndexValidator v(8192, static_cast<std::uint32_t>(pages.size()), true, [&](format::Tid t) {
-    return sent.count(t.key()) == 1 && seen.insert(t.key()).second;
-  });
+  format::IndexValidator v(8192, static_cast<std::uint32_t>(pages.size()), true,
+                           [&](format::Tid t) { return sent.count(t.key()) == 1 && seen.insert(t.key()).second; });
   for (std::uint32_t i = 0; i < pages.size(); ++i) {
     const auto r = v.add_page(i, pages[i]);
     EXPECT_TRUE(r.ok) << "block " << i << ": " << r.reason;

@@ -15,6 +15,7 @@
 #include <set>
 #include <vector>
 
+#include "graph_checks.hpp"
 #include "synthetic.hpp"
 #include "vectorscale/core/error.hpp"
 #include "vectorscale/cuda/device_build.hpp"
@@ -32,30 +33,6 @@ using namespace vs;
   if (choice.device < 0) {                                   \
     GTEST_SKIP() << "no CUDA device: " << choice.reason;     \
   }
-
-void expect_graph_invariants(const vamana::Graph& g, std::uint32_t R) {
-  ASSERT_LT(g.medoid, g.num_nodes);
-  std::vector<std::uint8_t> reached(g.num_nodes, 0);
-  std::vector<std::uint32_t> stack = {g.medoid};
-  reached[g.medoid] = 1;
-  for (std::uint32_t i = 0; i < g.num_nodes; ++i) {
-    const auto nb = g.neighbors_of(i);
-    ASSERT_LE(nb.size(), R) << "node " << i;
-    std::set<std::uint32_t> seen;
-    for (const std::uint32_t x : nb) {
-      ASSERT_LT(x, g.num_nodes);
-      ASSERT_NE(x, i) << "self loop at " << i;
-      ASSERT_TRUE(seen.insert(x).second) << "duplicate edge " << i << " -> " << x;
-    }
-  }
-  while (!stack.empty()) {
-    const std::uint32_t u = stack.back();
-    stack.pop_back();
-    for (const std::uint32_t v : g.neighbors_of(u))
-      if (!reached[v]) reached[v] = 1, stack.push_back(v);
-  }
-  for (std::uint32_t i = 0; i < g.num_nodes; ++i) ASSERT_TRUE(reached[i]) << "node " << i << " unreachable";
-}
 
 // Rows with small integer coordinates, as +v / -v pairs: every dot product and distance is exact
 // in float whatever the order of summation, and the centroid is exactly 0, so that the device
@@ -141,7 +118,7 @@ TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
       auto o = options_on(dev.device);
       o.graph.refine_passes = refine;
       const auto r = cuda::build_on_device(data.data(), n, dims, ip, {}, o);
-      expect_graph_invariants(r.graph, 16);
+      test::expect_graph_invariants(r.graph, 16);
       const auto want = cuda::reference_build_graph(data.data(), n, dims, ip.build, o.graph, r.plan.search_batch);
       expect_same_graph(r.graph, want);
     }
@@ -171,7 +148,7 @@ TEST(CudaBuild, OutOfCoreTinyTilesGiveTheReferenceGraph) {
     EXPECT_EQ(r.plan.search_batch, 7u);
     EXPECT_EQ(r.plan.prune_batch, 3u);
     EXPECT_EQ(r.plan.upload_rows, 256u);
-    expect_graph_invariants(r.graph, 12);
+    test::expect_graph_invariants(r.graph, 12);
     expect_same_graph(r.graph, cuda::reference_build_graph(data.data(), n, dims, ip.build, o.graph, 7));
     const auto cpu = sbq::Quantizer::train(data.data(), n, dims, 2);
     for (std::size_t d = 0; d < dims; ++d) EXPECT_NEAR(r.quantizer.stddev()[d], cpu.stddev()[d], 1e-5f);
@@ -202,19 +179,7 @@ TEST(CudaBuild, CancelStopsTheBuild) {
   EXPECT_THROW((void)cuda::build_on_device(data.data(), 20000, 32, ip, control, options_on(dev.device)), vs::Cancelled);
   // The device is still usable afterwards.
   const auto r = cuda::build_on_device(data.data(), 2000, 32, ip, {}, options_on(dev.device));
-  expect_graph_invariants(r.graph, ip.build.num_neighbors);
-}
-
-// Mean recall@10 of `index` at query list size L.
-double recall(const vamana::Index& index, const std::vector<float>& queries, std::size_t dims,
-              const std::vector<std::vector<std::uint32_t>>& truth, std::uint32_t L) {
-  vamana::SearchParams sp;
-  sp.k = 10;
-  sp.search_list_size = L;
-  vamana::SearchScratch scratch;
-  std::vector<std::vector<std::uint32_t>> found(truth.size());
-  for (std::size_t q = 0; q < truth.size(); ++q) index.search(&queries[q * dims], sp, found[q], scratch);
-  return test::recall_at_k(found, truth, 10);
+  test::expect_graph_invariants(r.graph, ip.build.num_neighbors);
 }
 
 struct RecallCase {
@@ -234,7 +199,7 @@ TEST_P(CudaRecall, WithinHalfAPointOfTheCpuBuild) {
   ip.build.metric = c.metric;
   ip.build.num_neighbors = c.R;
   ip.build.search_list_size = c.L;
-  ip.build.threads = 1;  // deterministic CPU graph
+  ip.build.threads = 1;                  // deterministic CPU graph
   ip.storage = vamana::Storage::kPlain;  // graph quality alone; SBQ adds the same error to both
   const auto cpu = vamana::Index::build(base.data(), c.n, c.dims, ip);
 
@@ -242,7 +207,7 @@ TEST_P(CudaRecall, WithinHalfAPointOfTheCpuBuild) {
   Array<float> stored(c.n * c.dims);
   std::copy_n(cpu.vector(0), c.n * c.dims, stored.data());
   auto r = cuda::build_on_device(stored.data(), c.n, c.dims, ip, {}, options_on(dev.device));
-  expect_graph_invariants(r.graph, c.R);
+  test::expect_graph_invariants(r.graph, c.R);
   std::printf("%s %zu x %zu: train %.3f s, insert %.3f s, prune %.3f s, connect %.3f s; %s\n",
               distance::metric_name(c.metric), c.n, c.dims, r.times.train, r.times.insert, r.times.prune,
               r.times.connect, r.plan.describe().c_str());
@@ -254,7 +219,8 @@ TEST_P(CudaRecall, WithinHalfAPointOfTheCpuBuild) {
   const std::vector<float> stored_base(cpu.vector(0), cpu.vector(0) + c.n * c.dims);
   const auto truth = test::brute_force_knn(stored_base, qn, c.dims, 10, c.metric);
   for (const std::uint32_t L : {10u, 20u, 50u, 100u}) {
-    const double r_cpu = recall(cpu, queries, c.dims, truth, L), r_gpu = recall(gpu, queries, c.dims, truth, L);
+    const double r_cpu = test::index_recall(cpu, queries, c.dims, truth, L),
+                 r_gpu = test::index_recall(gpu, queries, c.dims, truth, L);
     std::printf("  L %3u: recall@10 cpu %.4f gpu %.4f\n", L, r_cpu, r_gpu);
     EXPECT_GE(r_gpu, r_cpu - 0.005) << "L " << L;
   }

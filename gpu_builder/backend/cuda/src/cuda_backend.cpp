@@ -31,9 +31,9 @@ void normalize_rows(float* v, std::size_t n, std::size_t dims, std::size_t threa
 std::unique_ptr<CudaBackend> CudaBackend::create(const CudaBackendOptions& options) {
   const cuda::DeviceChoice c = cuda::choose_device(options.device);
   if (c.device < 0) VS_FAIL(ErrorCode::kUnsupported, "no usable CUDA device: %s", c.reason.c_str());
-  std::string description =
-      detail::format("%s (device %d, %s; %.1f of %.1f GiB free)", c.name.c_str(), c.device, c.reason.c_str(),
-                     static_cast<double>(c.free_bytes) / (1ull << 30), static_cast<double>(c.total_bytes) / (1ull << 30));
+  std::string description = detail::format("%s (device %d, %s; %.1f of %.1f GiB free)", c.name.c_str(), c.device,
+                                           c.reason.c_str(), static_cast<double>(c.free_bytes) / (1ull << 30),
+                                           static_cast<double>(c.total_bytes) / (1ull << 30));
   return std::unique_ptr<CudaBackend>(new CudaBackend(options, c.device, std::move(description)));
 }
 
@@ -84,10 +84,10 @@ BackendStats CudaBackend::build(BuildInput&& in, const Control& control, const f
   o.train_phase = kPhaseTrain;
   cuda::DeviceBuildResult r = cuda::build_on_device(in.vectors.data(), in.rows, in.dims, in.params, control, o);
   if (control.log)
-    control.log(LogLevel::kInfo,
-                detail::format("cuda build: %zu rows, train %.3f s, insert %.3f s, prune %.3f s, connect %.3f s; %s",
-                               in.rows, r.times.train, r.times.insert, r.times.prune, r.times.connect,
-                               r.plan.describe().c_str()));
+    control.log(
+        LogLevel::kInfo,
+        detail::format("cuda build: %zu rows, train %.3f s, insert %.3f s, prune %.3f s, connect %.3f s; %s", in.rows,
+                       r.times.train, r.times.insert, r.times.prune, r.times.connect, r.plan.describe().c_str()));
   const vamana::Index index = vamana::Index::from_parts(std::move(in.vectors), in.rows, in.dims, in.params,
                                                         std::move(r.quantizer), std::move(r.codes), std::move(r.graph));
   const auto t1 = Clock::now();

@@ -48,7 +48,9 @@ using detail::Event;
 using detail::PinnedBuffer;
 using detail::Stream;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // Copies a device array to a host vector (synchronously on `stream`).
 template <class T>
@@ -77,11 +79,17 @@ class DeviceBuilder {
  public:
   DeviceBuilder(const float* vectors, std::size_t n, std::size_t dims, const vamana::IndexParams& params,
                 const Control& control, const DeviceBuildOptions& options)
-      : host_(vectors), n_(n), dims_(dims), params_(params), control_(control), options_(options),
+      : host_(vectors),
+        n_(n),
+        dims_(dims),
+        params_(params),
+        control_(control),
+        options_(options),
         s_(derive_settings(params.build, options.graph)),
         sbq_(params.storage == vamana::Storage::kMemoryOptimized),
         bits_(sbq_ ? (params.bits_per_dim == 0 ? sbq::default_bits_per_dim(dims) : params.bits_per_dim) : 0),
-        words_(sbq_ ? sbq::code_words(dims, bits_) : 0), blas_(stream_.get()) {}
+        words_(sbq_ ? sbq::code_words(dims, bits_) : 0),
+        blas_(stream_.get()) {}
   DeviceBuilder(const DeviceBuilder&) = delete;
   DeviceBuilder& operator=(const DeviceBuilder&) = delete;
   // On every exit (errors, cancellation): no queued work may still use the buffers and the
@@ -138,8 +146,8 @@ class DeviceBuilder {
       x_ = static_cast<const float*>(mapped_->device_pointer());
       VS_CUDA_TRY(kernels::column_sums(x_, n_, dims_, nullptr, 0, partials.data(), stream_.get()));
     }
-    VS_CUDA_TRY(kernels::reduce_groups(partials.data(), groups, dims_, static_cast<double>(n_), moments.data(),
-                                       stream_.get()));
+    VS_CUDA_TRY(
+        kernels::reduce_groups(partials.data(), groups, dims_, static_cast<double>(n_), moments.data(), stream_.get()));
     const bool second_moment = sbq_ && bits_ > 1;
     if (second_moment) {
       VS_CUDA_TRY(kernels::column_sums(x_, n_, dims_, moments.data(), 0, partials.data(), stream_.get()));
@@ -232,18 +240,30 @@ class DeviceBuilder {
   // + per_prune_bytes * prune_batch), released as a whole.
   struct Work {
     Work(std::size_t n, std::size_t dims, const GraphSettings& s, const MemoryPlan& plan)
-        : neighbors(n * s.stride), degrees(n), order(n), over(n),
-          tables(plan.search_batch * plan.table_slots), log_id(plan.search_batch * s.max_iters),
-          log_key(plan.search_batch * s.max_iters), log_count(plan.search_batch),
-          kept_distance(plan.search_batch * s.R), counters(2),
-          rows(plan.prune_batch * plan.gram_dim * dims), gram(plan.prune_batch * plan.gram_dim * plan.gram_dim),
-          cand(plan.prune_batch * s.max_candidates), cand_counts(plan.prune_batch), prune_nodes(plan.prune_batch),
+        : neighbors(n * s.stride),
+          degrees(n),
+          order(n),
+          over(n),
+          tables(plan.search_batch * plan.table_slots),
+          log_id(plan.search_batch * s.max_iters),
+          log_key(plan.search_batch * s.max_iters),
+          log_count(plan.search_batch),
+          kept_distance(plan.search_batch * s.R),
+          counters(2),
+          rows(plan.prune_batch * plan.gram_dim * dims),
+          gram(plan.prune_batch * plan.gram_dim * plan.gram_dim),
+          cand(plan.prune_batch * s.max_candidates),
+          cand_counts(plan.prune_batch),
+          prune_nodes(plan.prune_batch),
           edge_keys{DeviceBuffer<std::uint64_t>(plan.search_batch * s.R),
                     DeviceBuffer<std::uint64_t>(plan.search_batch * s.R)},
           edge_values{DeviceBuffer<std::uint32_t>(plan.search_batch * s.R),
                       DeviceBuffer<std::uint32_t>(plan.search_batch * s.R)},
-          targets(plan.search_batch * s.R), run_target(plan.search_batch * s.R),
-          run_length(plan.search_batch * s.R), run_start(plan.search_batch * s.R), run_count(2),
+          targets(plan.search_batch * s.R),
+          run_target(plan.search_batch * s.R),
+          run_length(plan.search_batch * s.R),
+          run_start(plan.search_batch * s.R),
+          run_count(2),
           overflow(plan.search_batch * s.R) {
       std::size_t temp_bytes = 0;
       VS_CUDA_TRY(kernels::reverse_temp_bytes(plan.search_batch * s.R, temp_bytes));
@@ -259,15 +279,15 @@ class DeviceBuilder {
                                         reverse_temp.data(),
                                         temp_bytes};
     }
-    DeviceBuffer<std::uint32_t> neighbors, degrees, order, over;           // graph, insertion order, lists over R
-    DeviceBuffer<std::uint32_t> tables, log_id;                            // search: visited sets, expansions
+    DeviceBuffer<std::uint32_t> neighbors, degrees, order, over;  // graph, insertion order, lists over R
+    DeviceBuffer<std::uint32_t> tables, log_id;                   // search: visited sets, expansions
     DeviceBuffer<float> log_key;
     DeviceBuffer<std::uint32_t> log_count;
-    DeviceBuffer<float> kept_distance;                                     // prune output for reverse edges
-    DeviceBuffer<unsigned long long> counters;                             // distances computed, capped searches
-    DeviceBuffer<float> rows, gram;                                        // prune: gathered rows, Gram matrices
-    DeviceBuffer<std::uint32_t> cand, cand_counts, prune_nodes;            // prune: candidate lists
-    DeviceBuffer<std::uint64_t> edge_keys[2];                              // reverse edges
+    DeviceBuffer<float> kept_distance;                           // prune output for reverse edges
+    DeviceBuffer<unsigned long long> counters;                   // distances computed, capped searches
+    DeviceBuffer<float> rows, gram;                              // prune: gathered rows, Gram matrices
+    DeviceBuffer<std::uint32_t> cand, cand_counts, prune_nodes;  // prune: candidate lists
+    DeviceBuffer<std::uint64_t> edge_keys[2];                    // reverse edges
     DeviceBuffer<std::uint32_t> edge_values[2], targets, run_target, run_length, run_start, run_count, overflow;
     DeviceBuffer<std::uint8_t> reverse_temp;
     kernels::ReverseBuffers reverse{};
@@ -337,10 +357,11 @@ class DeviceBuilder {
                                        w_->degrees.data(), s_.max_candidates, w_->reverse, stream_.get()));
     const std::uint32_t overflowing = download(w_->run_count.data() + 1, 1, stream_)[0];
     for (std::uint32_t first = 0; first < overflowing; first += static_cast<std::uint32_t>(plan_.prune_batch)) {
-      const std::uint32_t c = std::min<std::uint32_t>(static_cast<std::uint32_t>(plan_.prune_batch), overflowing - first);
-      VS_CUDA_TRY(kernels::overflow_candidates(w_->reverse, first, c, w_->neighbors.data(), s_.stride, w_->degrees.data(),
-                                               s_.max_candidates, w_->prune_nodes.data(), w_->cand.data(),
-                                               w_->cand_counts.data(), stream_.get()));
+      const std::uint32_t c =
+          std::min<std::uint32_t>(static_cast<std::uint32_t>(plan_.prune_batch), overflowing - first);
+      VS_CUDA_TRY(kernels::overflow_candidates(w_->reverse, first, c, w_->neighbors.data(), s_.stride,
+                                               w_->degrees.data(), s_.max_candidates, w_->prune_nodes.data(),
+                                               w_->cand.data(), w_->cand_counts.data(), stream_.get()));
       prune(w_->prune_nodes.data(), w_->cand.data(), s_.max_candidates, w_->cand_counts.data(), c, nullptr);
     }
     stats_.reverse_prunes += overflowing;
@@ -353,8 +374,8 @@ class DeviceBuilder {
              const std::uint32_t* counts, std::uint32_t count, float* kept_distance) {
     if (count == 0) return;
     const std::uint32_t M = plan_.gram_dim;
-    VS_CUDA_TRY(kernels::gather_rows(x_, dims_, nodes, cand, cand_stride, counts, count, M, w_->rows.data(),
-                                     stream_.get()));
+    VS_CUDA_TRY(
+        kernels::gather_rows(x_, dims_, nodes, cand, cand_stride, counts, count, M, w_->rows.data(), stream_.get()));
     // rows: per node M x dims row-major = dims x M column-major (lda = dims); gram = rows^T rows.
     const float one = 1.0f, zero = 0.0f;
     const auto m = static_cast<int>(M), k = static_cast<int>(dims_);
@@ -370,8 +391,8 @@ class DeviceBuilder {
   void final_prune() {
     if (control_.cancel && control_.cancel()) throw Cancelled();
     VS_CUDA_TRY(cudaMemsetAsync(w_->run_count.data(), 0, sizeof(std::uint32_t), stream_.get()));
-    VS_CUDA_TRY(kernels::select_overfull(w_->degrees.data(), n_, s_.R, w_->over.data(), w_->run_count.data(),
-                                         stream_.get()));
+    VS_CUDA_TRY(
+        kernels::select_overfull(w_->degrees.data(), n_, s_.R, w_->over.data(), w_->run_count.data(), stream_.get()));
     const std::uint32_t over = download(w_->run_count.data(), 1, stream_)[0];
     poll(vamana::kPhasePrune, 0, over);
     for (std::uint32_t first = 0; first < over; first += static_cast<std::uint32_t>(plan_.prune_batch)) {
@@ -393,8 +414,8 @@ class DeviceBuilder {
     g.medoid = medoid_;
     g.neighbors = Array<std::uint32_t>(n_ * s_.stride);
     g.degrees = Array<std::uint32_t>(n_);
-    VS_CUDA_TRY(cudaMemcpyAsync(g.neighbors.data(), w_->neighbors.data(), w_->neighbors.bytes(),
-                                cudaMemcpyDeviceToHost, stream_.get()));
+    VS_CUDA_TRY(cudaMemcpyAsync(g.neighbors.data(), w_->neighbors.data(), w_->neighbors.bytes(), cudaMemcpyDeviceToHost,
+                                stream_.get()));
     VS_CUDA_TRY(cudaMemcpyAsync(g.degrees.data(), w_->degrees.data(), w_->degrees.bytes(), cudaMemcpyDeviceToHost,
                                 stream_.get()));
     stream_.sync();
@@ -451,7 +472,8 @@ DeviceChoice choose_device(int requested) noexcept {
     return c;
   }
   if (requested >= count) {
-    c.reason = vs::detail::format("--cuda-device %d does not exist (%d device%s)", requested, count, count == 1 ? "" : "s");
+    c.reason =
+        vs::detail::format("--cuda-device %d does not exist (%d device%s)", requested, count, count == 1 ? "" : "s");
     return c;
   }
   int best = -1;
@@ -462,13 +484,15 @@ DeviceChoice choose_device(int requested) noexcept {
     if (best < 0 || m.free_bytes > best_mem.free_bytes) best = d, best_mem = m;
   }
   if (best < 0) {
-    c.reason = requested >= 0 ? vs::detail::format("CUDA device %d cannot be used", requested)
-                              : "no CUDA device can be used";
+    c.reason =
+        requested >= 0 ? vs::detail::format("CUDA device %d cannot be used", requested) : "no CUDA device can be used";
     return c;
   }
   cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, best) == cudaSuccess) c.name = prop.name;
-  else (void)cudaGetLastError();
+  if (cudaGetDeviceProperties(&prop, best) == cudaSuccess)
+    c.name = prop.name;
+  else
+    (void)cudaGetLastError();
   c.device = best;
   c.free_bytes = best_mem.free_bytes;
   c.total_bytes = best_mem.total_bytes;
@@ -501,8 +525,8 @@ bool device_supports(const vamana::IndexParams& params, std::size_t dims, int de
   const std::size_t prune = kernels::prune_shared_bytes(s.max_candidates);
   if (search > limit || prune > limit) {
     reason = vs::detail::format(
-        "search_list_size %u with num_neighbors %u needs %zu bytes of shared memory per block; the device has %zu",
-        s.L, s.R, std::max(search, prune), limit);
+        "search_list_size %u with num_neighbors %u needs %zu bytes of shared memory per block; the device has %zu", s.L,
+        s.R, std::max(search, prune), limit);
     return false;
   }
   return true;

@@ -21,8 +21,8 @@ namespace vs::cuda::kernels {
  * rows each; the last may be short) of the `rows` rows at x; with mean != null the sum is of
  * (x[r][d] - mean[d])^2 instead. Sums in double.
  */
-cudaError_t column_sums(const float* x, std::size_t rows, std::size_t dims, const double* mean,
-                        std::size_t first_group, double* partials, cudaStream_t stream);
+cudaError_t column_sums(const float* x, std::size_t rows, std::size_t dims, const double* mean, std::size_t first_group,
+                        double* partials, cudaStream_t stream);
 /** out[d] = (sum over g < groups of partials[g * dims + d], in order) / divisor (deterministic). */
 cudaError_t reduce_groups(const double* partials, std::size_t groups, std::size_t dims, double divisor, double* out,
                           cudaStream_t stream);
@@ -45,10 +45,10 @@ std::size_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride);
  * args.max_iters) receive the expansions, log_count[b] their number; *computed and *capped
  * (searches that hit max_iters) are incremented.
  */
-cudaError_t search(const core::SearchArgs& args, const std::uint32_t* queries, std::uint32_t count,
-                   std::uint32_t start, std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id,
-                   float* log_key, std::uint32_t* log_count, unsigned long long* computed,
-                   unsigned long long* capped, cudaStream_t stream);
+cudaError_t search(const core::SearchArgs& args, const std::uint32_t* queries, std::uint32_t count, std::uint32_t start,
+                   std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id, float* log_key,
+                   std::uint32_t* log_count, unsigned long long* computed, unsigned long long* capped,
+                   cudaStream_t stream);
 
 // ---- prune (prune.cu) -----------------------------------------------------------------------
 /**
@@ -108,8 +108,8 @@ cudaError_t reverse_temp_bytes(std::size_t edges, std::size_t& bytes);
  * in place when the union fits `stride`, or records the run in `overflow` (run_count[1]) for a
  * prune. kept_distance holds the distances written by the prune (R per row).
  */
-cudaError_t reverse_edges(const std::uint32_t* nodes, std::uint32_t count, const float* kept_distance,
-                          std::uint32_t R, std::uint32_t* neighbors, std::uint32_t stride, std::uint32_t* degrees,
+cudaError_t reverse_edges(const std::uint32_t* nodes, std::uint32_t count, const float* kept_distance, std::uint32_t R,
+                          std::uint32_t* neighbors, std::uint32_t stride, std::uint32_t* degrees,
                           std::uint32_t max_candidates, const ReverseBuffers& buf, cudaStream_t stream);
 /**
  * Prune inputs of overflowing runs [first, first + count): nodes[i] = the target, cand[i] =

@@ -41,7 +41,8 @@ GraphSettings derive_settings(const vamana::BuildParams& params, const GraphOpti
   s.prune.ratio_rule = params.metric != distance::Metric::kInnerProduct;
   s.prune.schedule = core::make_alpha_schedule(params.max_alpha, s.prune.ratio_rule);
   // The fixed-size schedule must be common/'s.
-  const std::vector<float> want = s.prune.ratio_rule ? vamana::alpha_schedule(params.max_alpha) : std::vector<float>{1.0f};
+  const std::vector<float> want =
+      s.prune.ratio_rule ? vamana::alpha_schedule(params.max_alpha) : std::vector<float>{1.0f};
   VS_ASSERT(want.size() == s.prune.schedule.count);
   for (std::size_t i = 0; i < want.size(); ++i) VS_ASSERT(want[i] == s.prune.schedule.alpha[i]);
   return s;
@@ -95,7 +96,7 @@ MemoryPlan plan_device_memory(std::uint64_t budget, std::size_t n, std::size_t d
 
   const std::uint64_t groups = (N + kStatsRows - 1) / kStatsRows;
   p.train_bytes = groups * D * sizeof(double) + 4 * D * sizeof(double) + N * code_words * sizeof(std::uint64_t) +
-                  N * sizeof(std::uint64_t);  // partial sums, statistics, codes, medoid keys
+                  N * sizeof(std::uint64_t);     // partial sums, statistics, codes, medoid keys
   p.graph_bytes = N * s.stride * 4 + 3 * N * 4;  // adjacency, degrees, order, lists over R
   const std::uint64_t M = p.gram_dim;
   // Search: visited table, expansion log (ids + distances), counts; prune output distances;

@@ -12,23 +12,26 @@ constexpr unsigned kPruneWarps = 4;  // warps (nodes) per block, fewer when thei
 constexpr std::size_t kDefaultShared = 48 * 1024;
 
 // One block per (row, item): copies a vector, or zeros for padding rows.
-__global__ void gather_rows_kernel(const float* __restrict__ x, std::size_t dims, const std::uint32_t* __restrict__ nodes,
-                                   const std::uint32_t* __restrict__ cand, std::size_t cand_stride,
-                                   const std::uint32_t* __restrict__ counts, std::uint32_t gram_dim,
-                                   float* __restrict__ rows) {
+__global__ void gather_rows_kernel(const float* __restrict__ x, std::size_t dims,
+                                   const std::uint32_t* __restrict__ nodes, const std::uint32_t* __restrict__ cand,
+                                   std::size_t cand_stride, const std::uint32_t* __restrict__ counts,
+                                   std::uint32_t gram_dim, float* __restrict__ rows) {
   const std::uint32_t item = blockIdx.y, r = blockIdx.x;
   float* out = rows + (static_cast<std::uint64_t>(item) * gram_dim + r) * dims;
   const float* src = nullptr;
-  if (r == 0) src = x + static_cast<std::uint64_t>(nodes[item]) * dims;
-  else if (r - 1 < counts[item]) src = x + static_cast<std::uint64_t>(cand[item * cand_stride + (r - 1)]) * dims;
+  if (r == 0)
+    src = x + static_cast<std::uint64_t>(nodes[item]) * dims;
+  else if (r - 1 < counts[item])
+    src = x + static_cast<std::uint64_t>(cand[item * cand_stride + (r - 1)]) * dims;
   for (std::size_t d = threadIdx.x; d < dims; d += blockDim.x) out[d] = src != nullptr ? src[d] : 0.0f;
 }
 
 __global__ void prune_kernel(const float* __restrict__ gram, std::uint32_t gram_dim,
-                             const std::uint32_t* __restrict__ nodes, const std::uint32_t* cand, std::size_t cand_stride,
-                             const std::uint32_t* __restrict__ counts, std::uint32_t count, std::uint32_t capacity,
-                             core::PruneParams params, std::uint32_t* neighbors, std::uint32_t stride,
-                             std::uint32_t* __restrict__ degrees, float* __restrict__ kept_distance) {
+                             const std::uint32_t* __restrict__ nodes, const std::uint32_t* cand,
+                             std::size_t cand_stride, const std::uint32_t* __restrict__ counts, std::uint32_t count,
+                             std::uint32_t capacity, core::PruneParams params, std::uint32_t* neighbors,
+                             std::uint32_t stride, std::uint32_t* __restrict__ degrees,
+                             float* __restrict__ kept_distance) {
   extern __shared__ float4 prune_shared[];
   const std::uint32_t warp = threadIdx.x >> 5;
   const std::uint32_t item = blockIdx.x * (blockDim.x >> 5) + warp;
@@ -39,10 +42,10 @@ __global__ void prune_kernel(const float* __restrict__ gram, std::uint32_t gram_
   const std::uint32_t p = nodes[item];
   const float* g = gram + static_cast<std::uint64_t>(item) * gram_dim * gram_dim;
   auto gram_at = [&](std::uint32_t a, std::uint32_t b) { return g[a + static_cast<std::uint64_t>(b) * gram_dim]; };
-  const std::uint32_t kept =
-      core::prune_node(team, p, cand + item * cand_stride, counts[item], gram_at, params, shared,
-                       neighbors + static_cast<std::uint64_t>(p) * stride,
-                       kept_distance != nullptr ? kept_distance + static_cast<std::uint64_t>(item) * params.R : nullptr);
+  const std::uint32_t kept = core::prune_node(
+      team, p, cand + item * cand_stride, counts[item], gram_at, params, shared,
+      neighbors + static_cast<std::uint64_t>(p) * stride,
+      kept_distance != nullptr ? kept_distance + static_cast<std::uint64_t>(item) * params.R : nullptr);
   if (team.leader()) degrees[p] = kept;
 }
 
@@ -98,7 +101,9 @@ cudaError_t gather_rows(const float* x, std::size_t dims, const std::uint32_t* n
   return cudaSuccess;
 }
 
-std::size_t prune_shared_bytes(std::uint32_t capacity) { return core::prune_shared_bytes(capacity); }
+std::size_t prune_shared_bytes(std::uint32_t capacity) {
+  return core::prune_shared_bytes(capacity);
+}
 
 cudaError_t prune(const float* gram, std::uint32_t gram_dim, const std::uint32_t* nodes, const std::uint32_t* cand,
                   std::size_t cand_stride, const std::uint32_t* counts, std::uint32_t count, std::uint32_t capacity,
@@ -114,8 +119,8 @@ cudaError_t prune(const float* gram, std::uint32_t gram_dim, const std::uint32_t
     if (st != cudaSuccess) return st;
   }
   const unsigned grid = (count + warps - 1) / warps;
-  prune_kernel<<<grid, warps * 32, shared, stream>>>(gram, gram_dim, nodes, cand, cand_stride, counts, count,
-                                                           capacity, params, neighbors, stride, degrees, kept_distance);
+  prune_kernel<<<grid, warps * 32, shared, stream>>>(gram, gram_dim, nodes, cand, cand_stride, counts, count, capacity,
+                                                     params, neighbors, stride, degrees, kept_distance);
   return cudaGetLastError();
 }
 
@@ -124,9 +129,8 @@ cudaError_t refine_candidates(const std::uint32_t* nodes, const std::uint32_t* n
                               const std::uint32_t* log_count, std::uint32_t count, std::uint32_t max_candidates,
                               std::uint32_t* cand, std::uint32_t* counts, cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
-  refine_candidates_kernel<<<(count + 127) / 128, 128, 0, stream>>>(nodes, neighbors, stride, degrees, log_id,
-                                                                     log_stride, log_count, count, max_candidates, cand,
-                                                                     counts);
+  refine_candidates_kernel<<<(count + 127) / 128, 128, 0, stream>>>(
+      nodes, neighbors, stride, degrees, log_id, log_stride, log_count, count, max_candidates, cand, counts);
   return cudaGetLastError();
 }
 

@@ -20,7 +20,9 @@ namespace {
 class Worker {
  public:
   Worker(const float* vectors, std::size_t dims, const GraphSettings& s)
-      : vectors_(vectors), dims_(dims), s_(s),
+      : vectors_(vectors),
+        dims_(dims),
+        s_(s),
         search_mem_(core::search_shared_bytes(s.L, s.stride) / 4 + 1),
         prune_mem_(core::prune_shared_bytes(s.max_candidates) / 4 + 1),
         table_(core::visited_table_slots(s.max_iters, s.stride)) {}

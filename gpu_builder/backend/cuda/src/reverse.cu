@@ -52,8 +52,10 @@ __global__ void apply_runs_kernel(const std::uint32_t* __restrict__ run_target,
   std::uint32_t* list = neighbors + static_cast<std::uint64_t>(q) * stride;
   const std::uint32_t* incoming = sources + run_start[r];
   const std::uint32_t size = core::union_size(list, degrees[q], incoming, run_length[r], max_candidates);
-  if (size <= stride) degrees[q] = core::write_union(list, degrees[q], incoming, run_length[r], max_candidates, list);
-  else overflow[atomicAdd(&run_count[1], 1u)] = r;
+  if (size <= stride)
+    degrees[q] = core::write_union(list, degrees[q], incoming, run_length[r], max_candidates, list);
+  else
+    overflow[atomicAdd(&run_count[1], 1u)] = r;
 }
 
 // One thread per overflowing run of [first, first + count).
@@ -72,12 +74,14 @@ __global__ void overflow_candidates_kernel(kernels::ReverseBuffers buf, std::uin
                                 cand + static_cast<std::uint64_t>(i) * max_candidates);
 }
 
-unsigned blocks_for(std::uint64_t items, unsigned block) { return static_cast<unsigned>((items + block - 1) / block); }
+unsigned blocks_for(std::uint64_t items, unsigned block) {
+  return static_cast<unsigned>((items + block - 1) / block);
+}
 
-#define VS_RETURN_IF_FAILED(call)          \
-  do {                                     \
-    const cudaError_t st_ = (call);        \
-    if (st_ != cudaSuccess) return st_;    \
+#define VS_RETURN_IF_FAILED(call)       \
+  do {                                  \
+    const cudaError_t st_ = (call);     \
+    if (st_ != cudaSuccess) return st_; \
   } while (0)
 
 }  // namespace
@@ -85,22 +89,20 @@ unsigned blocks_for(std::uint64_t items, unsigned block) { return static_cast<un
 cudaError_t reverse_temp_bytes(std::size_t edges, std::size_t& bytes) {
   std::size_t sort = 0, rle = 0, scan = 0;
   const auto n = static_cast<std::int64_t>(edges);
-  VS_RETURN_IF_FAILED(cub::DeviceRadixSort::SortPairs(nullptr, sort, static_cast<const std::uint64_t*>(nullptr),
-                                                      static_cast<std::uint64_t*>(nullptr),
-                                                      static_cast<const std::uint32_t*>(nullptr),
-                                                      static_cast<std::uint32_t*>(nullptr), n));
-  VS_RETURN_IF_FAILED(cub::DeviceRunLengthEncode::Encode(nullptr, rle, static_cast<const std::uint32_t*>(nullptr),
-                                                         static_cast<std::uint32_t*>(nullptr),
-                                                         static_cast<std::uint32_t*>(nullptr),
-                                                         static_cast<std::uint32_t*>(nullptr), n));
+  VS_RETURN_IF_FAILED(cub::DeviceRadixSort::SortPairs(
+      nullptr, sort, static_cast<const std::uint64_t*>(nullptr), static_cast<std::uint64_t*>(nullptr),
+      static_cast<const std::uint32_t*>(nullptr), static_cast<std::uint32_t*>(nullptr), n));
+  VS_RETURN_IF_FAILED(cub::DeviceRunLengthEncode::Encode(
+      nullptr, rle, static_cast<const std::uint32_t*>(nullptr), static_cast<std::uint32_t*>(nullptr),
+      static_cast<std::uint32_t*>(nullptr), static_cast<std::uint32_t*>(nullptr), n));
   VS_RETURN_IF_FAILED(cub::DeviceScan::ExclusiveSum(nullptr, scan, static_cast<const std::uint32_t*>(nullptr),
                                                     static_cast<std::uint32_t*>(nullptr), n));
   bytes = sort > rle ? (sort > scan ? sort : scan) : (rle > scan ? rle : scan);
   return cudaSuccess;
 }
 
-cudaError_t reverse_edges(const std::uint32_t* nodes, std::uint32_t count, const float* kept_distance,
-                          std::uint32_t R, std::uint32_t* neighbors, std::uint32_t stride, std::uint32_t* degrees,
+cudaError_t reverse_edges(const std::uint32_t* nodes, std::uint32_t count, const float* kept_distance, std::uint32_t R,
+                          std::uint32_t* neighbors, std::uint32_t stride, std::uint32_t* degrees,
                           std::uint32_t max_candidates, const ReverseBuffers& buf, cudaStream_t stream) {
   const std::uint64_t edges = static_cast<std::uint64_t>(count) * R;
   VS_RETURN_IF_FAILED(cudaMemsetAsync(buf.run_count, 0, 2 * sizeof(std::uint32_t), stream));
@@ -108,7 +110,7 @@ cudaError_t reverse_edges(const std::uint32_t* nodes, std::uint32_t count, const
   const auto n = static_cast<std::int64_t>(edges);
   VS_RETURN_IF_FAILED(cudaMemsetAsync(buf.run_length, 0, edges * sizeof(std::uint32_t), stream));
   edge_keys_kernel<<<blocks_for(edges, 256), 256, 0, stream>>>(nodes, count, kept_distance, R, neighbors, stride,
-                                                                degrees, buf.keys[0], buf.values[0]);
+                                                               degrees, buf.keys[0], buf.values[0]);
   VS_RETURN_IF_FAILED(cudaGetLastError());
   std::size_t temp = buf.temp_bytes;
   VS_RETURN_IF_FAILED(cub::DeviceRadixSort::SortPairs(buf.temp, temp, buf.keys[0], buf.keys[1], buf.values[0],
@@ -122,10 +124,9 @@ cudaError_t reverse_edges(const std::uint32_t* nodes, std::uint32_t count, const
   // never read).
   temp = buf.temp_bytes;
   VS_RETURN_IF_FAILED(cub::DeviceScan::ExclusiveSum(buf.temp, temp, buf.run_length, buf.run_start, n, stream));
-  apply_runs_kernel<<<blocks_for(edges, 128), 128, 0, stream>>>(buf.run_target, buf.run_length, buf.run_start,
-                                                                 buf.run_count, buf.values[1], neighbors, stride,
-                                                                 degrees, max_candidates, buf.overflow,
-                                                                 static_cast<std::uint32_t>(edges));
+  apply_runs_kernel<<<blocks_for(edges, 128), 128, 0, stream>>>(
+      buf.run_target, buf.run_length, buf.run_start, buf.run_count, buf.values[1], neighbors, stride, degrees,
+      max_candidates, buf.overflow, static_cast<std::uint32_t>(edges));
   return cudaGetLastError();
 }
 
@@ -135,7 +136,7 @@ cudaError_t overflow_candidates(const ReverseBuffers& buf, std::uint32_t first, 
                                 std::uint32_t* counts, cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
   overflow_candidates_kernel<<<(count + 127) / 128, 128, 0, stream>>>(buf, first, count, neighbors, stride, degrees,
-                                                                       max_candidates, nodes, cand, counts);
+                                                                      max_candidates, nodes, cand, counts);
   return cudaGetLastError();
 }
 

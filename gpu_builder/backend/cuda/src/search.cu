@@ -37,10 +37,10 @@ std::size_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride) {
   return core::search_shared_bytes(list_size, stride);
 }
 
-cudaError_t search(const core::SearchArgs& args, const std::uint32_t* queries, std::uint32_t count,
-                   std::uint32_t start, std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id,
-                   float* log_key, std::uint32_t* log_count, unsigned long long* computed,
-                   unsigned long long* capped, cudaStream_t stream) {
+cudaError_t search(const core::SearchArgs& args, const std::uint32_t* queries, std::uint32_t count, std::uint32_t start,
+                   std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id, float* log_key,
+                   std::uint32_t* log_count, unsigned long long* computed, unsigned long long* capped,
+                   cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
   const std::size_t shared = core::search_shared_bytes(args.list_size, args.stride);
   if (shared > 48 * 1024) {

@@ -78,8 +78,8 @@ unsigned grid_for(std::size_t items, unsigned block) {
 
 }  // namespace
 
-cudaError_t column_sums(const float* x, std::size_t rows, std::size_t dims, const double* mean,
-                        std::size_t first_group, double* partials, cudaStream_t stream) {
+cudaError_t column_sums(const float* x, std::size_t rows, std::size_t dims, const double* mean, std::size_t first_group,
+                        double* partials, cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
   const std::size_t groups = (rows + kStatsRows - 1) / kStatsRows;
   constexpr std::size_t kMaxGridY = 65535;
@@ -105,7 +105,7 @@ cudaError_t sbq_encode(const float* x, std::size_t rows, std::size_t dims, const
   const std::size_t words = (dims * bits + 63) / 64;
   if (rows == 0) return cudaSuccess;
   sbq_encode_kernel<<<grid_for(rows * words, 256), 256, 0, stream>>>(x, rows, dims, mean, inv_stddev, bits, words,
-                                                                      codes);
+                                                                     codes);
   return cudaGetLastError();
 }
 

@@ -19,17 +19,17 @@ namespace vs::cuda::detail {
 }  // namespace vs::cuda::detail
 
 /** Checks a CUDA runtime call (or a kernel launcher returning cudaError_t). */
-#define VS_CUDA_TRY(call)                                                              \
-  do {                                                                                 \
-    const cudaError_t vs_cuda_status_ = (call);                                        \
-    if (vs_cuda_status_ != cudaSuccess) [[unlikely]]                                   \
+#define VS_CUDA_TRY(call)                                                               \
+  do {                                                                                  \
+    const cudaError_t vs_cuda_status_ = (call);                                         \
+    if (vs_cuda_status_ != cudaSuccess) [[unlikely]]                                    \
       ::vs::cuda::detail::throw_cuda_error(vs_cuda_status_, #call, __FILE__, __LINE__); \
   } while (0)
 
 /** Checks a cuBLAS call. */
-#define VS_CUBLAS_TRY(call)                                                              \
-  do {                                                                                   \
-    const cublasStatus_t vs_cublas_status_ = (call);                                     \
-    if (vs_cublas_status_ != CUBLAS_STATUS_SUCCESS) [[unlikely]]                         \
+#define VS_CUBLAS_TRY(call)                                                                 \
+  do {                                                                                      \
+    const cublasStatus_t vs_cublas_status_ = (call);                                        \
+    if (vs_cublas_status_ != CUBLAS_STATUS_SUCCESS) [[unlikely]]                            \
       ::vs::cuda::detail::throw_cublas_error(vs_cublas_status_, #call, __FILE__, __LINE__); \
   } while (0)

@@ -25,9 +25,9 @@ namespace vs::builder {
 
 /** Options of the CUDA backend (`--cuda-device`; the rest are for tests and benchmarks). */
 struct CudaBackendOptions {
-  int device = -1;              ///< --cuda-device; -1: the device with the most free memory
-  cuda::GraphOptions graph;     ///< algorithm knobs of the GPU build
-  cuda::PlanLimits limits;      ///< memory-plan overrides (tests force the out-of-core paths)
+  int device = -1;           ///< --cuda-device; -1: the device with the most free memory
+  cuda::GraphOptions graph;  ///< algorithm knobs of the GPU build
+  cuda::PlanLimits limits;   ///< memory-plan overrides (tests force the out-of-core paths)
 };
 
 /** Builds on one CUDA device. */

@@ -42,11 +42,11 @@ namespace vs::cuda {
 
 /** A CUDA device chosen for building. */
 struct DeviceChoice {
-  int device = -1;                 ///< -1 when no device is usable
-  std::string name;                ///< the device's name
-  std::uint64_t free_bytes = 0;    ///< free memory when chosen
-  std::uint64_t total_bytes = 0;   ///< the device's memory
-  std::string reason;              ///< why this one (or why none)
+  int device = -1;                ///< -1 when no device is usable
+  std::string name;               ///< the device's name
+  std::uint64_t free_bytes = 0;   ///< free memory when chosen
+  std::uint64_t total_bytes = 0;  ///< the device's memory
+  std::string reason;             ///< why this one (or why none)
 };
 
 /**
@@ -71,11 +71,11 @@ struct DeviceMemoryInfo {
 
 /** Options of one device build. */
 struct DeviceBuildOptions {
-  int device = 0;        ///< from choose_device
-  GraphOptions graph;    ///< algorithm knobs
-  PlanLimits limits;     ///< memory-plan overrides (tests force the out-of-core paths)
-  double memory_fraction = 0.9;  ///< share of the device's free memory the plan may use
-  std::uint32_t train_phase = 0; ///< progress phase of training (gpu_builder's kPhaseTrain); 0: not reported
+  int device = 0;                 ///< from choose_device
+  GraphOptions graph;             ///< algorithm knobs
+  PlanLimits limits;              ///< memory-plan overrides (tests force the out-of-core paths)
+  double memory_fraction = 0.9;   ///< share of the device's free memory the plan may use
+  std::uint32_t train_phase = 0;  ///< progress phase of training (gpu_builder's kPhaseTrain); 0: not reported
 };
 
 /** Seconds per phase of a device build (host wall clock, device work included). */
@@ -89,9 +89,9 @@ struct DeviceBuildTimes {
 
 /** What a device build hands back: host structures only. */
 struct DeviceBuildResult {
-  vamana::Graph graph;           ///< finished: degree <= R, reachable from the medoid
-  sbq::Quantizer quantizer;      ///< memory_optimized only
-  Array<std::uint64_t> codes;    ///< memory_optimized only: n * quantizer.words()
+  vamana::Graph graph;         ///< finished: degree <= R, reachable from the medoid
+  sbq::Quantizer quantizer;    ///< memory_optimized only
+  Array<std::uint64_t> codes;  ///< memory_optimized only: n * quantizer.words()
   GraphBuildStats stats;
   MemoryPlan plan;
   DeviceBuildTimes times;

@@ -35,8 +35,8 @@ struct GraphBuildStats {
  * control.cancel between batches.
  */
 [[nodiscard]] vamana::Graph reference_build_graph(const float* vectors, std::size_t n, std::size_t dims,
-                                                  const vamana::BuildParams& params,
-                                                  const GraphOptions& options = {}, std::size_t max_batch = 0,
-                                                  const Control& control = {}, GraphBuildStats* stats = nullptr);
+                                                  const vamana::BuildParams& params, const GraphOptions& options = {},
+                                                  std::size_t max_batch = 0, const Control& control = {},
+                                                  GraphBuildStats* stats = nullptr);
 
 }  // namespace vs::cuda

@@ -74,7 +74,9 @@ VS_HD inline std::uint64_t edge_key(std::uint32_t target, float distance) noexce
 }
 
 /** Target node of an edge_key. */
-VS_HD inline std::uint32_t edge_key_target(std::uint64_t key) noexcept { return static_cast<std::uint32_t>(key >> 32); }
+VS_HD inline std::uint32_t edge_key_target(std::uint64_t key) noexcept {
+  return static_cast<std::uint32_t>(key >> 32);
+}
 
 /** Smallest power of two >= x (x >= 1, x <= 2^31). */
 VS_HD inline std::uint32_t next_pow2(std::uint32_t x) noexcept {
@@ -95,9 +97,12 @@ VS_HD inline float distance_term(Metric m, float a, float b) noexcept {
 /** Distance from the sum of distance_term over all dimensions (vamana index_distance). */
 VS_HD inline float finish_distance(Metric m, float sum) noexcept {
   switch (m) {
-    case Metric::kL2: return sum;
-    case Metric::kCosine: return 1.0f - sum;
-    case Metric::kInnerProduct: return -sum;
+    case Metric::kL2:
+      return sum;
+    case Metric::kCosine:
+      return 1.0f - sum;
+    case Metric::kInnerProduct:
+      return -sum;
   }
   return sum;
 }
@@ -112,8 +117,10 @@ VS_HD inline float distance_from_gram(Metric m, float aa, float bb, float ab) no
       const float d = aa + bb - 2.0f * ab;
       return d > 0.0f ? d : 0.0f;
     }
-    case Metric::kCosine: return 1.0f - ab;
-    case Metric::kInnerProduct: return -ab;
+    case Metric::kCosine:
+      return 1.0f - ab;
+    case Metric::kInnerProduct:
+      return -ab;
   }
   return 0.0f;
 }

@@ -49,8 +49,8 @@ inline AlphaSchedule make_alpha_schedule(float max_alpha, bool ratio_rule) noexc
  */
 template <class Team, class Pair>
 VS_HD std::uint32_t robust_prune_sorted(const Team& team, const float* dist, std::uint32_t m, Pair&& pair,
-                                        std::uint32_t R, const AlphaSchedule& schedule, bool ratio_rule,
-                                        float* factor, std::uint32_t* kept) {
+                                        std::uint32_t R, const AlphaSchedule& schedule, bool ratio_rule, float* factor,
+                                        std::uint32_t* kept) {
   const float selected = infinity();
   team.for_each(m, [&](std::uint32_t i) { factor[i] = 0.0f; });
   const float last_alpha = schedule.alpha[schedule.count - 1];

@@ -19,11 +19,11 @@ namespace vs::cuda::core {
 
 /** Team-shared scratch of prune_node for up to `capacity` candidates. */
 struct PruneShared {
-  float* key;              ///< next_pow2(capacity)
-  std::uint32_t* id;       ///< next_pow2(capacity)
-  std::uint32_t* row;      ///< next_pow2(capacity): Gram row of each sorted entry
-  float* factor;           ///< capacity
-  std::uint32_t* kept;     ///< capacity (at most R are used)
+  float* key;           ///< next_pow2(capacity)
+  std::uint32_t* id;    ///< next_pow2(capacity)
+  std::uint32_t* row;   ///< next_pow2(capacity): Gram row of each sorted entry
+  float* factor;        ///< capacity
+  std::uint32_t* kept;  ///< capacity (at most R are used)
 };
 
 /** Bytes of PruneShared for `capacity` candidates. */

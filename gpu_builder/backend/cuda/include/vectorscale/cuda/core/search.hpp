@@ -48,7 +48,7 @@ VS_HD bool visit(const Team& team, std::uint32_t* table, std::uint32_t mask, std
 
 /** What one search reads and writes in global memory. */
 struct SearchArgs {
-  const float* vectors = nullptr;      ///< n x dims, row-major (device or mapped host memory)
+  const float* vectors = nullptr;  ///< n x dims, row-major (device or mapped host memory)
   std::uint32_t dims = 0;
   Metric metric = Metric::kL2;
   const std::uint32_t* neighbors = nullptr;  ///< n x stride adjacency
@@ -60,12 +60,12 @@ struct SearchArgs {
 
 /** Team-shared working memory of one search (shared memory on the device). */
 struct SearchShared {
-  float* key[2];              ///< list distances, double buffered (L each)
-  std::uint32_t* id[2];       ///< list ids
-  std::uint8_t* flag[2];      ///< list "expanded" flags
-  float* new_key;             ///< new candidates (next_pow2(stride) entries)
+  float* key[2];          ///< list distances, double buffered (L each)
+  std::uint32_t* id[2];   ///< list ids
+  std::uint8_t* flag[2];  ///< list "expanded" flags
+  float* new_key;         ///< new candidates (next_pow2(stride) entries)
   std::uint32_t* new_id;
-  std::uint32_t* scalars;     ///< [0] first unexpanded, [1] new candidates
+  std::uint32_t* scalars;  ///< [0] first unexpanded, [1] new candidates
 };
 
 /** Team-shared bytes of SearchShared for L and stride (device shared-memory planning). */
@@ -93,8 +93,8 @@ VS_HD inline SearchShared carve_search_shared(void* base, std::uint32_t list_siz
 
 /** Outcome of one search. */
 struct SearchResult {
-  std::uint32_t expanded = 0;   ///< entries written to the log
-  std::uint32_t computed = 0;   ///< distances computed
+  std::uint32_t expanded = 0;  ///< entries written to the log
+  std::uint32_t computed = 0;  ///< distances computed
 };
 
 /**

@@ -50,8 +50,10 @@ VS_HD inline std::uint32_t count_before(const float* key, const std::uint32_t* i
   std::uint32_t lo = 0, hi = n;
   while (lo < hi) {
     const std::uint32_t mid = (lo + hi) >> 1;
-    if (candidate_less(key[mid], id[mid], d, i)) lo = mid + 1;
-    else hi = mid;
+    if (candidate_less(key[mid], id[mid], d, i))
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo;
 }
