@@ -488,6 +488,13 @@ DeviceChoice choose_device(int requested) noexcept {
         requested >= 0 ? vs::detail::format("CUDA device %d cannot be used", requested) : "no CUDA device can be used";
     return c;
   }
+  // Asking for free memory created a context on every device; keep only the chosen one's (this
+  // runs at startup, before anything else in the process uses a device).
+  if (requested < 0)
+    for (int d = 0; d < count; ++d)
+      if (d != best && cudaSetDevice(d) == cudaSuccess) (void)cudaDeviceReset();
+  (void)cudaGetLastError();
+  (void)cudaSetDevice(best);
   cudaDeviceProp prop{};
   if (cudaGetDeviceProperties(&prop, best) == cudaSuccess)
     c.name = prop.name;

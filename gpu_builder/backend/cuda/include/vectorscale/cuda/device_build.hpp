@@ -51,8 +51,9 @@ struct DeviceChoice {
 
 /**
  * The device to build on: `requested` when >= 0 (an error when it does not exist), otherwise
- * the device with the most free memory (ties: the smaller id). Never throws; device -1 and a
- * reason (the CUDA runtime's words) when there is none.
+ * the device with the most free memory (ties: the smaller id), releasing the contexts that
+ * asking created on the other devices (so call it before the process builds on any device).
+ * Never throws; device -1 and a reason (the CUDA runtime's words) when there is none.
  */
 [[nodiscard]] DeviceChoice choose_device(int requested) noexcept;
 
