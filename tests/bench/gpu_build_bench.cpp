@@ -57,6 +57,7 @@ struct Options {
   int device = -1;
   double batch_fraction = -1, max_iters_factor = -1;
   int refine_passes = -1;
+  bool tf32 = false;
 
   // The GPU build's knobs, defaults unless given.
   [[nodiscard]] vs::cuda::GraphOptions graph() const {
@@ -64,6 +65,7 @@ struct Options {
     if (batch_fraction > 0) g.batch_fraction = batch_fraction;
     if (refine_passes >= 0) g.refine_passes = static_cast<std::uint32_t>(refine_passes);
     if (max_iters_factor > 0) g.max_iters_factor = max_iters_factor;
+    g.tf32_gram = tf32;
     return g;
   }
   std::string write;
@@ -76,7 +78,7 @@ struct Options {
                "         [--metric cosine|l2|ip] [--R 50] [--L 100] [--alpha 1.2] [--storage sbq|plain] [--bits B]\n"
                "         [--threads T] [--queries Q] [--search-l 10,20,50,100,200] [--rescore 50]\n"
                "         [--backends cpu,cuda,reference] [--cuda-device I] [--batch-fraction F] [--refine-passes P]\n"
-               "         [--max-iters-factor M] [--write PREFIX]\n",
+               "         [--max-iters-factor M] [--tf32] [--write PREFIX]\n",
                why);
   std::exit(2);
 }
@@ -150,6 +152,8 @@ Options parse(int argc, char** argv) {
       o.max_iters_factor = num();
     else if (a == "--write")
       o.write = value();
+    else if (a == "--tf32")
+      o.tf32 = true;
     else
       usage(("unknown option " + a).c_str());
   }

@@ -98,6 +98,7 @@ class DeviceBuilder {
 
   DeviceBuildResult run() {
     DeviceBuildResult out;
+    if (options_.graph.tf32_gram) VS_CUBLAS_TRY(cublasSetMathMode(blas_.get(), CUBLAS_TF32_TENSOR_OP_MATH));
     const auto t0 = Clock::now();
     std::size_t free_bytes = 0, total_bytes = 0;
     VS_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
@@ -250,6 +251,7 @@ class DeviceBuilder {
           log_count(plan.search_batch),
           kept_distance(plan.search_batch * s.R),
           counters(2),
+          most(1),
           rows(plan.prune_batch * plan.gram_dim * dims),
           gram(plan.prune_batch * plan.gram_dim * plan.gram_dim),
           cand(plan.prune_batch * s.max_candidates),
@@ -285,6 +287,7 @@ class DeviceBuilder {
     DeviceBuffer<std::uint32_t> log_count;
     DeviceBuffer<float> kept_distance;                           // prune output for reverse edges
     DeviceBuffer<unsigned long long> counters;                   // distances computed, capped searches
+    DeviceBuffer<std::uint32_t> most;                            // longest candidate list of a prune group
     DeviceBuffer<float> rows, gram;                              // prune: gathered rows, Gram matrices
     DeviceBuffer<std::uint32_t> cand, cand_counts, prune_nodes;  // prune: candidate lists
     DeviceBuffer<std::uint64_t> edge_keys[2];                    // reverse edges
@@ -369,11 +372,16 @@ class DeviceBuilder {
     stream_.sync();
   }
 
-  // RobustPrune of `count` nodes: gather rows, Gram matrices by one batched SGEMM, prune.
+  // RobustPrune of `count` nodes: gather rows, Gram matrices by one batched SGEMM, prune. The
+  // Gram matrices are as large as this group's longest candidate list needs (searches usually
+  // expand far fewer than max_iters nodes, and the GEMM's work grows with the square).
   void prune(const std::uint32_t* nodes, const std::uint32_t* cand, std::size_t cand_stride,
              const std::uint32_t* counts, std::uint32_t count, float* kept_distance) {
     if (count == 0) return;
-    const std::uint32_t M = plan_.gram_dim;
+    VS_CUDA_TRY(kernels::max_count(counts, count, w_->most.data(), stream_.get()));
+    const std::uint32_t most = download(w_->most.data(), 1, stream_)[0];
+    VS_ASSERT(most <= s_.max_candidates);
+    const std::uint32_t M = std::min(plan_.gram_dim, (most + 1 + 3) / 4 * 4);
     VS_CUDA_TRY(
         kernels::gather_rows(x_, dims_, nodes, cand, cand_stride, counts, count, M, w_->rows.data(), stream_.get()));
     // rows: per node M x dims row-major = dims x M column-major (lda = dims); gram = rows^T rows.

@@ -78,6 +78,8 @@ cudaError_t refine_candidates(const std::uint32_t* nodes, const std::uint32_t* n
                               const std::uint32_t* degrees, const std::uint32_t* log_id, std::uint32_t log_stride,
                               const std::uint32_t* log_count, std::uint32_t count, std::uint32_t max_candidates,
                               std::uint32_t* cand, std::uint32_t* counts, cudaStream_t stream);
+/** *most = the largest of counts[0..count) (0 when count is 0). */
+cudaError_t max_count(const std::uint32_t* counts, std::uint32_t count, std::uint32_t* most, cudaStream_t stream);
 /** Appends every node with more than R neighbours to nodes[*count++] (order unspecified). */
 cudaError_t select_overfull(const std::uint32_t* degrees, std::size_t n, std::uint32_t R, std::uint32_t* nodes,
                             std::uint32_t* count, cudaStream_t stream);

@@ -64,6 +64,14 @@ __global__ void refine_candidates_kernel(const std::uint32_t* __restrict__ nodes
                                 cand + static_cast<std::uint64_t>(i) * max_candidates);
 }
 
+__global__ void max_count_kernel(const std::uint32_t* __restrict__ counts, std::uint32_t count,
+                                 std::uint32_t* __restrict__ most) {
+  std::uint32_t m = 0;
+  for (std::uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x * blockDim.x)
+    m = counts[i] > m ? counts[i] : m;
+  if (m > 0) atomicMax(most, m);
+}
+
 __global__ void select_overfull_kernel(const std::uint32_t* __restrict__ degrees, std::size_t n, std::uint32_t R,
                                        std::uint32_t* __restrict__ nodes, std::uint32_t* __restrict__ count) {
   const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -131,6 +139,14 @@ cudaError_t refine_candidates(const std::uint32_t* nodes, const std::uint32_t* n
   if (count == 0) return cudaSuccess;
   refine_candidates_kernel<<<(count + 127) / 128, 128, 0, stream>>>(
       nodes, neighbors, stride, degrees, log_id, log_stride, log_count, count, max_candidates, cand, counts);
+  return cudaGetLastError();
+}
+
+cudaError_t max_count(const std::uint32_t* counts, std::uint32_t count, std::uint32_t* most, cudaStream_t stream) {
+  const cudaError_t st = cudaMemsetAsync(most, 0, sizeof(std::uint32_t), stream);
+  if (st != cudaSuccess || count == 0) return st;
+  const unsigned blocks = (count + 255) / 256 < 1024 ? (count + 255) / 256 : 1024;
+  max_count_kernel<<<blocks, 256, 0, stream>>>(counts, count, most);
   return cudaGetLastError();
 }
 

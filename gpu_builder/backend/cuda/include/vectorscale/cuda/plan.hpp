@@ -31,6 +31,13 @@ struct GraphOptions {
    * recovers the edges between rows of one batch, which could not see each other.
    */
   std::uint32_t refine_passes = 1;
+  /**
+   * Gram matrices of the prunes with TF32 tensor cores (inputs rounded to 10-bit mantissas,
+   * FP32 sums) instead of FP32: several times faster on Ampere and Hopper, distances to about
+   * 1e-3 relative, which can change RobustPrune's choice between near ties. A tuning knob; off
+   * by default until benchmarks show recall is unchanged.
+   */
+  bool tf32_gram = false;
 };
 
 /** The derived settings every stage of the GPU build uses. */
