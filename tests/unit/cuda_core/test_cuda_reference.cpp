@@ -27,6 +27,12 @@ struct Case {
   std::uint32_t R, L;
 };
 
+// How ctest names the cases (gtest would print the struct's bytes, padding included).
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << distance::metric_name(c.metric) << (c.storage == vamana::Storage::kPlain ? " plain " : " sbq ") << c.n << "x"
+      << c.dims << " R" << c.R << " L" << c.L;
+}
+
 class CudaReference : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CudaReference, GraphIsSoundAndRecallMatchesTheCpuBuild) {
@@ -77,7 +83,12 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{distance::Metric::kL2, vamana::Storage::kPlain, 4000, 32, 16, 40},
                       Case{distance::Metric::kCosine, vamana::Storage::kMemoryOptimized, 4000, 48, 24, 64},
                       Case{distance::Metric::kInnerProduct, vamana::Storage::kMemoryOptimized, 3000, 32, 16, 40},
-                      Case{distance::Metric::kL2, vamana::Storage::kMemoryOptimized, 3000, 64, 50, 100}));
+                      Case{distance::Metric::kL2, vamana::Storage::kMemoryOptimized, 3000, 64, 50, 100}),
+    [](const ::testing::TestParamInfo<Case>& i) {
+      return std::string(distance::metric_name(i.param.metric)) + "_" +
+             (i.param.storage == vamana::Storage::kPlain ? "plain" : "sbq") + "_" + std::to_string(i.param.n) + "x" +
+             std::to_string(i.param.dims) + "_R" + std::to_string(i.param.R);
+    });
 
 // With batches of one row and no refinement the GPU build's algorithm is common/'s sequential
 // Vamana build: on points with small integer coordinates (exact distances on both sides) the

@@ -188,6 +188,11 @@ struct RecallCase {
   std::uint32_t R, L;
 };
 
+// How ctest names the cases (gtest would print the struct's bytes, padding included).
+void PrintTo(const RecallCase& c, std::ostream* os) {
+  *os << distance::metric_name(c.metric) << " " << c.n << "x" << c.dims << " R" << c.R << " L" << c.L;
+}
+
 class CudaRecall : public ::testing::TestWithParam<RecallCase> {};
 
 TEST_P(CudaRecall, WithinHalfAPointOfTheCpuBuild) {
@@ -231,6 +236,10 @@ INSTANTIATE_TEST_SUITE_P(Metrics, CudaRecall,
                                            RecallCase{distance::Metric::kCosine, 20000, 96, 32, 64},
                                            RecallCase{distance::Metric::kInnerProduct, 20000, 96, 32, 64},
                                            RecallCase{distance::Metric::kCosine, 5000, 768, 50, 100},
-                                           RecallCase{distance::Metric::kL2, 5000, 768, 50, 100}));
+                                           RecallCase{distance::Metric::kL2, 5000, 768, 50, 100}),
+                         [](const ::testing::TestParamInfo<RecallCase>& i) {
+                           return std::string(distance::metric_name(i.param.metric)) + "_" + std::to_string(i.param.n) +
+                                  "x" + std::to_string(i.param.dims);
+                         });
 
 }  // namespace
