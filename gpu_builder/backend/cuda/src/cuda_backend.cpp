@@ -69,7 +69,6 @@ BackendStats CudaBackend::build(BuildInput&& in, const Control& control, const f
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 
-  using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   if (control.progress) control.progress(kPhaseTrain, 0, in.rows);
   VS_EXPECTS(in.vectors.size() >= in.rows * in.dims, "%zu rows of %zu dimensions need %zu floats, got %zu", in.rows,
