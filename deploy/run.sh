@@ -5,12 +5,11 @@
 #   2. runs the in-memory engine on the real data sets of ../shared/data (mnist-10k, L2;
 #      docs768, cosine, when present), side by side with hnswlib: build seconds, recall@10,
 #      QPS (one JSON line per measurement, kept in build/run/results.jsonl);
-#   3. starts a throwaway PostgreSQL, loads the same data, builds CREATE INDEX ... USING
-#      diskann locally (memory_optimized and plain) and through gpu_builder (started on a
-#      loopback port), and prints build time, index size, build WAL, recall@10 and in-server
-#      QPS (deploy/pg_demo.sh);
-#   4. the end-to-end benchmark report (tests/bench/pg_bench.py) on Fashion-MNIST from Debian
-#      (so a fresh machine without ../shared/data runs it too) and on docs768 when present.
+#   3. tests/bench/pg_bench.py: a throwaway PostgreSQL per data set (Fashion-MNIST from Debian,
+#      so a fresh machine without ../shared/data runs it too; mnist-10k and docs768 when
+#      present), CREATE INDEX ... USING diskann locally (memory_optimized and plain) and through
+#      gpu_builder (started on a loopback port): build time, index size, build WAL, recall@10,
+#      QPS and p99, clients, streaming inserts, filtered queries; JSON and plots.
 #
 # Usage: deploy/run.sh [--data DIR] [--threads N]
 set -euo pipefail
@@ -54,24 +53,22 @@ else
 fi
 echo "results: $out" >&2
 
-echo "== PostgreSQL: CREATE INDEX ... USING diskann (locally and through gpu_builder), recall and QPS" >&2
 builder=()
 if [[ -x $here/build/run/gpu_builder/gpu_builder ]]; then
   builder=(--builder "$here/build/run/gpu_builder/gpu_builder")
 fi
-if [[ -f $data/mnist-10k.base.fvecs ]]; then
-  "$here/deploy/pg_demo.sh" "$pg_bindir" "$data/mnist-10k" l2 "${builder[@]}"
-fi
-if [[ -f $data/docs768.base.fvecs ]]; then
-  "$here/deploy/pg_demo.sh" "$pg_bindir" "$data/docs768" cosine "${builder[@]}"
-fi
 
-# The end-to-end benchmark report: Fashion-MNIST (Debian's dataset-fashion-mnist, 20,000 rows,
-# so it runs on a fresh machine too) and docs768 when present: builds, recall/QPS/p99 sweeps,
-# clients, filtered queries; results.json and plots under build/run/bench-*.
-echo "== PostgreSQL end-to-end benchmark (tests/bench/pg_bench.py)" >&2
+# In PostgreSQL: Fashion-MNIST (Debian's dataset-fashion-mnist, 20,000 rows, so it runs on a
+# fresh machine too), then mnist-10k and docs768 when present: CREATE INDEX locally and
+# through gpu_builder, recall/QPS/p99 sweeps, clients, streaming inserts, filtered queries;
+# results.json and plots under build/run/bench-*.
+echo "== PostgreSQL end to end (tests/bench/pg_bench.py)" >&2
 /usr/bin/python3 "$here/tests/bench/pg_bench.py" --data fashion-mnist --metric l2 --rows 20000 \
   --bindir "$pg_bindir" "${builder[@]}" --out "$here/build/run/bench-fashion-mnist"
+if [[ -f $data/mnist-10k.base.fvecs ]]; then
+  /usr/bin/python3 "$here/tests/bench/pg_bench.py" --data "$data/mnist-10k" --metric l2 \
+    --bindir "$pg_bindir" "${builder[@]}" --out "$here/build/run/bench-mnist-10k"
+fi
 if [[ -f $data/docs768.base.fvecs ]]; then
   /usr/bin/python3 "$here/tests/bench/pg_bench.py" --data "$data/docs768" --metric cosine \
     --bindir "$pg_bindir" "${builder[@]}" --out "$here/build/run/bench-docs768"

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "vectorscale/distance/distance.hpp"
@@ -200,19 +201,20 @@ DiskannPageGraph::append(std::span<const std::byte> record, std::span<const std:
 }
 
 /*
- * Appends label starts to the overflow chain inside xlog, which holds the meta and the node
- * page: onto the chain's last page while it has room, then onto one new page linked after it.
+ * Appends label starts to the overflow chain (as DiskannReadLabelChain read it) inside xlog,
+ * which holds the meta and the node page: onto the chain's last page while it has room, then
+ * onto one new page linked after it.
  * Locks and registers at most two more buffers (the last page, the new one), returned in held
  * to be released after GenericXLogFinish. Updates meta's label count and first overflow block.
  * The chain changes only under the meta page's exclusive lock, which the caller holds.
  */
 static void
 append_overflow_starts(Relation index, GenericXLogState *xlog, vs::format::MetaInfo &meta,
-					   std::span<const vs::format::LabelStart> add, std::vector<Buffer> &held)
+					   std::vector<DiskannLabelPage> chain, std::span<const vs::format::LabelStart> add,
+					   std::vector<Buffer> &held)
 {
 	const std::uint32_t per_page = vs::format::overflow_labels_per_page(BLCKSZ);
 	std::vector<std::byte> image(BLCKSZ);
-	std::vector<DiskannLabelPage> chain = DiskannReadLabelChain(index, meta);
 	const BlockNumber last = chain.empty() ? InvalidBlockNumber : chain.back().block;
 	std::vector<vs::format::LabelStart> entries = chain.empty() ? std::vector<vs::format::LabelStart>()
 		: std::move(chain.back().entries);	/* of the last page */
@@ -359,9 +361,8 @@ DiskannPageGraph::append_live(std::span<const std::byte> record, std::span<const
 	 * A label no node had yet starts at the new node: on the meta page while it has room, else
 	 * appended to the overflow chain (in the same WAL record).
 	 */
-	std::vector<vs::format::LabelStart> overflow;	/* the chain's starts, read once */
+	std::optional<std::vector<DiskannLabelPage>> chain;	/* read once, when a label is not inline */
 	std::vector<vs::format::LabelStart> fresh;	/* new starts for the chain */
-	bool		chain_read = false;
 
 	for (const std::int16_t label : labels)
 	{
@@ -378,22 +379,20 @@ DiskannPageGraph::append_live(std::span<const std::byte> record, std::span<const
 			meta.label_count += 1;
 			continue;
 		}
-		if (!chain_read)
-		{
-			/* Reads the overflow pages only, not the meta page this backend holds locked. */
-			overflow = DiskannReadLabelStarts(index_, meta, true);
-			chain_read = true;
-		}
-		const auto	known = std::lower_bound(overflow.begin(), overflow.end(), label,
-											 [](const vs::format::LabelStart &a, std::int16_t l) { return a.label < l; });
+		if (!chain.has_value())
+			chain = DiskannReadLabelChain(index_, meta);
+		const bool	known = std::any_of(chain->begin(), chain->end(), [&](const DiskannLabelPage &p) {
+			return std::any_of(p.entries.begin(), p.entries.end(),
+							   [&](const vs::format::LabelStart &e) { return e.label == label; });
+		});
 
-		if (known == overflow.end() || known->label != label)
+		if (!known)
 			fresh.push_back(vs::format::LabelStart{label, self});
 	}
 	std::vector<Buffer> held;
 
 	if (!fresh.empty())
-		append_overflow_starts(index_, xlog, meta, fresh, held);
+		append_overflow_starts(index_, xlog, meta, std::move(*chain), fresh, held);
 	DiskannEncodeMetaInto(meta_page, meta);
 	if (VS_FAILURE_POINT("insert_before_node_wal"))
 		vs::pg::call([] { elog(PANIC, "failure point insert_before_node_wal"); });
@@ -406,6 +405,19 @@ DiskannPageGraph::append_live(std::span<const std::byte> record, std::span<const
 	});
 	meta_ = meta;
 	return self;
+}
+
+/*
+ * Stores tid's new neighbor list: kBuild writes it (no concurrency); kLive replaces it only if
+ * it still equals `expected` (false: another backend changed it first, read and retry).
+ */
+bool
+DiskannPageGraph::store_neighbors(Tid tid, std::span<const Tid> expected, std::span<const Tid> neighbors)
+{
+	if (mode_ == Mode::kLive)
+		return replace_neighbors_live(tid, expected, neighbors);
+	set_neighbors(tid, neighbors);
+	return true;
 }
 
 /*
@@ -596,12 +608,7 @@ DiskannPageGraph::force_edge(Tid host, Tid u)
 			list.push_back(u);
 		else
 			list.back() = u;
-		if (mode_ == Mode::kBuild)
-		{
-			set_neighbors(host, list);
-			return true;
-		}
-		if (replace_neighbors_live(host, before, list))
+		if (store_neighbors(host, before, list))
 			return true;
 	}
 	return false;
@@ -768,12 +775,7 @@ DiskannPageGraph::add_reverse_edge(Tid n, Tid self)
 		}
 		const bool	kept = std::find(list.begin(), list.end(), self) != list.end();
 
-		if (mode_ == Mode::kBuild)
-		{
-			set_neighbors(n, list);
-			return kept;
-		}
-		if (replace_neighbors_live(n, before, list))
+		if (store_neighbors(n, before, list))
 			return kept;
 	}
 	return false;

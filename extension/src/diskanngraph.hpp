@@ -82,6 +82,8 @@ class DiskannPageGraph
 	void		set_neighbors(vs::format::Tid tid, std::span<const vs::format::Tid> neighbors);
 	bool		replace_neighbors_live(vs::format::Tid tid, std::span<const vs::format::Tid> expected,
 									   std::span<const vs::format::Tid> neighbors);
+	bool		store_neighbors(vs::format::Tid tid, std::span<const vs::format::Tid> expected,
+								std::span<const vs::format::Tid> neighbors);
 	bool		add_reverse_edge(vs::format::Tid n, vs::format::Tid self);
 	bool		force_edge(vs::format::Tid host, vs::format::Tid u);
 	void		search_neighbors(std::span<const std::byte> payload, vs::format::Tid entry,

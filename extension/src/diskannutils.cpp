@@ -331,7 +331,7 @@ DiskannReadQuantizer(Relation index, const vs::format::MetaInfo &meta)
 }
 
 std::vector<vs::format::LabelStart>
-DiskannReadLabelStarts(Relation index, const vs::format::MetaInfo &meta, bool meta_locked)
+DiskannReadLabelStarts(Relation index, const vs::format::MetaInfo &meta)
 {
 	std::vector<std::byte> page(BLCKSZ);
 	auto		read = [&](const vs::format::MetaInfo &m) {
@@ -341,7 +341,7 @@ DiskannReadLabelStarts(Relation index, const vs::format::MetaInfo &meta, bool me
 		});
 	};
 
-	if (meta_locked || meta.label_count == meta.label_inline_count)
+	if (meta.label_count == meta.label_inline_count)
 		return read(meta);
 	Buffer		buf = InvalidBuffer;
 

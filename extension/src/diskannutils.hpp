@@ -30,11 +30,9 @@ vs::sbq::Quantizer DiskannReadQuantizer(Relation index, const vs::format::MetaIn
 /*
  * Every label start of a labeled index, sorted by label (C++ zone). Without overflow pages,
  * meta's inline ones. Else the meta page as it is now and its overflow chain, read under the
- * meta page's share lock (writers change the chain under its exclusive lock), unless the
- * caller holds that lock already (meta_locked: then meta is current).
+ * meta page's share lock (writers change the chain under its exclusive lock).
  */
-std::vector<vs::format::LabelStart> DiskannReadLabelStarts(Relation index, const vs::format::MetaInfo &meta,
-														   bool meta_locked = false);
+std::vector<vs::format::LabelStart> DiskannReadLabelStarts(Relation index, const vs::format::MetaInfo &meta);
 /* One page of the label overflow chain. */
 struct DiskannLabelPage
 {

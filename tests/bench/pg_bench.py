@@ -13,7 +13,9 @@ data set with binary COPY, and measures, side by side in one run:
             matching ~1% of the rows: the labeled index (embedding, labels), post-filtering
             through the unlabeled index, and a sequential scan; for each, the fastest setting
             reaching recall@10 >= 0.95 and the speed-up of the labeled index over the others;
-  clients   throughput with 1, 2 and 4 concurrent clients at the default settings.
+  clients   throughput with 1, 2 and 4 concurrent clients at the default settings;
+  inserts   streaming inserts: half the rows indexed, the other half inserted row by row, in
+            rows per second, for diskann (SBQ, plain) and pgvector HNSW when installed.
 
 Recall is measured against exact answers: the data set's ground truth (unfiltered) or a
 brute-force NumPy search over the matching rows (filtered). Results go to a JSON file and
@@ -270,6 +272,7 @@ def section_build(cur, args, dims, builder_endpoints, results):
         cur.execute("DROP INDEX IF EXISTS items_idx")
         secs, wal = create_index(cur, f"CREATE INDEX items_idx ON items USING diskann (embedding {opclass}) "
                                       f"WITH (storage_layout = {storage})", endpoint)
+        cur.execute("SELECT diskann_validate_index('items_idx')")  # raises on any bad page
         cur.execute("SELECT pg_relation_size('items_idx'), built_by || '/' || build_backend "
                     "FROM diskann_index_info('items_idx')")
         size, who = cur.fetchone()
@@ -330,6 +333,26 @@ def clients(cluster, sql, params, name, results, seconds=5.0):
         qps = sum(counts) / (time.perf_counter() - t0)
         results["clients"].append({"method": name, "clients": n, "qps": round(qps, 1)})
         log(f"    {name:<28} {n} client(s): {qps:8.1f} QPS")
+
+
+def section_inserts(cur, args, dims, results):
+    op, opclass = OPS[args.metric]
+    log("== streaming inserts (half built, half inserted by one client)")
+    runs = [("diskann memory_optimized", "diskann", "WITH (storage_layout = memory_optimized)"),
+            ("diskann plain", "diskann", "WITH (storage_layout = plain)")]
+    if args.metric == "ip" or dims > 1900:
+        runs = runs[:1]
+    if args.hnsw:
+        runs.append(("pgvector hnsw", "hnsw", ""))
+    for name, method, with_ in runs:
+        cur.execute("CREATE TABLE ins AS SELECT id, embedding FROM items WHERE id % 2 = 0")
+        cur.execute(f"CREATE INDEX ON ins USING {method} (embedding {opclass}) {with_}")
+        t0 = time.perf_counter()
+        cur.execute("INSERT INTO ins SELECT id, embedding FROM items WHERE id % 2 = 1")
+        rate = cur.rowcount / (time.perf_counter() - t0)
+        cur.execute("DROP TABLE ins")
+        results["inserts"].append({"method": name, "rows_per_second": round(rate, 1)})
+        log(f"    {name:<28} {rate:8.1f} rows/s")
 
 
 def pick_label(labels, n, fraction):
@@ -473,7 +496,7 @@ def main():
     ap.add_argument("--metric", choices=OPS, default="cosine")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--rows", type=int, default=None, help="load at most this many base rows")
-    ap.add_argument("--sections", default="build,sweep,filtered,clients")
+    ap.add_argument("--sections", default="build,sweep,filtered,clients,inserts")
     ap.add_argument("--builder", help="gpu_builder executable: also build through it")
     ap.add_argument("--builder-backends", default="auto",
                     help="comma-separated gpu_builder backends to build through, one builder each (auto, cpu, cuda)")
@@ -496,7 +519,7 @@ def main():
     cluster = Cluster(bindir)
     builders = []
     results = {"dataset": name, "rows": n, "dims": dims, "metric": args.metric, "queries": len(qtexts),
-               "build": [], "sweep": [], "filtered": [], "clients": []}
+               "build": [], "sweep": [], "filtered": [], "clients": [], "inserts": []}
     try:
         conn = cluster.connect()
         cur = conn.cursor()
@@ -529,6 +552,8 @@ def main():
                 if "clients" in sections:
                     clients(cluster, sql, params, method, results)
             cur.execute("DROP INDEX IF EXISTS items_idx")
+        if "inserts" in sections:
+            section_inserts(cur, args, dims, results)
         if "filtered" in sections and labels is not None:
             section_filtered(cur, args, base, queries, labels, qtexts, results)
         conn.close()

@@ -7,33 +7,19 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsTestData qw(read_vecs write_copy write_gt data_prefix);
+use VsTestData qw(data_prefix load_data);
 
 my $data = data_prefix('mnist-10k');
 plan skip_all => 'no mnist-10k.base.fvecs (../shared/data is not present)' unless $data;
-
-my $nq = 100;
-my @base = read_vecs("$data.base.fvecs", 'f');
-my @queries = read_vecs("$data.query.fvecs", 'f', $nq);
-my @gt = read_vecs("$data.gt.ivecs", 'i', $nq);
-my $dims = scalar @{ $base[0] };
-my $dir = PostgreSQL::Test::Utils::tempdir;
-write_copy("$dir/base.tsv", @base);
-write_copy("$dir/queries.tsv", @queries);
-write_gt("$dir/gt.tsv", 10, @gt);
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
 $primary->append_conf('postgresql.conf', "maintenance_work_mem = '512MB'\nshared_buffers = '256MB'");
 $primary->start;
+$primary->safe_psql('postgres', 'CREATE EXTENSION vectorscale CASCADE');
+my ($dims, $rows) = load_data($primary, $data, queries => 100, gt => 1);
 $primary->safe_psql('postgres', qq{
-	CREATE EXTENSION vectorscale CASCADE;
-	CREATE TABLE t (id int, e vector($dims));
-	CREATE TABLE queries (qid int, q vector($dims));
-	CREATE TABLE gt (qid int, id int);
-	COPY t FROM '$dir/base.tsv';
-	COPY queries FROM '$dir/queries.tsv';
-	COPY gt FROM '$dir/gt.tsv';
+	ALTER TABLE src RENAME TO t;
 	CREATE UNLOGGED TABLE u AS SELECT * FROM t WHERE id < 2000;
 	ANALYZE t;
 });
@@ -61,7 +47,7 @@ cmp_ok($sbq, '>=', 0.95, 'memory_optimized recall@10 >= 0.95 at default settings
 $primary->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', $recall_sql), $sbq, 'the standby answers the same after replaying the build');
 $standby->safe_psql('postgres', "SELECT diskann_validate_index('t_sbq')");
-is($standby->safe_psql('postgres', "SELECT nodes FROM diskann_index_info('t_sbq')"), scalar(@base),
+is($standby->safe_psql('postgres', "SELECT nodes FROM diskann_index_info('t_sbq')"), $rows,
 	'the standby has every node');
 
 $primary->safe_psql('postgres', 'DROP INDEX t_sbq; CREATE INDEX t_plain ON t USING diskann (e vector_l2_ops) WITH (storage_layout = plain)');

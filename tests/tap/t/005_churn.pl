@@ -8,34 +8,19 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
-use VsTestData qw(read_vecs write_copy write_gt data_prefix);
+use VsTestData qw(data_prefix load_data);
 
 my $data = data_prefix('mnist-10k');
 plan skip_all => 'no mnist-10k.base.fvecs (../shared/data is not present)' unless $data;
-
-my $nq = 100;
-my @base = read_vecs("$data.base.fvecs", 'f');
-my @gt = read_vecs("$data.gt.ivecs", 'i', $nq);
-my $dims = scalar @{ $base[0] };
-my $half = int(@base / 2);
-my $dir = PostgreSQL::Test::Utils::tempdir;
-chmod 0755, $dir;
-write_copy("$dir/base.tsv", @base);
-write_copy("$dir/queries.tsv", read_vecs("$data.query.fvecs", 'f', $nq));
-write_gt("$dir/gt.tsv", 10, @gt);
 
 my $node = PostgreSQL::Test::Cluster->new('churn');
 $node->init;
 $node->append_conf('postgresql.conf', "maintenance_work_mem = '512MB'\nshared_buffers = '256MB'\nmax_wal_size = '2GB'");
 $node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION vectorscale CASCADE');
+my ($dims, $rows) = load_data($node, $data, queries => 100, gt => 1);
+my $half = int($rows / 2);
 $node->safe_psql('postgres', qq{
-	CREATE EXTENSION vectorscale CASCADE;
-	CREATE TABLE src (id int, e vector($dims));
-	CREATE TABLE queries (qid int, q vector($dims));
-	CREATE TABLE gt (qid int, id int);
-	COPY src FROM '$dir/base.tsv';
-	COPY queries FROM '$dir/queries.tsv';
-	COPY gt FROM '$dir/gt.tsv';
 	CREATE TABLE t (id int, e vector($dims));
 	INSERT INTO t SELECT * FROM src WHERE id < $half;
 	CREATE INDEX t_idx ON t USING diskann (e vector_l2_ops);
@@ -50,10 +35,10 @@ my $t0 = time;
 $node->safe_psql('postgres', "INSERT INTO t SELECT * FROM src WHERE id >= $half");
 my $secs = time - $t0;
 note sprintf('streamed %d rows in %.2f s: %.0f rows/s (one client, %d dimensions, memory_optimized)',
-	@base - $half, $secs, (@base - $half) / $secs, $dims);
+	$rows - $half, $secs, ($rows - $half) / $secs, $dims);
 
 # Delete 30% at random (a fixed hash order), VACUUM, insert them again.
-my $ndel = int(@base * 0.3);
+my $ndel = int($rows * 0.3);
 $node->safe_psql('postgres', qq{
 	CREATE TABLE gone AS SELECT id FROM t ORDER BY md5(id::text) LIMIT $ndel;
 	DELETE FROM t WHERE id IN (SELECT id FROM gone);
@@ -63,7 +48,7 @@ $node->safe_psql('postgres', "SELECT diskann_validate_index('t_idx')");
 is($node->safe_psql('postgres', "SELECT deleted_nodes FROM diskann_index_info('t_idx')"), '0', 'VACUUM freed every deleted node');
 $node->safe_psql('postgres', 'INSERT INTO t SELECT * FROM src WHERE id IN (SELECT id FROM gone)');
 $node->safe_psql('postgres', "SELECT diskann_validate_index('t_idx')");
-is($node->safe_psql('postgres', 'SELECT count(*) FROM t'), scalar(@base), 'every row is back');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t'), $rows, 'every row is back');
 
 my $churn_recall = $node->safe_psql('postgres', $recall_sql);
 my $churn_size = $node->safe_psql('postgres', "SELECT pg_relation_size('t_idx')");
@@ -77,7 +62,7 @@ note sprintf('index size: after churn %d bytes (%d slots), fresh %d bytes (%.3fx
 	$fresh_size, $churn_size / $fresh_size);
 cmp_ok($churn_recall, '>=', $fresh_recall - 0.02, 'recall after churn within 2 points of a fresh build');
 cmp_ok($churn_size, '<=', 1.10 * $fresh_size, 'the index grew at most 10% over a fresh build');
-is($slots, scalar(@base), 'freed slots were reused: one slot per row');
+is($slots, $rows, 'freed slots were reused: one slot per row');
 
 unlike(slurp_file($node->logfile), qr/terminated by signal|PANIC/, 'no backend crashed');
 $node->stop;

@@ -9,35 +9,20 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsTestData qw(read_vecs write_copy data_prefix);
+use VsTestData qw(data_prefix load_data);
 
 my $data = data_prefix('mnist-10k');
 plan skip_all => 'no mnist-10k.base.fvecs (../shared/data is not present)' unless $data;
 
-my @base = read_vecs("$data.base.fvecs", 'f');
-my $dims = scalar @{ $base[0] };
 my @digits = do { open my $f, '<', "$data.labels.txt" or die; map { chomp; $_ } <$f> };
-my $dir = PostgreSQL::Test::Utils::tempdir;
-chmod 0755, $dir;
-write_copy("$dir/base.tsv", @base);
-write_copy("$dir/queries.tsv", read_vecs("$data.query.fvecs", 'f', 50));
-open my $lf, '>', "$dir/labels.tsv" or die;
-print $lf "$_\t{$digits[$_]," . (100 + $_ % 100) . "}\n" for 0 .. $#base;
-close $lf;
-chmod 0644, "$dir/labels.tsv";
 
 my $node = PostgreSQL::Test::Cluster->new('filtered');
 $node->init;
 $node->append_conf('postgresql.conf', "maintenance_work_mem = '512MB'\nshared_buffers = '256MB'");
 $node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION vectorscale CASCADE');
+my ($dims) = load_data($node, $data, queries => 50, labels => sub { "{$digits[$_[0]]," . (100 + $_[0] % 100) . '}' });
 $node->safe_psql('postgres', qq{
-	CREATE EXTENSION vectorscale CASCADE;
-	CREATE TABLE src (id int, e vector($dims));
-	CREATE TABLE lab (id int, labels smallint[]);
-	CREATE TABLE queries (qid int, q vector($dims));
-	COPY src FROM '$dir/base.tsv';
-	COPY lab FROM '$dir/labels.tsv';
-	COPY queries FROM '$dir/queries.tsv';
 	CREATE TABLE t (labels smallint[], id int, e vector($dims));
 	INSERT INTO t SELECT lab.labels, src.id, src.e FROM src JOIN lab USING (id) WHERE id % 2 = 0;
 	CREATE INDEX t_idx ON t USING diskann (e vector_l2_ops, labels);

@@ -8,25 +8,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsTestData qw(read_vecs write_copy data_prefix);
+use VsTestData qw(data_prefix load_data);
 
 my $data = data_prefix('docs768');
 plan skip_all => 'no docs768.base.fvecs (../shared/data is not present)' unless $data;
 
-my @base = read_vecs("$data.base.fvecs", 'f');
-my $dims = scalar @{ $base[0] };
 my @labels = do { open my $f, '<', "$data.labels.txt" or die; map { chomp; $_ } <$f> };
-die 'docs768: labels and rows differ in number' unless @labels == @base;
-my $dir = PostgreSQL::Test::Utils::tempdir;
-chmod 0755, $dir;
-write_copy("$dir/base.tsv", @base);
-write_copy("$dir/queries.tsv", read_vecs("$data.query.fvecs", 'f', 100));
-open my $lf, '>', "$dir/labels.tsv" or die;
-print $lf "$_\t{$labels[$_]}\n" for 0 .. $#labels;
-close $lf;
-chmod 0644, "$dir/labels.tsv";
-my $rows = scalar @base;
-@base = ();
 
 # The label nearest a share of the rows.
 my %count;
@@ -34,7 +21,8 @@ $count{$_}++ for map { split /,/ } @labels;
 sub nearest
 {
 	my ($share) = @_;
-	my ($best) = sort { abs(log($count{$a} / $rows / $share)) <=> abs(log($count{$b} / $rows / $share)) || $a <=> $b }
+	my $n = scalar @labels;
+	my ($best) = sort { abs(log($count{$a} / $n / $share)) <=> abs(log($count{$b} / $n / $share)) || $a <=> $b }
 	  keys %count;
 	return $best;
 }
@@ -43,14 +31,10 @@ my $node = PostgreSQL::Test::Cluster->new('docs768');
 $node->init;
 $node->append_conf('postgresql.conf', "maintenance_work_mem = '1GB'\nshared_buffers = '512MB'\nmax_wal_size = '4GB'");
 $node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION vectorscale CASCADE');
+my ($dims, $rows) = load_data($node, $data, queries => 100, labels => sub { "{$labels[$_[0]]}" });
+die 'docs768: labels and rows differ in number' unless @labels == $rows;
 $node->safe_psql('postgres', qq{
-	CREATE EXTENSION vectorscale CASCADE;
-	CREATE TABLE src (id int, e vector($dims));
-	CREATE TABLE lab (id int, labels smallint[]);
-	CREATE TABLE queries (qid int, q vector($dims));
-	COPY src FROM '$dir/base.tsv';
-	COPY lab FROM '$dir/labels.tsv';
-	COPY queries FROM '$dir/queries.tsv';
 	CREATE TABLE t AS SELECT src.id, src.e, lab.labels FROM src JOIN lab USING (id);
 	DROP TABLE src, lab;
 	CREATE INDEX t_idx ON t USING diskann (e vector_cosine_ops, labels);
