@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -332,11 +331,7 @@ TEST(StatusCommand, OverTls) {
   const std::string dir = ::testing::TempDir();
   const std::string key = dir + "/vs_status_key.pem", cert = dir + "/vs_status_cert.pem";
   // A certificate for the address itself: no name to resolve (c-ares leaks under ASan).
-  const std::string cmd =
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
-      key + " -out " + cert + " >/dev/null 2>&1";
-  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "no openssl to make a test certificate";
+  if (!vt::make_test_certificate(key, cert, "IP:127.0.0.1")) GTEST_SKIP() << "no openssl to make a test certificate";
   auto server = start_server({"--threads", "1", "--tls-cert", cert, "--tls-key", key});
   ASSERT_FALSE(server.address.empty()) << server.child->err();
 
