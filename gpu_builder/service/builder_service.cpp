@@ -66,6 +66,9 @@ grpc::Status to_grpc(const Status& s) {
   return {static_cast<grpc::StatusCode>(s.code), s.message};
 }
 
+// The message of a call refused by authorized().
+constexpr const char* kBadToken = "missing or wrong bearer token";
+
 // True when no token is configured or the call carries the right one.
 bool authorized(const grpc::CallbackServerContext& ctx, const std::string& token) {
   if (token.empty()) return true;
@@ -149,7 +152,7 @@ class BuildReactor final : public grpc::ServerBidiReactor<pb::BuildRequest, pb::
       shared_.metrics.unauthenticated();
       BuildReport report;
       report.peer = peer_;
-      report.status = {StatusCode::kUnauthenticated, "missing or wrong bearer token"};
+      report.status = {StatusCode::kUnauthenticated, kBadToken};
       shared_.log(format_build_log(report));
       no_thread_ = true;
       Finish(to_grpc(report.status));
@@ -544,7 +547,7 @@ grpc::ServerUnaryReactor* BuilderService::GetStatus(grpc::CallbackServerContext*
       fill_status(shared_, *response);
     } else {
       shared_.metrics.unauthenticated();
-      status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token");
+      status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED, kBadToken);
     }
   } catch (...) {
     status = to_grpc(status_from_exception(std::current_exception(), CancelReason::kNone));
