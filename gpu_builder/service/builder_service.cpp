@@ -66,6 +66,9 @@ grpc::Status to_grpc(const Status& s) {
   return {static_cast<grpc::StatusCode>(s.code), s.message};
 }
 
+// The message of a call refused by authorized().
+constexpr const char* kBadToken = "missing or wrong bearer token";
+
 // True when no token is configured or the call carries the right one.
 bool authorized(const grpc::CallbackServerContext& ctx, const std::string& token) {
   if (token.empty()) return true;
@@ -149,7 +152,7 @@ class BuildReactor final : public grpc::ServerBidiReactor<pb::BuildRequest, pb::
       shared_.metrics.unauthenticated();
       BuildReport report;
       report.peer = peer_;
-      report.status = {StatusCode::kUnauthenticated, "missing or wrong bearer token"};
+      report.status = {StatusCode::kUnauthenticated, kBadToken};
       shared_.log(format_build_log(report));
       no_thread_ = true;
       Finish(to_grpc(report.status));
@@ -173,13 +176,14 @@ class BuildReactor final : public grpc::ServerBidiReactor<pb::BuildRequest, pb::
 
   // A read finished: buffer the message, or note the end of the client's stream.
   void OnReadDone(bool ok) override {
-    std::uint64_t rows = 0, bytes = 0;
+    // read_buf_ is this reaction's until the next StartRead: size it before taking the lock.
+    const std::uint64_t bytes = ok ? read_buf_.ByteSizeLong() : 0;
+    const std::uint64_t rows =
+        ok && read_buf_.has_vectors() ? static_cast<std::uint64_t>(read_buf_.vectors().heap_tids_size()) : 0;
     {
       std::lock_guard lock(mu_);
       reading_ = false;
       if (ok) {
-        bytes = read_buf_.ByteSizeLong();
-        if (read_buf_.has_vectors()) rows = static_cast<std::uint64_t>(read_buf_.vectors().heap_tids_size());
         bytes_received_ += bytes;
         inbox_.Swap(&read_buf_);
         has_inbox_ = true;
@@ -350,10 +354,10 @@ class BuildReactor final : public grpc::ServerBidiReactor<pb::BuildRequest, pb::
   // Appends a response and starts writing when nothing is in flight.
   void enqueue(std::unique_ptr<pb::BuildResponse> r, bool is_progress) {
     const pb::BuildResponse* start = nullptr;
+    const std::size_t bytes = r->ByteSizeLong();  // outside the lock: O(pages) for a page batch
     {
       std::lock_guard lock(mu_);
       if (write_failed_ || finishing_) return;
-      const std::size_t bytes = r->ByteSizeLong();
       if (is_progress && !outbox_.empty() && outbox_.back()->has_progress()) {
         outbox_bytes_ -= outbox_.back()->ByteSizeLong();
         outbox_.back() = std::move(r);
@@ -543,7 +547,7 @@ grpc::ServerUnaryReactor* BuilderService::GetStatus(grpc::CallbackServerContext*
       fill_status(shared_, *response);
     } else {
       shared_.metrics.unauthenticated();
-      status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token");
+      status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED, kBadToken);
     }
   } catch (...) {
     status = to_grpc(status_from_exception(std::current_exception(), CancelReason::kNone));

@@ -9,10 +9,13 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -95,10 +98,80 @@ bool parse_seconds(const std::string& s, double& out) {
   }
 }
 
-// Parses argv into options (the server's, or the status client's with --status) and the names
-// of the options given; prints the problem and returns false on a bad command line.
-bool parse_args(int argc, char** argv, vs::builder::ServerOptions& o, vs::builder::StatusClientOptions& status,
-                std::vector<std::string>& given, bool& help) {
+// Where an option applies: to the server, to the status client (--status), or to both.
+enum class Mode { kServer, kClient, kBoth };
+
+// One command-line option: its name, where it applies, and how it stores its value (false
+// when the value is invalid; an exception's message is printed as it is).
+struct Option {
+  std::string_view name;
+  Mode mode;
+  std::function<bool(const std::string&)> set;
+};
+
+// Stores the value as it is.
+auto text(std::string& field) {
+  return [&field](const std::string& v) {
+    field = v;
+    return true;
+  };
+}
+
+// Stores an unsigned integer in [lo, hi] (with a K/M/G/T suffix when `suffix`).
+template <class T>
+auto uint_in(T& field, std::uint64_t lo, std::uint64_t hi, bool suffix) {
+  return [&field, lo, hi, suffix](const std::string& v) {
+    std::uint64_t n = 0;
+    if (!parse_size(v, n, suffix) || n < lo || n > hi) return false;
+    field = static_cast<T>(n);
+    return true;
+  };
+}
+
+// The options of the server and of the status client.
+std::vector<Option> option_table(vs::builder::ServerOptions& o, vs::builder::StatusClientOptions& status) {
+  return {
+      {"--listen", Mode::kServer, text(o.listen)},
+      {"--backend", Mode::kServer, text(o.backend)},
+      {"--cuda-device", Mode::kServer, uint_in(o.cuda_device, 0, 1024, false)},
+      {"--threads", Mode::kServer, uint_in(o.threads, 1, 1024, false)},
+      {"--max-concurrent-builds", Mode::kServer, uint_in(o.max_concurrent_builds, 1, 1024, false)},
+      {"--max-queued-builds", Mode::kServer, uint_in(o.max_queued_builds, 0, 100000, false)},
+      {"--max-memory", Mode::kServer, uint_in(o.max_memory, 1, UINT64_MAX, true)},
+      {"--tls-cert", Mode::kServer, text(o.tls_cert_file)},
+      {"--tls-key", Mode::kServer, text(o.tls_key_file)},
+      {"--token-file", Mode::kBoth,
+       [&](const std::string& v) {
+         o.token_file = v;
+         status.token_file = v;
+         return true;
+       }},
+      {"--page-batch-bytes", Mode::kServer, uint_in(o.page_batch_bytes, 0, UINT64_MAX, true)},
+      {"--shutdown-grace-seconds", Mode::kServer,
+       [&](const std::string& v) { return parse_seconds(v, o.shutdown_grace_seconds); }},
+      {"--status", Mode::kClient,
+       [&](const std::string& v) {
+         if (v.find(':') == std::string::npos) return false;
+         status.target = v;
+         return true;
+       }},
+      {"--tls-ca", Mode::kClient, text(status.tls_ca_file)},
+      {"--timeout", Mode::kClient,
+       [&](const std::string& v) { return parse_seconds(v, status.timeout_seconds) && status.timeout_seconds > 0; }},
+#ifdef VS_FAILURE_POINTS
+      {"--fault", Mode::kServer,
+       [&](const std::string& v) {
+         vs::builder::add_fault(o.faults, v);
+         return true;
+       }},
+#endif
+  };
+}
+
+// Parses argv into options (the server's, or the status client's with --status) and the
+// options given; prints the problem and returns false on a bad command line.
+bool parse_args(int argc, char** argv, const std::vector<Option>& table, std::vector<const Option*>& given,
+                bool& help) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::string value;
@@ -112,86 +185,26 @@ bool parse_args(int argc, char** argv, vs::builder::ServerOptions& o, vs::builde
       help = true;
       return true;
     }
-    given.push_back(arg);
-    auto take = [&]() -> bool {
-      if (has_value) return true;
+    const auto opt = std::find_if(table.begin(), table.end(), [&](const Option& t) { return t.name == arg; });
+    if (opt == table.end()) {
+      std::fprintf(stderr, "gpu_builder: unknown option \"%s\" (see --help)\n", argv[i]);
+      return false;
+    }
+    given.push_back(&*opt);
+    if (!has_value) {
       if (i + 1 >= argc) {
         std::fprintf(stderr, "gpu_builder: %s needs a value\n", arg.c_str());
         return false;
       }
       value = argv[++i];
-      return true;
-    };
-    auto bad = [&]() {
-      std::fprintf(stderr, "gpu_builder: invalid value \"%s\" for %s\n", value.c_str(), arg.c_str());
-      return false;
-    };
-    std::uint64_t n = 0;
-    if (arg == "--listen") {
-      if (!take()) return false;
-      o.listen = value;
-    } else if (arg == "--backend") {
-      if (!take()) return false;
-      o.backend = value;
-    } else if (arg == "--cuda-device") {
-      if (!take()) return false;
-      if (!parse_size(value, n, false) || n > 1024) return bad();
-      o.cuda_device = static_cast<int>(n);
-    } else if (arg == "--threads") {
-      if (!take()) return false;
-      if (!parse_size(value, n, false) || n < 1 || n > 1024) return bad();
-      o.threads = static_cast<std::uint32_t>(n);
-    } else if (arg == "--max-concurrent-builds") {
-      if (!take()) return false;
-      if (!parse_size(value, n, false) || n < 1 || n > 1024) return bad();
-      o.max_concurrent_builds = static_cast<std::uint32_t>(n);
-    } else if (arg == "--max-queued-builds") {
-      if (!take()) return false;
-      if (!parse_size(value, n, false) || n > 100000) return bad();
-      o.max_queued_builds = static_cast<std::uint32_t>(n);
-    } else if (arg == "--max-memory") {
-      if (!take()) return false;
-      if (!parse_size(value, n, true) || n == 0) return bad();
-      o.max_memory = n;
-    } else if (arg == "--tls-cert") {
-      if (!take()) return false;
-      o.tls_cert_file = value;
-    } else if (arg == "--tls-key") {
-      if (!take()) return false;
-      o.tls_key_file = value;
-    } else if (arg == "--token-file") {
-      if (!take()) return false;
-      o.token_file = value;
-      status.token_file = value;
-    } else if (arg == "--page-batch-bytes") {
-      if (!take()) return false;
-      if (!parse_size(value, n, true)) return bad();
-      o.page_batch_bytes = n;
-    } else if (arg == "--shutdown-grace-seconds") {
-      if (!take()) return false;
-      if (!parse_seconds(value, o.shutdown_grace_seconds)) return bad();
-    } else if (arg == "--status") {
-      if (!take()) return false;
-      if (value.find(':') == std::string::npos) return bad();
-      status.target = value;
-    } else if (arg == "--tls-ca") {
-      if (!take()) return false;
-      status.tls_ca_file = value;
-    } else if (arg == "--timeout") {
-      if (!take()) return false;
-      if (!parse_seconds(value, status.timeout_seconds) || status.timeout_seconds <= 0) return bad();
-#ifdef VS_FAILURE_POINTS
-    } else if (arg == "--fault") {
-      if (!take()) return false;
-      try {
-        vs::builder::add_fault(o.faults, value);
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "gpu_builder: --fault: %s\n", e.what());
+    }
+    try {
+      if (!opt->set(value)) {
+        std::fprintf(stderr, "gpu_builder: invalid value \"%s\" for %s\n", value.c_str(), arg.c_str());
         return false;
       }
-#endif
-    } else {
-      std::fprintf(stderr, "gpu_builder: unknown option \"%s\" (see --help)\n", argv[i]);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "gpu_builder: %s: %s\n", arg.c_str(), e.what());
       return false;
     }
   }
@@ -200,13 +213,12 @@ bool parse_args(int argc, char** argv, vs::builder::ServerOptions& o, vs::builde
 
 // With --status only the client's options apply, without it only the server's; false (after
 // saying which option is out of place) when the two are mixed.
-bool check_mode(const vs::builder::StatusClientOptions& status, const std::vector<std::string>& given) {
+bool check_mode(const vs::builder::StatusClientOptions& status, const std::vector<const Option*>& given) {
   const bool client = !status.target.empty();
-  for (const std::string& name : given) {
-    const bool client_only = name == "--status" || name == "--tls-ca" || name == "--timeout";
-    if (name == "--token-file" || client_only == client) continue;
+  for (const Option* opt : given) {
+    if (opt->mode == Mode::kBoth || (opt->mode == Mode::kClient) == client) continue;
     std::fprintf(stderr, client ? "gpu_builder: %s does not apply to --status\n" : "gpu_builder: %s needs --status\n",
-                 name.c_str());
+                 std::string(opt->name).c_str());
     return false;
   }
   return true;
@@ -219,9 +231,10 @@ bool check_mode(const vs::builder::StatusClientOptions& status, const std::vecto
 int main(int argc, char** argv) {
   vs::builder::ServerOptions options = vs::builder::default_server_options();
   vs::builder::StatusClientOptions status;
-  std::vector<std::string> given;
+  const std::vector<Option> table = option_table(options, status);
+  std::vector<const Option*> given;
   bool help = false;
-  if (!parse_args(argc, argv, options, status, given, help)) return vs::builder::kExitUsage;
+  if (!parse_args(argc, argv, table, given, help)) return vs::builder::kExitUsage;
   if (help) {
     print_usage(stdout);
     return 0;
@@ -248,9 +261,10 @@ int main(int argc, char** argv) {
   std::fprintf(
       stderr,
       "gpu_builder: backend %s (%s), %u threads, %u concurrent builds, %u queued, max memory %llu bytes%s%s%s\n",
-      server->backend_name().c_str(), server->backend_detail().c_str(), options.threads, options.max_concurrent_builds, options.max_queued_builds,
-      static_cast<unsigned long long>(options.max_memory), options.tls_cert_file.empty() ? "" : ", TLS",
-      options.token_file.empty() ? "" : ", bearer token", options.faults.any() ? ", FAILURE POINTS ACTIVE" : "");
+      server->backend_name().c_str(), server->backend_detail().c_str(), options.threads, options.max_concurrent_builds,
+      options.max_queued_builds, static_cast<unsigned long long>(options.max_memory),
+      options.tls_cert_file.empty() ? "" : ", TLS", options.token_file.empty() ? "" : ", bearer token",
+      options.faults.any() ? ", FAILURE POINTS ACTIVE" : "");
   std::fprintf(stdout, "listening on %s\n", server->address().c_str());
   std::fflush(stdout);
 

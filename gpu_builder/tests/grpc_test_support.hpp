@@ -4,6 +4,7 @@
 #include "builder_test_support.hpp"
 
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <optional>
 #include <string>
@@ -114,6 +115,16 @@ inline grpc::Status get_status(pb::Builder::Stub& stub, pb::StatusResponse& out,
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
   return stub.GetStatus(&ctx, pb::StatusRequest(), &out);
+}
+
+// Writes a self-signed certificate for `subject_alt_name` (e.g. "DNS:localhost") and its key
+// with openssl; false when openssl is missing or fails.
+inline bool make_test_certificate(const std::string& key, const std::string& cert,
+                                  const std::string& subject_alt_name) {
+  const std::string cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -addext subjectAltName=" +
+      subject_alt_name + " -keyout " + key + " -out " + cert + " >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
 }
 
 }  // namespace vs::builder::test

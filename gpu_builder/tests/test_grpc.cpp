@@ -7,14 +7,13 @@
 
 #include "grpc_test_support.hpp"
 #include "server.hpp"
+#include "vectorscale/builder/auth.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdlib>
 #include <fstream>
 #include <functional>
-#include <iterator>
 #include <mutex>
 #include <regex>
 #include <thread>
@@ -471,11 +470,7 @@ TEST_F(GrpcServer, StatusNeedsTheToken) {
 TEST(GrpcTls, BuildOverTls) {
   const std::string dir = ::testing::TempDir();
   const std::string key = dir + "/vs_tls_key.pem", cert = dir + "/vs_tls_cert.pem";
-  const std::string cmd =
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-      "-addext subjectAltName=DNS:localhost -keyout " +
-      key + " -out " + cert + " >/dev/null 2>&1";
-  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "no openssl to make a test certificate";
+  if (!vt::make_test_certificate(key, cert, "DNS:localhost")) GTEST_SKIP() << "no openssl to make a test certificate";
   vb::ServerOptions o;
   o.listen = "127.0.0.1:0";
   o.backend = "cpu";
@@ -485,9 +480,8 @@ TEST(GrpcTls, BuildOverTls) {
   o.log = [](const std::string&) {};
   auto server = vb::Server::create(o);
   server->start();
-  std::ifstream in(cert);
   grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  ssl.pem_root_certs = vb::read_pem_file(cert, "--tls-ca");
   grpc::ChannelArguments args;
   args.SetSslTargetNameOverride("localhost");
   auto channel = grpc::CreateCustomChannel(server->address(), grpc::SslCredentials(ssl), args);

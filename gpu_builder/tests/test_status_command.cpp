@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -234,24 +233,27 @@ TEST(StatusCommand, ReportsTheBuildsOfARunningBuilder) {
   EXPECT_EQ(v["version"], "0.1.0");
   EXPECT_EQ(v["backend"], "cpu");
   EXPECT_TRUE(std::regex_match(v["uptime_seconds"], std::regex("[0-9]+\\.[0-9]{3}"))) << v["uptime_seconds"];
-  EXPECT_EQ(v["threads"], "1");
-  EXPECT_EQ(v["max_concurrent_builds"], "1");
-  EXPECT_EQ(v["max_queued_builds"], "3");
-  EXPECT_EQ(v["builds_started"], "2");
-  EXPECT_EQ(v["builds_succeeded"], "1");
-  EXPECT_EQ(v["builds_failed"], "1");
-  EXPECT_EQ(v["builds_cancelled"], "0");
-  EXPECT_EQ(v["builds_rejected"], "0");
-  EXPECT_EQ(v["builds_active"], "0");
-  EXPECT_EQ(v["unauthenticated_calls"], "0");
-  EXPECT_EQ(v["builds_running"], "0");
-  EXPECT_EQ(v["builds_queued"], "0");
-  EXPECT_EQ(v["vectors_received"], "300");
-  EXPECT_EQ(v["pages_sent"], std::to_string(ok.pages.size()));
-  EXPECT_EQ(v["memory_admitted_bytes"], "0");
-  EXPECT_EQ(v["memory_limit_bytes"], std::to_string(256ull << 20));
-  EXPECT_EQ(v["gpu_memory_used_bytes"], "n/a");
-  EXPECT_EQ(v["gpu_memory_total_bytes"], "n/a");
+  const std::map<std::string, std::string> expected = {
+      {"threads", "1"},
+      {"max_concurrent_builds", "1"},
+      {"max_queued_builds", "3"},
+      {"builds_started", "2"},
+      {"builds_succeeded", "1"},
+      {"builds_failed", "1"},
+      {"builds_cancelled", "0"},
+      {"builds_rejected", "0"},
+      {"builds_active", "0"},
+      {"unauthenticated_calls", "0"},
+      {"builds_running", "0"},
+      {"builds_queued", "0"},
+      {"vectors_received", "300"},
+      {"pages_sent", std::to_string(ok.pages.size())},
+      {"memory_admitted_bytes", "0"},
+      {"memory_limit_bytes", std::to_string(256ull << 20)},
+      {"gpu_memory_used_bytes", "n/a"},
+      {"gpu_memory_total_bytes", "n/a"},
+  };
+  for (const auto& [key, value] : expected) EXPECT_EQ(v[key], value) << key;
   // The failed build got nothing but its status: the bytes sent are the good build's.
   EXPECT_EQ(v["bytes_sent"], std::to_string(ok.response_bytes));
   EXPECT_GT(std::stoull(v["bytes_received"]), ok.request_bytes);  // plus the bad spec
@@ -332,11 +334,7 @@ TEST(StatusCommand, OverTls) {
   const std::string dir = ::testing::TempDir();
   const std::string key = dir + "/vs_status_key.pem", cert = dir + "/vs_status_cert.pem";
   // A certificate for the address itself: no name to resolve (c-ares leaks under ASan).
-  const std::string cmd =
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
-      key + " -out " + cert + " >/dev/null 2>&1";
-  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "no openssl to make a test certificate";
+  if (!vt::make_test_certificate(key, cert, "IP:127.0.0.1")) GTEST_SKIP() << "no openssl to make a test certificate";
   auto server = start_server({"--threads", "1", "--tls-cert", cert, "--tls-key", key});
   ASSERT_FALSE(server.address.empty()) << server.child->err();
 

@@ -3,30 +3,40 @@
 
 #include <fstream>
 #include <iterator>
+#include <optional>
+#include <string>
+#include <utility>
 
 #include "vectorscale/core/error.hpp"
 
 namespace vs::builder {
 
-std::string read_token_file(const std::string& path) {
+namespace {
+
+// The whole file; nullopt when it cannot be opened or read.
+std::optional<std::string> read_whole_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  VS_EXPECTS(in.good(), "cannot read token file \"%s\"", path.c_str());
-  std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  VS_EXPECTS(!in.bad(), "cannot read token file \"%s\"", path.c_str());
-  while (!token.empty() && (token.back() == ' ' || token.back() == '\t' || token.back() == '\n' ||
-                            token.back() == '\r' || token.back() == '\f' || token.back() == '\v'))
-    token.pop_back();
-  VS_EXPECTS(!token.empty(), "token file \"%s\" is empty", path.c_str());
-  return token;
+  if (!in.good()) return std::nullopt;
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return std::nullopt;
+  return s;
+}
+
+}  // namespace
+
+std::string read_token_file(const std::string& path) {
+  std::optional<std::string> token = read_whole_file(path);
+  VS_EXPECTS(token.has_value(), "cannot read token file \"%s\"", path.c_str());
+  token->erase(token->find_last_not_of(" \t\n\r\f\v") + 1);  // npos + 1 == 0: all blank
+  VS_EXPECTS(!token->empty(), "token file \"%s\" is empty", path.c_str());
+  return std::move(*token);
 }
 
 std::string read_pem_file(const std::string& path, const char* flag) {
-  std::ifstream in(path, std::ios::binary);
-  VS_EXPECTS(in.good(), "cannot read %s file \"%s\"", flag, path.c_str());
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  VS_EXPECTS(!in.bad() && !s.empty(), "cannot read %s file \"%s\"", flag, path.c_str());
-  VS_EXPECTS(s.find("-----BEGIN ") != std::string::npos, "%s file \"%s\" is not PEM", flag, path.c_str());
-  return s;
+  const std::optional<std::string> s = read_whole_file(path);
+  VS_EXPECTS(s.has_value() && !s->empty(), "cannot read %s file \"%s\"", flag, path.c_str());
+  VS_EXPECTS(s->find("-----BEGIN ") != std::string::npos, "%s file \"%s\" is not PEM", flag, path.c_str());
+  return *s;
 }
 
 bool bearer_token_matches(std::string_view header, std::string_view token) noexcept {

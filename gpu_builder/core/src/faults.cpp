@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cmath>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "vectorscale/core/error.hpp"
 
@@ -15,7 +17,6 @@ void add_fault(FaultPlan& plan, std::string_view spec) {
   const std::string_view arg = eq == std::string_view::npos ? std::string_view{} : spec.substr(eq + 1);
   const std::string name_s(name), arg_s(arg);
   const bool has_arg = eq != std::string_view::npos;
-  auto no_arg = [&] { VS_EXPECTS(!has_arg, "fault %s takes no argument", name_s.c_str()); };
   auto parse_uint = [&](std::uint64_t max) {
     std::uint64_t v = 0;
     const auto [p, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), v);
@@ -24,22 +25,19 @@ void add_fault(FaultPlan& plan, std::string_view spec) {
                static_cast<unsigned long long>(max), arg_s.c_str());
     return v;
   };
-  if (name == "corrupt-page") {
-    no_arg();
-    plan.corrupt_page = true;
-  } else if (name == "bad-crc") {
-    no_arg();
-    plan.bad_crc = true;
-  } else if (name == "wrong-tid") {
-    no_arg();
-    plan.wrong_tid = true;
-  } else if (name == "wrong-labels") {
-    no_arg();
-    plan.wrong_labels = true;
-  } else if (name == "truncate") {
-    no_arg();
-    plan.truncate = true;
-  } else if (name == "slow") {
+  // The faults that are a flag and take no argument.
+  static constexpr std::pair<std::string_view, bool FaultPlan::*> kFlags[] = {
+      {"corrupt-page", &FaultPlan::corrupt_page}, {"bad-crc", &FaultPlan::bad_crc},
+      {"wrong-tid", &FaultPlan::wrong_tid},       {"wrong-labels", &FaultPlan::wrong_labels},
+      {"truncate", &FaultPlan::truncate},
+  };
+  for (const auto& [flag, member] : kFlags) {
+    if (name != flag) continue;
+    VS_EXPECTS(!has_arg, "fault %s takes no argument", name_s.c_str());
+    plan.*member = true;
+    return;
+  }
+  if (name == "slow") {
     std::size_t used = 0;
     double v = -1;
     try {

@@ -158,6 +158,11 @@ class PageStreamer {
       batch_.first_block = block;
       batch_.format_version = format::kFormatVersion;
       batch_.page_size = page_size_;
+      // One allocation per batch: as many pages as it will hold, or as are left.
+      const std::size_t pages = static_cast<std::size_t>(
+          std::min<std::uint64_t>(pages_per_batch_, total_blocks_ > block ? total_blocks_ - block : 1));
+      batch_.bytes.reserve(pages * page_size_);
+      batch_.crc32c.reserve(pages);
     }
     const std::size_t at = batch_.bytes.size();
     batch_.bytes.insert(batch_.bytes.end(), page.begin(), page.end());
