@@ -300,7 +300,7 @@ class DeviceBuilder {
     w_.emplace(n_, dims_, s_, plan_);
     VS_CUDA_TRY(cudaMemsetAsync(w_->degrees.data(), 0, w_->degrees.bytes(), stream_.get()));
     VS_CUDA_TRY(cudaMemsetAsync(w_->counters.data(), 0, w_->counters.bytes(), stream_.get()));
-    order_host_ = insertion_order(n_, params_.build.seed);
+    order_host_ = vamana::insertion_order(n_, params_.build.seed);
     upload(w_->order.data(), order_host_.data(), n_, stream_);
     args_.vectors = x_;
     args_.dims = static_cast<std::uint32_t>(dims_);
