@@ -251,6 +251,18 @@ std::map<unsigned, double> measure(const vs::vamana::Index& index, const Options
   return out;
 }
 
+// The exact top-k of the queries over the stored rows (for cosine: queries and rows normalised),
+// as the index compares them.
+std::vector<std::vector<std::uint32_t>> stored_truth(const std::vector<float>& all, const std::vector<float>& queries,
+                                                     const Options& o, std::size_t k) {
+  std::vector<float> stored = all, qn = queries;
+  if (o.metric == Metric::kCosine) {
+    for (std::size_t i = 0; i < o.n; ++i) (void)vs::distance::normalize(&stored[i * o.dims], o.dims);
+    for (std::size_t i = 0; i < o.queries; ++i) (void)vs::distance::normalize(&qn[i * o.dims], o.dims);
+  }
+  return brute_force(stored.data(), o.n, qn, o.dims, k, o.metric, o.threads);
+}
+
 struct Result {
   std::string backend;
   double total = 0;
@@ -290,12 +302,7 @@ int main(int argc, char** argv) {
       write_vecs(o.write + ".query.fvecs", queries.data(), o.queries, o.dims);
       // pg_bench.py reads the exact top-10 by the SQL distance; for cosine and L2 it is the
       // order of index_distance on normalised rows / raw rows, as computed here.
-      std::vector<float> stored = all, qn = queries;
-      if (o.metric == Metric::kCosine) {
-        for (std::size_t i = 0; i < o.n; ++i) (void)vs::distance::normalize(&stored[i * o.dims], o.dims);
-        for (std::size_t i = 0; i < o.queries; ++i) (void)vs::distance::normalize(&qn[i * o.dims], o.dims);
-      }
-      const auto truth = brute_force(stored.data(), o.n, qn, o.dims, 10, o.metric, o.threads);
+      const auto truth = stored_truth(all, queries, o, 10);
       std::vector<std::int32_t> gt;
       for (const auto& row : truth) gt.insert(gt.end(), row.begin(), row.end());
       write_vecs(o.write + ".gt.ivecs", gt.data(), o.queries, 10);
@@ -304,17 +311,9 @@ int main(int argc, char** argv) {
       return 0;
     }
 
-    // Ground truth on the stored vectors (normalised for cosine), as the index compares them.
-    std::vector<float> stored = all, qn = queries;
-    if (o.metric == Metric::kCosine) {
-      for (std::size_t i = 0; i < o.n; ++i) (void)vs::distance::normalize(&stored[i * o.dims], o.dims);
-      for (std::size_t i = 0; i < o.queries; ++i) (void)vs::distance::normalize(&qn[i * o.dims], o.dims);
-    }
     t = Clock::now();
-    const auto truth = brute_force(stored.data(), o.n, qn, o.dims, o.k, o.metric, o.threads);
+    const auto truth = stored_truth(all, queries, o, o.k);
     std::fprintf(stderr, "gpu_build_bench: brute force for %zu queries in %.1f s\n", o.queries, since(t));
-    stored.clear();
-    stored.shrink_to_fit();
 
     std::vector<Result> results;
     for (const std::string& backend : o.backends) {

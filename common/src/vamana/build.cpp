@@ -59,6 +59,14 @@ std::uint32_t Graph::label_start(Label l) const noexcept {
   return it != label_starts.end() && it->first == l ? it->second : kNoNode;
 }
 
+std::vector<std::uint32_t> insertion_order(std::size_t n, std::uint64_t seed) {
+  std::vector<std::uint32_t> order(n);
+  std::iota(order.begin(), order.end(), 0u);
+  std::mt19937_64 rng(seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  return order;
+}
+
 std::uint32_t medoid(const float* vectors, std::size_t n, std::size_t dims, std::span<const std::uint32_t> members) {
   const std::size_t count = members.empty() ? n : members.size();
   if (count == 0) return kNoNode;
@@ -144,10 +152,7 @@ class Builder {
     g_.medoid = medoid(vecs_, n_, dims_);
     if (labels_ != nullptr && !labels_->empty()) choose_label_starts();
 
-    std::vector<std::uint32_t> order(n_);
-    std::iota(order.begin(), order.end(), 0u);
-    std::mt19937_64 rng(p_.seed);
-    std::shuffle(order.begin(), order.end(), rng);
+    const std::vector<std::uint32_t> order = insertion_order(n_, p_.seed);
 
     // Phase 2: insert every node.
     const std::size_t threads = std::min<std::size_t>(p_.threads, std::max<std::size_t>(1, n_ / 64));

@@ -10,6 +10,21 @@
 
 namespace vs::vamana {
 
+Index Index::with_vectors(Array<float>&& vectors, std::size_t n, std::size_t dims, const IndexParams& params,
+                          const LabelSets* labels) {
+  VS_EXPECTS(dims >= 1, "vectors must have at least one dimension");
+  VS_EXPECTS(vectors.size() >= n * dims, "%zu vectors of %zu dimensions need %zu floats, got %zu", n, dims,
+             n * dims, vectors.size());
+  Index ix;
+  ix.n_ = n;
+  ix.dims_ = dims;
+  ix.metric_ = params.build.metric;
+  ix.storage_ = params.storage;
+  ix.vectors_ = std::move(vectors);
+  if (labels != nullptr) ix.labels_ = *labels;
+  return ix;
+}
+
 Index Index::build(const float* vectors, std::size_t n, std::size_t dims, const IndexParams& params,
                    const LabelSets* labels, const Control& control, BuildStats* stats) {
   Array<float> copy(n * dims);
@@ -19,20 +34,11 @@ Index Index::build(const float* vectors, std::size_t n, std::size_t dims, const 
 
 Index Index::build(Array<float>&& vectors, std::size_t n, std::size_t dims, const IndexParams& params,
                    const LabelSets* labels, const Control& control, BuildStats* stats) {
-  VS_EXPECTS(dims >= 1, "vectors must have at least one dimension");
-  VS_EXPECTS(vectors.size() >= n * dims, "%zu vectors of %zu dimensions need %zu floats, got %zu", n, dims,
-             n * dims, vectors.size());
+  Index ix = with_vectors(std::move(vectors), n, dims, params, labels);
   VS_EXPECTS(params.storage == Storage::kMemoryOptimized || params.storage == Storage::kPlain,
              "unknown storage layout");
-  Index ix;
-  ix.n_ = n;
-  ix.dims_ = dims;
-  ix.metric_ = params.build.metric;
-  ix.storage_ = params.storage;
-  ix.vectors_ = std::move(vectors);
   if (ix.metric_ == distance::Metric::kCosine)
     for (std::size_t i = 0; i < n; ++i) (void)distance::normalize(ix.vectors_.data() + i * dims, dims);
-  if (labels != nullptr) ix.labels_ = *labels;
 
   if (params.storage == Storage::kMemoryOptimized) {
     const std::uint32_t bits = params.bits_per_dim == 0 ? sbq::default_bits_per_dim(dims) : params.bits_per_dim;
@@ -50,19 +56,10 @@ Index Index::build(Array<float>&& vectors, std::size_t n, std::size_t dims, cons
 Index Index::from_parts(Array<float>&& vectors, std::size_t n, std::size_t dims, const IndexParams& params,
                         sbq::Quantizer quantizer, Array<std::uint64_t>&& codes, Graph&& graph,
                         const LabelSets* labels) {
-  VS_EXPECTS(dims >= 1, "vectors must have at least one dimension");
-  VS_EXPECTS(vectors.size() >= n * dims, "%zu vectors of %zu dimensions need %zu floats, got %zu", n, dims,
-             n * dims, vectors.size());
+  Index ix = with_vectors(std::move(vectors), n, dims, params, labels);
   VS_EXPECTS(graph.num_nodes == n && graph.degrees.size() == n, "the graph has %u nodes, expected %zu",
              graph.num_nodes, n);
   VS_EXPECTS(n == 0 || graph.medoid < n, "the graph has no entry point");
-  Index ix;
-  ix.n_ = n;
-  ix.dims_ = dims;
-  ix.metric_ = params.build.metric;
-  ix.storage_ = params.storage;
-  ix.vectors_ = std::move(vectors);
-  if (labels != nullptr) ix.labels_ = *labels;
   if (params.storage == Storage::kMemoryOptimized) {
     VS_EXPECTS(quantizer.dims() == dims, "the quantizer has %zu dimensions, expected %zu", quantizer.dims(), dims);
     VS_EXPECTS(codes.size() >= n * quantizer.words(), "%zu code words for %zu rows of %zu words", codes.size(), n,

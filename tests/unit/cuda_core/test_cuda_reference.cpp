@@ -39,17 +39,9 @@ TEST_P(CudaReference, GraphIsSoundAndRecallMatchesTheCpuBuild) {
   const Case c = GetParam();
   const std::size_t nq = 400;
   auto [base, queries] = test::clustered_split(c.n, nq, c.dims, 24, 42);
-  vamana::IndexParams ip;
-  ip.build.metric = c.metric;
-  ip.build.num_neighbors = c.R;
-  ip.build.search_list_size = c.L;
-  ip.build.threads = 1;
-  ip.storage = c.storage;
-  const auto cpu = vamana::Index::build(base.data(), c.n, c.dims, ip);
+  auto [ip, cpu, stored, truth] =
+      test::cpu_baseline(base, queries, c.n, c.dims, c.metric, c.R, c.L, c.storage);
 
-  // The reference runs on the stored vectors (normalised for cosine), as the device does.
-  Array<float> stored(c.n * c.dims);
-  std::copy_n(cpu.vector(0), c.n * c.dims, stored.data());
   cuda::GraphBuildStats stats;
   vamana::Graph g = cuda::reference_build_graph(stored.data(), c.n, c.dims, ip.build, {}, 0, {}, &stats);
   test::expect_graph_invariants(g, c.R);
@@ -60,12 +52,6 @@ TEST_P(CudaReference, GraphIsSoundAndRecallMatchesTheCpuBuild) {
   const auto gpu_style =
       vamana::Index::from_parts(std::move(stored), c.n, c.dims, ip, cpu.quantizer(), std::move(codes), std::move(g));
 
-  // Ground truth on the stored vectors with queries normalised like the index does.
-  std::vector<float> qn = queries;
-  if (c.metric == distance::Metric::kCosine)
-    for (std::size_t q = 0; q < nq; ++q) (void)distance::normalize(&qn[q * c.dims], c.dims);
-  const std::vector<float> stored_base(cpu.vector(0), cpu.vector(0) + c.n * c.dims);
-  const auto truth = test::brute_force_knn(stored_base, qn, c.dims, 10, c.metric);
   const bool sbq = c.storage == vamana::Storage::kMemoryOptimized;
   for (const std::uint32_t L :
        sbq ? std::vector<std::uint32_t>{50, 100, 200} : std::vector<std::uint32_t>{10, 20, 50}) {

@@ -200,17 +200,10 @@ TEST_P(CudaRecall, WithinHalfAPointOfTheCpuBuild) {
   const RecallCase c = GetParam();
   const std::size_t nq = 1000;
   auto [base, queries] = test::clustered_split(c.n, nq, c.dims, 64, 99);
-  vamana::IndexParams ip;
-  ip.build.metric = c.metric;
-  ip.build.num_neighbors = c.R;
-  ip.build.search_list_size = c.L;
-  ip.build.threads = 1;                  // deterministic CPU graph
-  ip.storage = vamana::Storage::kPlain;  // graph quality alone; SBQ adds the same error to both
-  const auto cpu = vamana::Index::build(base.data(), c.n, c.dims, ip);
+  // Plain storage: graph quality alone; SBQ adds the same error to both.
+  auto [ip, cpu, stored, truth] =
+      test::cpu_baseline(base, queries, c.n, c.dims, c.metric, c.R, c.L, vamana::Storage::kPlain);
 
-  // The device builds on the stored (for cosine: normalised) vectors, as the backend does.
-  Array<float> stored(c.n * c.dims);
-  std::copy_n(cpu.vector(0), c.n * c.dims, stored.data());
   auto r = cuda::build_on_device(stored.data(), c.n, c.dims, ip, {}, options_on(dev.device));
   test::expect_graph_invariants(r.graph, c.R);
   std::printf("%s %zu x %zu: train %.3f s, insert %.3f s, prune %.3f s, connect %.3f s; %s\n",
@@ -218,11 +211,6 @@ TEST_P(CudaRecall, WithinHalfAPointOfTheCpuBuild) {
               r.times.connect, r.plan.describe().c_str());
   const auto gpu = vamana::Index::from_parts(std::move(stored), c.n, c.dims, ip, {}, {}, std::move(r.graph));
 
-  std::vector<float> qn = queries;
-  if (c.metric == distance::Metric::kCosine)
-    for (std::size_t q = 0; q < nq; ++q) (void)distance::normalize(&qn[q * c.dims], c.dims);
-  const std::vector<float> stored_base(cpu.vector(0), cpu.vector(0) + c.n * c.dims);
-  const auto truth = test::brute_force_knn(stored_base, qn, c.dims, 10, c.metric);
   for (const std::uint32_t L : {10u, 20u, 50u, 100u}) {
     const double r_cpu = test::index_recall(cpu, queries, c.dims, truth, L),
                  r_gpu = test::index_recall(gpu, queries, c.dims, truth, L);

@@ -81,6 +81,9 @@ struct BuildStats {
 std::uint32_t link_unreachable(Graph& g, const float* vectors, std::size_t dims, const BuildParams& params,
                                const Control& control = {}, std::uint64_t* distance_computations = nullptr);
 
+/** The order build_graph inserts n nodes in for `seed` (iota, shuffled by mt19937_64(seed)). */
+[[nodiscard]] std::vector<std::uint32_t> insertion_order(std::size_t n, std::uint64_t seed);
+
 /** The node nearest to the centroid of the given nodes (all nodes when `members` is empty). */
 [[nodiscard]] std::uint32_t medoid(const float* vectors, std::size_t n, std::size_t dims,
                                    std::span<const std::uint32_t> members = {});

@@ -99,6 +99,11 @@ class Index {
   [[nodiscard]] const LabelSets& labels() const noexcept { return labels_; }
 
  private:
+  // The checks and fields that build and from_parts share: shape, metric, storage, the stored
+  // vectors (as given) and the labels.
+  [[nodiscard]] static Index with_vectors(Array<float>&& vectors, std::size_t n, std::size_t dims,
+                                          const IndexParams& params, const LabelSets* labels);
+
   std::size_t n_ = 0;
   std::size_t dims_ = 0;
   distance::Metric metric_ = distance::Metric::kCosine;

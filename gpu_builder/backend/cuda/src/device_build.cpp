@@ -61,6 +61,16 @@ std::vector<T> download(const T* dev, std::size_t n, const Stream& stream) {
   return out;
 }
 
+// Copies one device value to the host (synchronously on `stream`); no allocation, for the
+// counts read once per batch and prune group.
+template <class T>
+T download_one(const T* dev, const Stream& stream) {
+  T out{};
+  VS_CUDA_TRY(cudaMemcpyAsync(&out, dev, sizeof(T), cudaMemcpyDeviceToHost, stream.get()));
+  stream.sync();
+  return out;
+}
+
 // Copies a host array to the device (the host memory must outlive the copy: sync after).
 template <class T>
 void upload(T* dev, const T* host, std::size_t n, const Stream& stream) {
@@ -233,7 +243,7 @@ class DeviceBuilder {
     VS_CUDA_TRY(kernels::min_key(nullptr, temp_bytes, keys.data(), n_, best.data(), stream_.get()));
     DeviceBuffer<std::uint8_t> temp(temp_bytes);
     VS_CUDA_TRY(kernels::min_key(temp.data(), temp_bytes, keys.data(), n_, best.data(), stream_.get()));
-    return static_cast<std::uint32_t>(download(best.data(), 1, stream_)[0] & 0xFFFFFFFFu);
+    return static_cast<std::uint32_t>(download_one(best.data(), stream_) & 0xFFFFFFFFu);
   }
 
   // ---- 3: batched insertion -----------------------------------------------------------------
@@ -300,7 +310,7 @@ class DeviceBuilder {
     w_.emplace(n_, dims_, s_, plan_);
     VS_CUDA_TRY(cudaMemsetAsync(w_->degrees.data(), 0, w_->degrees.bytes(), stream_.get()));
     VS_CUDA_TRY(cudaMemsetAsync(w_->counters.data(), 0, w_->counters.bytes(), stream_.get()));
-    order_host_ = insertion_order(n_, params_.build.seed);
+    order_host_ = vamana::insertion_order(n_, params_.build.seed);
     upload(w_->order.data(), order_host_.data(), n_, stream_);
     args_.vectors = x_;
     args_.dims = static_cast<std::uint32_t>(dims_);
@@ -358,7 +368,7 @@ class DeviceBuilder {
     }
     VS_CUDA_TRY(kernels::reverse_edges(rows, count, w_->kept_distance.data(), s_.R, w_->neighbors.data(), s_.stride,
                                        w_->degrees.data(), s_.max_candidates, w_->reverse, stream_.get()));
-    const std::uint32_t overflowing = download(w_->run_count.data() + 1, 1, stream_)[0];
+    const std::uint32_t overflowing = download_one(w_->run_count.data() + 1, stream_);
     for (std::uint32_t first = 0; first < overflowing; first += static_cast<std::uint32_t>(plan_.prune_batch)) {
       const std::uint32_t c =
           std::min<std::uint32_t>(static_cast<std::uint32_t>(plan_.prune_batch), overflowing - first);
@@ -379,7 +389,7 @@ class DeviceBuilder {
              const std::uint32_t* counts, std::uint32_t count, float* kept_distance) {
     if (count == 0) return;
     VS_CUDA_TRY(kernels::max_count(counts, count, w_->most.data(), stream_.get()));
-    const std::uint32_t most = download(w_->most.data(), 1, stream_)[0];
+    const std::uint32_t most = download_one(w_->most.data(), stream_);
     VS_ASSERT(most <= s_.max_candidates);
     const std::uint32_t M = std::min(plan_.gram_dim, (most + 1 + 3) / 4 * 4);
     VS_CUDA_TRY(
@@ -401,7 +411,7 @@ class DeviceBuilder {
     VS_CUDA_TRY(cudaMemsetAsync(w_->run_count.data(), 0, sizeof(std::uint32_t), stream_.get()));
     VS_CUDA_TRY(
         kernels::select_overfull(w_->degrees.data(), n_, s_.R, w_->over.data(), w_->run_count.data(), stream_.get()));
-    const std::uint32_t over = download(w_->run_count.data(), 1, stream_)[0];
+    const std::uint32_t over = download_one(w_->run_count.data(), stream_);
     poll(vamana::kPhasePrune, 0, over);
     for (std::uint32_t first = 0; first < over; first += static_cast<std::uint32_t>(plan_.prune_batch)) {
       const std::uint32_t c = std::min<std::uint32_t>(static_cast<std::uint32_t>(plan_.prune_batch), over - first);

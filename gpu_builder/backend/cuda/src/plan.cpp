@@ -1,10 +1,8 @@
-// Settings, insertion order and batches, and the device-memory plan of the GPU graph build.
+// Settings, insertion batches, and the device-memory plan of the GPU graph build.
 #include "vectorscale/cuda/plan.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
-#include <random>
 
 #include "vectorscale/core/error.hpp"
 #include "vectorscale/cuda/core/search.hpp"
@@ -46,15 +44,6 @@ GraphSettings derive_settings(const vamana::BuildParams& params, const GraphOpti
   VS_ASSERT(want.size() == s.prune.schedule.count);
   for (std::size_t i = 0; i < want.size(); ++i) VS_ASSERT(want[i] == s.prune.schedule.alpha[i]);
   return s;
-}
-
-std::vector<std::uint32_t> insertion_order(std::size_t n, std::uint64_t seed) {
-  // As common/'s Builder::run: iota, then std::shuffle with mt19937_64(seed).
-  std::vector<std::uint32_t> order(n);
-  std::iota(order.begin(), order.end(), 0u);
-  std::mt19937_64 rng(seed);
-  std::shuffle(order.begin(), order.end(), rng);
-  return order;
 }
 
 std::vector<std::pair<std::size_t, std::size_t>> insertion_batches(std::size_t n, std::size_t max_batch,

@@ -101,7 +101,7 @@ vamana::Graph reference_build_graph(const float* vectors, std::size_t n, std::si
   args.max_iters = s.max_iters;
 
   Worker w(vectors, dims, s);
-  const std::vector<std::uint32_t> order = insertion_order(n, params.seed);
+  const std::vector<std::uint32_t> order = vamana::insertion_order(n, params.seed);
   if (max_batch == 0) max_batch = static_cast<std::size_t>(s.batch_fraction * static_cast<double>(n));
   max_batch = std::max<std::size_t>(1, max_batch);
   std::vector<std::vector<std::uint32_t>> log_id, kept;

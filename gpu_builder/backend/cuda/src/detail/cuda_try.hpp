@@ -18,18 +18,17 @@ namespace vs::cuda::detail {
 
 }  // namespace vs::cuda::detail
 
-/** Checks a CUDA runtime call (or a kernel launcher returning cudaError_t). */
-#define VS_CUDA_TRY(call)                                                               \
-  do {                                                                                  \
-    const cudaError_t vs_cuda_status_ = (call);                                         \
-    if (vs_cuda_status_ != cudaSuccess) [[unlikely]]                                    \
-      ::vs::cuda::detail::throw_cuda_error(vs_cuda_status_, #call, __FILE__, __LINE__); \
+// Evaluates `call` once; a status other than `ok` goes to `thrower` with `text` (the call as
+// written: stringified by the caller, before its macros expand).
+#define VS_CUDA_DETAIL_TRY_(type, ok, thrower, call, text)                     \
+  do {                                                                         \
+    const type vs_cuda_status_ = (call);                                       \
+    if (vs_cuda_status_ != (ok)) [[unlikely]]                                  \
+      ::vs::cuda::detail::thrower(vs_cuda_status_, text, __FILE__, __LINE__);  \
   } while (0)
 
+/** Checks a CUDA runtime call (or a kernel launcher returning cudaError_t). */
+#define VS_CUDA_TRY(call) VS_CUDA_DETAIL_TRY_(cudaError_t, cudaSuccess, throw_cuda_error, call, #call)
+
 /** Checks a cuBLAS call. */
-#define VS_CUBLAS_TRY(call)                                                                 \
-  do {                                                                                      \
-    const cublasStatus_t vs_cublas_status_ = (call);                                        \
-    if (vs_cublas_status_ != CUBLAS_STATUS_SUCCESS) [[unlikely]]                            \
-      ::vs::cuda::detail::throw_cublas_error(vs_cublas_status_, #call, __FILE__, __LINE__); \
-  } while (0)
+#define VS_CUBLAS_TRY(call) VS_CUDA_DETAIL_TRY_(cublasStatus_t, CUBLAS_STATUS_SUCCESS, throw_cublas_error, call, #call)

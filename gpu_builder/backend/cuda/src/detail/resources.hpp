@@ -14,16 +14,28 @@
 
 namespace vs::cuda::detail {
 
-/** n elements of T in device memory (uninitialised). */
-template <class T>
-class DeviceBuffer {
+/** Where a CudaBuffer lives: device memory. */
+struct DeviceMemory {
+  static cudaError_t allocate(void** p, std::size_t bytes) noexcept { return cudaMalloc(p, bytes); }
+  static void release(void* p) noexcept { (void)cudaFree(p); }
+};
+
+/** Where a CudaBuffer lives: pinned (page-locked) host memory, for asynchronous copies. */
+struct PinnedMemory {
+  static cudaError_t allocate(void** p, std::size_t bytes) noexcept { return cudaMallocHost(p, bytes); }
+  static void release(void* p) noexcept { (void)cudaFreeHost(p); }
+};
+
+/** n elements of T (uninitialised) in the memory that Memory allocates. */
+template <class T, class Memory>
+class CudaBuffer {
  public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(std::size_t n) : size_(n) {
-    if (n != 0) VS_CUDA_TRY(cudaMalloc(reinterpret_cast<void**>(&data_), n * sizeof(T)));
+  CudaBuffer() = default;
+  explicit CudaBuffer(std::size_t n) : size_(n) {
+    if (n != 0) VS_CUDA_TRY(Memory::allocate(reinterpret_cast<void**>(&data_), n * sizeof(T)));
   }
-  DeviceBuffer(DeviceBuffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+  CudaBuffer(CudaBuffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  CudaBuffer& operator=(CudaBuffer&& o) noexcept {
     if (this != &o) {
       reset();
       data_ = std::exchange(o.data_, nullptr);
@@ -31,12 +43,12 @@ class DeviceBuffer {
     }
     return *this;
   }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() { reset(); }
+  CudaBuffer(const CudaBuffer&) = delete;
+  CudaBuffer& operator=(const CudaBuffer&) = delete;
+  ~CudaBuffer() { reset(); }
   /** Frees the memory now. */
   void reset() noexcept {
-    if (data_ != nullptr) (void)cudaFree(data_);
+    if (data_ != nullptr) Memory::release(data_);
     data_ = nullptr;
     size_ = 0;
   }
@@ -49,28 +61,13 @@ class DeviceBuffer {
   std::size_t size_ = 0;
 };
 
+/** n elements of T in device memory (uninitialised). */
+template <class T>
+using DeviceBuffer = CudaBuffer<T, DeviceMemory>;
+
 /** n elements of T in pinned (page-locked) host memory, for asynchronous copies. */
 template <class T>
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  explicit PinnedBuffer(std::size_t n) : size_(n) {
-    if (n != 0) VS_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(&data_), n * sizeof(T)));
-  }
-  PinnedBuffer(PinnedBuffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
-  PinnedBuffer& operator=(PinnedBuffer&&) = delete;
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-  ~PinnedBuffer() {
-    if (data_ != nullptr) (void)cudaFreeHost(data_);
-  }
-  [[nodiscard]] T* data() const noexcept { return data_; }
-  [[nodiscard]] std::size_t size() const noexcept { return size_; }
-
- private:
-  T* data_ = nullptr;
-  std::size_t size_ = 0;
-};
+using PinnedBuffer = CudaBuffer<T, PinnedMemory>;
 
 /** Host memory page-locked and mapped into the device's address space for the owner's lifetime. */
 class HostRegistration {

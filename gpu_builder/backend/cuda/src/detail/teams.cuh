@@ -13,8 +13,30 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+/** For j = first, first + step, ... < n: the warp sums part(j, k) over k < len; lane 0 calls done(j, sum). */
+template <class Part, class Done>
+__device__ __forceinline__ void warp_reduce_each(std::uint32_t first, std::uint32_t step, std::uint32_t n,
+                                                 std::uint32_t len, Part& part, Done& done) {
+  const std::uint32_t lane = threadIdx.x & 31u;
+  for (std::uint32_t j = first; j < n; j += step) {  // uniform within a warp
+    float s = 0.0f;
+    for (std::uint32_t k = lane; k < len; k += 32) s += part(j, k);
+    s = warp_sum(s);
+    if (lane == 0) done(j, s);
+  }
+}
+
+/** The atomics of both teams (device-wide, whatever the team). */
+struct TeamAtomics {
+  __device__ std::uint32_t atomic_add(std::uint32_t* p, std::uint32_t v) const { return atomicAdd(p, v); }
+  __device__ std::uint32_t atomic_min(std::uint32_t* p, std::uint32_t v) const { return atomicMin(p, v); }
+  __device__ std::uint32_t atomic_cas(std::uint32_t* p, std::uint32_t expected, std::uint32_t desired) const {
+    return atomicCAS(p, expected, desired);
+  }
+};
+
 /** Every thread of the block. */
-struct BlockTeam {
+struct BlockTeam : TeamAtomics {
   __device__ std::uint32_t rank() const { return threadIdx.x; }
   __device__ std::uint32_t size() const { return blockDim.x; }
   __device__ bool leader() const { return threadIdx.x == 0; }
@@ -26,24 +48,13 @@ struct BlockTeam {
   }
   template <class Part, class Done>
   __device__ void for_each_reduce(std::uint32_t n, std::uint32_t len, Part&& part, Done&& done) const {
-    const std::uint32_t lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    for (std::uint32_t j = warp; j < n; j += warps) {  // uniform within a warp
-      float s = 0.0f;
-      for (std::uint32_t k = lane; k < len; k += 32) s += part(j, k);
-      s = warp_sum(s);
-      if (lane == 0) done(j, s);
-    }
+    warp_reduce_each(threadIdx.x >> 5, blockDim.x >> 5, n, len, part, done);
     __syncthreads();
-  }
-  __device__ std::uint32_t atomic_add(std::uint32_t* p, std::uint32_t v) const { return atomicAdd(p, v); }
-  __device__ std::uint32_t atomic_min(std::uint32_t* p, std::uint32_t v) const { return atomicMin(p, v); }
-  __device__ std::uint32_t atomic_cas(std::uint32_t* p, std::uint32_t expected, std::uint32_t desired) const {
-    return atomicCAS(p, expected, desired);
   }
 };
 
 /** The 32 lanes of one warp (every lane of the warp must take part). */
-struct WarpTeam {
+struct WarpTeam : TeamAtomics {
   __device__ std::uint32_t rank() const { return threadIdx.x & 31u; }
   __device__ std::uint32_t size() const { return 32; }
   __device__ bool leader() const { return (threadIdx.x & 31u) == 0; }
@@ -55,19 +66,8 @@ struct WarpTeam {
   }
   template <class Part, class Done>
   __device__ void for_each_reduce(std::uint32_t n, std::uint32_t len, Part&& part, Done&& done) const {
-    const std::uint32_t lane = threadIdx.x & 31u;
-    for (std::uint32_t j = 0; j < n; ++j) {
-      float s = 0.0f;
-      for (std::uint32_t k = lane; k < len; k += 32) s += part(j, k);
-      s = warp_sum(s);
-      if (lane == 0) done(j, s);
-    }
+    warp_reduce_each(0, 1, n, len, part, done);
     __syncwarp();
-  }
-  __device__ std::uint32_t atomic_add(std::uint32_t* p, std::uint32_t v) const { return atomicAdd(p, v); }
-  __device__ std::uint32_t atomic_min(std::uint32_t* p, std::uint32_t v) const { return atomicMin(p, v); }
-  __device__ std::uint32_t atomic_cas(std::uint32_t* p, std::uint32_t expected, std::uint32_t desired) const {
-    return atomicCAS(p, expected, desired);
   }
 };
 

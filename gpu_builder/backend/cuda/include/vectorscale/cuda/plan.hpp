@@ -1,7 +1,7 @@
 /**
  * @file plan.hpp
  * @brief How the GPU graph build is shaped: settings derived from BuildParams, the insertion
- *        order and batches, and the device-memory plan. Host code, shared by the device
+ *        batches (over common/'s vamana::insertion_order), and the device-memory plan. Host code, shared by the device
  *        pipeline and its CPU reference.
  */
 #pragma once
@@ -56,9 +56,6 @@ struct GraphSettings {
 
 /** Settings for params (checked with vamana::check). */
 [[nodiscard]] GraphSettings derive_settings(const vamana::BuildParams& params, const GraphOptions& options = {});
-
-/** The seeded insertion order of common/'s build (the same permutation). */
-[[nodiscard]] std::vector<std::uint32_t> insertion_order(std::size_t n, std::uint64_t seed);
 
 /**
  * Insertion batches [begin, end) over the order: each at most `growth` times the rows inserted
