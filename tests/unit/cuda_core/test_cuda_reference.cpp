@@ -137,8 +137,8 @@ TEST(CudaReferenceBuild, DeterministicAndCancellable) {
   const auto a = cuda::reference_build_graph(data.data(), 1500, 16, p);
   const auto b = cuda::reference_build_graph(data.data(), 1500, 16, p);
   ASSERT_EQ(a.medoid, b.medoid);
-  EXPECT_TRUE(std::equal(a.degrees.begin(), a.degrees.end(), b.degrees.begin()));
-  EXPECT_TRUE(std::equal(a.neighbors.begin(), a.neighbors.end(), b.neighbors.begin()));
+  EXPECT_TRUE(std::equal(a.degrees.begin(), a.degrees.end(), b.degrees.begin(), b.degrees.end()));
+  EXPECT_TRUE(std::equal(a.neighbors.begin(), a.neighbors.end(), b.neighbors.begin(), b.neighbors.end()));
   Control control;
   int polls = 0;
   control.cancel = [&] { return ++polls > 3; };
