@@ -76,6 +76,9 @@ VS_HD std::uint32_t robust_prune_sorted(const Team& team, const float* dist, std
       if (team.leader()) factor[i] = selected;
       team.sync();
     }
+    // A thread that ends this pass early must not start raising factors in the next pass
+    // while the others still read the tail of this one.
+    team.sync();
   }
   return count;
 }
