@@ -538,23 +538,39 @@ DeviceMemoryInfo device_memory_info(int device) noexcept {
   return m;
 }
 
+namespace {
+
+// Why the kernels cannot run with these settings on `device` (their shared memory per block
+// exceeds what the device lets a block opt in to); empty when they can.
+std::string shared_memory_problem(const GraphSettings& s, int device) {
+  const std::size_t limit = max_shared_bytes(device);
+  const std::size_t search = kernels::search_shared_bytes(s.L, s.stride);
+  const std::size_t prune = kernels::prune_shared_bytes(s.max_candidates);
+  if (search <= limit && prune <= limit) return {};
+  return vs::detail::format(
+      "search_list_size %u with num_neighbors %u needs %zu bytes of shared memory per block; the device has %zu", s.L,
+      s.R, std::max(search, prune), limit);
+}
+
+}  // namespace
+
 bool device_supports(const vamana::IndexParams& params, std::size_t dims, int device, const GraphOptions& options,
                      std::string& reason) {
+  // Far beyond any device's shared memory (and beyond what derive_settings accepts): the CPU
+  // backend decides what to do with such a list size.
+  if (std::ceil(options.max_iters_factor * params.build.search_list_size) *
+          std::ceil(params.build.slack * static_cast<float>(params.build.num_neighbors)) >
+      kMaxSearchReach) {
+    reason = vs::detail::format("search_list_size %u is too large for the GPU build", params.build.search_list_size);
+    return false;
+  }
   const GraphSettings s = derive_settings(params.build, options);
   if (dims == 0 || dims > 0xFFFFFFFFu) {
     reason = "unsupported number of dimensions";
     return false;
   }
-  const std::size_t limit = max_shared_bytes(device);
-  const std::size_t search = kernels::search_shared_bytes(s.L, s.stride);
-  const std::size_t prune = kernels::prune_shared_bytes(s.max_candidates);
-  if (search > limit || prune > limit) {
-    reason = vs::detail::format(
-        "search_list_size %u with num_neighbors %u needs %zu bytes of shared memory per block; the device has %zu", s.L,
-        s.R, std::max(search, prune), limit);
-    return false;
-  }
-  return true;
+  reason = shared_memory_problem(s, device);
+  return reason.empty();
 }
 
 DeviceBuildResult build_on_device(const float* vectors, std::size_t n, std::size_t dims,
@@ -567,6 +583,9 @@ DeviceBuildResult build_on_device(const float* vectors, std::size_t n, std::size
   VS_EXPECTS(params.storage == vamana::Storage::kMemoryOptimized || params.bits_per_dim <= 1,
              "num_bits_per_dimension > 1 requires storage_layout memory_optimized");
   VS_CUDA_TRY(cudaSetDevice(options.device));
+  // A clear error rather than a failed launch (CudaBackend asks device_supports first).
+  const std::string problem = shared_memory_problem(derive_settings(params.build, options.graph), options.device);
+  if (!problem.empty()) VS_FAIL(ErrorCode::kUnsupported, "%s", problem.c_str());
   DeviceBuilder b(vectors, n, dims, params, control, options);
   return b.run();
 }
