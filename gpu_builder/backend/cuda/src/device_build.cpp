@@ -18,6 +18,7 @@
 #include "detail/resources.hpp"
 #include "kernels.hpp"
 #include "vectorscale/core/threads.hpp"
+#include "vectorscale/cuda/gram.hpp"
 
 namespace vs::cuda {
 
@@ -394,13 +395,13 @@ class DeviceBuilder {
     const std::uint32_t M = std::min(plan_.gram_dim, (most + 1 + 3) / 4 * 4);
     VS_CUDA_TRY(
         kernels::gather_rows(x_, dims_, nodes, cand, cand_stride, counts, count, M, w_->rows.data(), stream_.get()));
-    // rows: per node M x dims row-major = dims x M column-major (lda = dims); gram = rows^T rows.
+    // rows: per node M x dims row-major = dims x M column-major (lda = dims); gram = rows^T rows
+    // (gram.hpp; CudaGram tests the layout against a column-major GEMM on the CPU).
     const float one = 1.0f, zero = 0.0f;
-    const auto m = static_cast<int>(M), k = static_cast<int>(dims_);
-    VS_CUBLAS_TRY(cublasSgemmStridedBatched(blas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, m, m, k, &one, w_->rows.data(), k,
-                                            static_cast<long long>(M) * dims_, w_->rows.data(), k,
-                                            static_cast<long long>(M) * dims_, &zero, w_->gram.data(), m,
-                                            static_cast<long long>(M) * M, static_cast<int>(count)));
+    const GramGemm g = gram_gemm(M, dims_, count);
+    VS_CUBLAS_TRY(cublasSgemmStridedBatched(blas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, g.m, g.n, g.k, &one, w_->rows.data(),
+                                            g.lda, g.stride_a, w_->rows.data(), g.ldb, g.stride_b, &zero,
+                                            w_->gram.data(), g.ldc, g.stride_c, g.batch));
     VS_CUDA_TRY(kernels::prune(w_->gram.data(), M, nodes, cand, cand_stride, counts, count, s_.max_candidates, s_.prune,
                                w_->neighbors.data(), s_.stride, w_->degrees.data(), kept_distance, stream_.get()));
   }
