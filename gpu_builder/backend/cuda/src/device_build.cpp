@@ -539,6 +539,21 @@ DeviceMemoryInfo device_memory_info(int device) noexcept {
   return m;
 }
 
+std::string device_fault(int device) noexcept {
+  try {
+    cudaError_t st = cudaSetDevice(device);
+    if (st == cudaSuccess) st = cudaDeviceSynchronize();
+    if (st == cudaSuccess) return {};
+    (void)cudaGetLastError();  // clears an ordinary error; a sticky one stays
+    st = cudaSetDevice(device);
+    if (st == cudaSuccess) st = cudaDeviceSynchronize();
+    if (st == cudaSuccess) return {};
+    return vs::detail::format("%s (%s)", cudaGetErrorName(st), cudaGetErrorString(st));
+  } catch (...) {  // formatting the message ran out of memory
+    return "unrecoverable CUDA error";
+  }
+}
+
 namespace {
 
 // Why the kernels cannot run with these settings on `device` (their shared memory per block
