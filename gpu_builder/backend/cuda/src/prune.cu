@@ -41,7 +41,10 @@ __global__ void prune_kernel(const float* __restrict__ gram, std::uint32_t gram_
   const core::PruneShared shared = core::carve_prune_shared(
       reinterpret_cast<std::uint8_t*>(prune_shared) + warp * core::prune_shared_bytes(capacity), capacity);
   const std::uint32_t p = nodes[item];
-  auto gram_at = [&](std::uint32_t a, std::uint32_t b) { return gram[gram_entry_offset(item, gram_dim, a, b)]; };
+  // G is symmetric (both GEMM operands are the same rows), so G(a, b) is read as G(b, a): the
+  // prune asks for G(kept, c) and G(0, c) with c running over the lanes, and in column-major
+  // storage those lanes then read one column (a few cache lines) instead of one line each.
+  auto gram_at = [&](std::uint32_t a, std::uint32_t b) { return gram[gram_entry_offset(item, gram_dim, b, a)]; };
   const std::uint32_t kept = core::prune_node(
       team, p, cand + item * cand_stride, counts[item], gram_at, params, shared,
       neighbors + static_cast<std::uint64_t>(p) * stride,
