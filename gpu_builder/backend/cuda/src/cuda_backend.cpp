@@ -58,6 +58,10 @@ BackendStats CudaBackend::build(BuildInput&& in, const Control& control, const f
   if (in.labels.has_value() || in.page_options.labeled)
     return build_on_cpu(std::move(in), control, sink, "labelled builds (Filtered DiskANN) run on the CPU backend");
   if (in.rows == 0) return build_on_cpu(std::move(in), control, sink, "no rows");
+  if (faulted_.load(std::memory_order_acquire))
+    return build_on_cpu(std::move(in), control, sink,
+                        "the CUDA device failed earlier in this process (" + fault_ +
+                            "); restart gpu_builder to build on it again");
   std::string why;
   if (!cuda::device_supports(in.params, in.dims, device_, options_.graph, why))
     return build_on_cpu(std::move(in), control, sink, why);
@@ -81,7 +85,23 @@ BackendStats CudaBackend::build(BuildInput&& in, const Control& control, const f
   o.graph = options_.graph;
   o.limits = options_.limits;
   o.train_phase = kPhaseTrain;
-  cuda::DeviceBuildResult r = cuda::build_on_device(in.vectors.data(), in.rows, in.dims, in.params, control, o);
+  auto device_build = [&] {
+    try {
+      return cuda::build_on_device(in.vectors.data(), in.rows, in.dims, in.params, control, o);
+    } catch (const vs::Error&) {
+      // A sticky error leaves the context unusable: later builds go to the CPU backend.
+      if (!faulted_.load(std::memory_order_relaxed)) {
+        std::string fault = cuda::device_fault(device_);
+        if (!fault.empty()) {
+          fault_ = std::move(fault);
+          faulted_.store(true, std::memory_order_release);
+          if (control.log) control.log(LogLevel::kWarning, "cuda backend: the device is unusable: " + fault_);
+        }
+      }
+      throw;
+    }
+  };
+  cuda::DeviceBuildResult r = device_build();
   if (control.log)
     control.log(
         LogLevel::kInfo,

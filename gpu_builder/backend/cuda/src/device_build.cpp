@@ -18,6 +18,7 @@
 #include "detail/resources.hpp"
 #include "kernels.hpp"
 #include "vectorscale/core/threads.hpp"
+#include "vectorscale/cuda/gram.hpp"
 
 namespace vs::cuda {
 
@@ -394,13 +395,13 @@ class DeviceBuilder {
     const std::uint32_t M = std::min(plan_.gram_dim, (most + 1 + 3) / 4 * 4);
     VS_CUDA_TRY(
         kernels::gather_rows(x_, dims_, nodes, cand, cand_stride, counts, count, M, w_->rows.data(), stream_.get()));
-    // rows: per node M x dims row-major = dims x M column-major (lda = dims); gram = rows^T rows.
+    // rows: per node M x dims row-major = dims x M column-major (lda = dims); gram = rows^T rows
+    // (gram.hpp; CudaGram tests the layout against a column-major GEMM on the CPU).
     const float one = 1.0f, zero = 0.0f;
-    const auto m = static_cast<int>(M), k = static_cast<int>(dims_);
-    VS_CUBLAS_TRY(cublasSgemmStridedBatched(blas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, m, m, k, &one, w_->rows.data(), k,
-                                            static_cast<long long>(M) * dims_, w_->rows.data(), k,
-                                            static_cast<long long>(M) * dims_, &zero, w_->gram.data(), m,
-                                            static_cast<long long>(M) * M, static_cast<int>(count)));
+    const GramGemm g = gram_gemm(M, dims_, count);
+    VS_CUBLAS_TRY(cublasSgemmStridedBatched(blas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, g.m, g.n, g.k, &one, w_->rows.data(),
+                                            g.lda, g.stride_a, w_->rows.data(), g.ldb, g.stride_b, &zero,
+                                            w_->gram.data(), g.ldc, g.stride_c, g.batch));
     VS_CUDA_TRY(kernels::prune(w_->gram.data(), M, nodes, cand, cand_stride, counts, count, s_.max_candidates, s_.prune,
                                w_->neighbors.data(), s_.stride, w_->degrees.data(), kept_distance, stream_.get()));
   }
@@ -538,23 +539,54 @@ DeviceMemoryInfo device_memory_info(int device) noexcept {
   return m;
 }
 
+std::string device_fault(int device) noexcept {
+  try {
+    cudaError_t st = cudaSetDevice(device);
+    if (st == cudaSuccess) st = cudaDeviceSynchronize();
+    if (st == cudaSuccess) return {};
+    (void)cudaGetLastError();  // clears an ordinary error; a sticky one stays
+    st = cudaSetDevice(device);
+    if (st == cudaSuccess) st = cudaDeviceSynchronize();
+    if (st == cudaSuccess) return {};
+    return vs::detail::format("%s (%s)", cudaGetErrorName(st), cudaGetErrorString(st));
+  } catch (...) {  // formatting the message ran out of memory
+    return "unrecoverable CUDA error";
+  }
+}
+
+namespace {
+
+// Why the kernels cannot run with these settings on `device` (their shared memory per block
+// exceeds what the device lets a block opt in to); empty when they can.
+std::string shared_memory_problem(const GraphSettings& s, int device) {
+  const std::size_t limit = max_shared_bytes(device);
+  const std::size_t search = kernels::search_shared_bytes(s.L, s.stride);
+  const std::size_t prune = kernels::prune_shared_bytes(s.max_candidates);
+  if (search <= limit && prune <= limit) return {};
+  return vs::detail::format(
+      "search_list_size %u with num_neighbors %u needs %zu bytes of shared memory per block; the device has %zu", s.L,
+      s.R, std::max(search, prune), limit);
+}
+
+}  // namespace
+
 bool device_supports(const vamana::IndexParams& params, std::size_t dims, int device, const GraphOptions& options,
                      std::string& reason) {
+  // Far beyond any device's shared memory (and beyond what derive_settings accepts): the CPU
+  // backend decides what to do with such a list size.
+  if (std::ceil(options.max_iters_factor * params.build.search_list_size) *
+          std::ceil(params.build.slack * static_cast<float>(params.build.num_neighbors)) >
+      kMaxSearchReach) {
+    reason = vs::detail::format("search_list_size %u is too large for the GPU build", params.build.search_list_size);
+    return false;
+  }
   const GraphSettings s = derive_settings(params.build, options);
   if (dims == 0 || dims > 0xFFFFFFFFu) {
     reason = "unsupported number of dimensions";
     return false;
   }
-  const std::size_t limit = max_shared_bytes(device);
-  const std::size_t search = kernels::search_shared_bytes(s.L, s.stride);
-  const std::size_t prune = kernels::prune_shared_bytes(s.max_candidates);
-  if (search > limit || prune > limit) {
-    reason = vs::detail::format(
-        "search_list_size %u with num_neighbors %u needs %zu bytes of shared memory per block; the device has %zu", s.L,
-        s.R, std::max(search, prune), limit);
-    return false;
-  }
-  return true;
+  reason = shared_memory_problem(s, device);
+  return reason.empty();
 }
 
 DeviceBuildResult build_on_device(const float* vectors, std::size_t n, std::size_t dims,
@@ -567,6 +599,9 @@ DeviceBuildResult build_on_device(const float* vectors, std::size_t n, std::size
   VS_EXPECTS(params.storage == vamana::Storage::kMemoryOptimized || params.bits_per_dim <= 1,
              "num_bits_per_dimension > 1 requires storage_layout memory_optimized");
   VS_CUDA_TRY(cudaSetDevice(options.device));
+  // A clear error rather than a failed launch (CudaBackend asks device_supports first).
+  const std::string problem = shared_memory_problem(derive_settings(params.build, options.graph), options.device);
+  if (!problem.empty()) VS_FAIL(ErrorCode::kUnsupported, "%s", problem.c_str());
   DeviceBuilder b(vectors, n, dims, params, control, options);
   return b.run();
 }

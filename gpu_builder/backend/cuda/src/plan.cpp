@@ -29,7 +29,14 @@ GraphSettings derive_settings(const vamana::BuildParams& params, const GraphOpti
   s.L = params.search_list_size;
   // The same capacity as common/'s build (Builder::cap_).
   s.stride = static_cast<std::uint32_t>(std::ceil(params.slack * static_cast<float>(params.num_neighbors)));
-  s.max_iters = static_cast<std::uint32_t>(std::ceil(options.max_iters_factor * params.search_list_size));
+  // The core's 32-bit sizes (visited_table_slots, next_pow2 of the candidate count, shared-memory
+  // bytes) stay exact only while one search can see at most 2^29 nodes; beyond that the
+  // conversion below would overflow and next_pow2 would never return.
+  const double iters = std::ceil(options.max_iters_factor * params.search_list_size);
+  VS_EXPECTS(iters * s.stride <= kMaxSearchReach,
+             "search_list_size %u with num_neighbors %u is too large for the GPU build", params.search_list_size,
+             params.num_neighbors);
+  s.max_iters = static_cast<std::uint32_t>(iters);
   s.max_candidates = std::max(s.max_iters, s.stride + s.R);
   s.batch_fraction = options.batch_fraction;
   s.batch_growth = options.batch_growth;
@@ -91,15 +98,20 @@ MemoryPlan plan_device_memory(std::uint64_t budget, std::size_t n, std::size_t d
   // Search: visited table, expansion log (ids + distances), counts; prune output distances;
   // reverse edges: keys and values double-buffered, run starts, lengths and targets, the
   // overflow list, and room for CUB's temporary storage (about one more key buffer).
+  // (keys 8 + 8, values 4 + 4; targets, run targets, lengths, starts 4 each; overflow 4; CUB 16).
   p.per_query_bytes = std::uint64_t{p.table_slots} * 4 + std::uint64_t{s.max_iters} * 8 + 8 + std::uint64_t{s.R} * 4 +
-                      std::uint64_t{s.R} * (8 + 8 + 4 + 4) + std::uint64_t{s.R} * 4 * 4 + std::uint64_t{s.R} * 16;
+                      std::uint64_t{s.R} * (8 + 8 + 4 + 4) + std::uint64_t{s.R} * 4 * 4 + std::uint64_t{s.R} * 4 +
+                      std::uint64_t{s.R} * 16;
   // Prune: gathered rows, the Gram matrix, candidates and counts.
   p.per_prune_bytes = M * D * 4 + M * M * 4 + std::uint64_t{s.max_candidates} * 4 + 16;
   constexpr std::uint64_t kMargin = 64ull << 20;  // cuBLAS workspace, CUB, the context's own needs
 
   const std::size_t want_batch = std::max<std::size_t>(
       1, std::min<std::size_t>(n, static_cast<std::size_t>(s.batch_fraction * static_cast<double>(n))));
-  const std::size_t search_cap = limits.search_batch != 0 ? std::min(limits.search_batch, want_batch) : want_batch;
+  // The reverse-edge step indexes a batch's edges (rows * R) with 32-bit run starts and counts.
+  const std::size_t edge_cap = std::max<std::size_t>(1, kMaxBatchEdges / s.R);
+  const std::size_t search_cap =
+      std::min(edge_cap, limits.search_batch != 0 ? std::min(limits.search_batch, want_batch) : want_batch);
   const std::size_t prune_cap = limits.prune_batch != 0 ? limits.prune_batch : std::size_t{8192};
 
   for (int attempt = 0; attempt < 2; ++attempt) {

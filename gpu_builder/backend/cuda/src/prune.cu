@@ -3,6 +3,7 @@
 #include "detail/teams.cuh"
 #include "kernels.hpp"
 #include "vectorscale/cuda/core/reverse.hpp"
+#include "vectorscale/cuda/gram.hpp"
 
 namespace vs::cuda::kernels {
 
@@ -17,7 +18,7 @@ __global__ void gather_rows_kernel(const float* __restrict__ x, std::size_t dims
                                    std::size_t cand_stride, const std::uint32_t* __restrict__ counts,
                                    std::uint32_t gram_dim, float* __restrict__ rows) {
   const std::uint32_t item = blockIdx.y, r = blockIdx.x;
-  float* out = rows + (static_cast<std::uint64_t>(item) * gram_dim + r) * dims;
+  float* out = rows + gram_row_offset(item, gram_dim, r, dims);
   const float* src = nullptr;
   if (r == 0)
     src = x + static_cast<std::uint64_t>(nodes[item]) * dims;
@@ -40,8 +41,10 @@ __global__ void prune_kernel(const float* __restrict__ gram, std::uint32_t gram_
   const core::PruneShared shared = core::carve_prune_shared(
       reinterpret_cast<std::uint8_t*>(prune_shared) + warp * core::prune_shared_bytes(capacity), capacity);
   const std::uint32_t p = nodes[item];
-  const float* g = gram + static_cast<std::uint64_t>(item) * gram_dim * gram_dim;
-  auto gram_at = [&](std::uint32_t a, std::uint32_t b) { return g[a + static_cast<std::uint64_t>(b) * gram_dim]; };
+  // G is symmetric (both GEMM operands are the same rows), so G(a, b) is read as G(b, a): the
+  // prune asks for G(kept, c) and G(0, c) with c running over the lanes, and in column-major
+  // storage those lanes then read one column (a few cache lines) instead of one line each.
+  auto gram_at = [&](std::uint32_t a, std::uint32_t b) { return gram[gram_entry_offset(item, gram_dim, b, a)]; };
   const std::uint32_t kept = core::prune_node(
       team, p, cand + item * cand_stride, counts[item], gram_at, params, shared,
       neighbors + static_cast<std::uint64_t>(p) * stride,
@@ -102,7 +105,7 @@ cudaError_t gather_rows(const float* x, std::size_t dims, const std::uint32_t* n
     const dim3 grid(gram_dim, items);
     gather_rows_kernel<<<grid, 128, 0, stream>>>(x, dims, nodes + first, cand + first * cand_stride, cand_stride,
                                                  counts + first, gram_dim,
-                                                 rows + static_cast<std::uint64_t>(first) * gram_dim * dims);
+                                                 rows + gram_row_offset(first, gram_dim, 0, dims));
     const cudaError_t st = cudaGetLastError();
     if (st != cudaSuccess) return st;
   }

@@ -10,13 +10,16 @@
  *  - empty builds.
  * A CUDA error fails only the build it happened in (vs::Error: kOutOfMemory when the device is
  * out of memory, kInternal otherwise), so the client sees a clear status and the extension
- * falls back to its local build. GPU builds run one at a time; others wait for the device.
+ * falls back to its local build. An unrecoverable one (cuda::device_fault: the process's
+ * context is lost) sends every later build to the CPU backend, saying why, until gpu_builder
+ * restarts. GPU builds run one at a time; others wait for the device.
  */
 #pragma once
 #include "vectorscale/builder/backend.hpp"
 #include "vectorscale/builder/cpu_backend.hpp"
 #include "vectorscale/cuda/plan.hpp"
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -63,6 +66,9 @@ class CudaBackend final : public BuildBackend {
   std::string description_;
   CpuBackend cpu_;
   std::mutex device_mutex_;  // one GPU build at a time
+  // The device's unrecoverable error: written once, under device_mutex_, before faulted_ is set.
+  std::string fault_;
+  std::atomic<bool> faulted_{false};
 };
 
 }  // namespace vs::builder

@@ -66,6 +66,14 @@ struct DeviceMemoryInfo {
 /** cudaMemGetInfo of `device` (makes it current on the calling thread); never throws. */
 [[nodiscard]] DeviceMemoryInfo device_memory_info(int device) noexcept;
 
+/**
+ * Why `device` can no longer be used by this process, empty when it can: after an
+ * unrecoverable ("sticky") error such as an illegal address in a kernel, every later CUDA call
+ * fails the same way until the process restarts. Waits for the device's queued work (call it
+ * with no build running). Never throws.
+ */
+[[nodiscard]] std::string device_fault(int device) noexcept;
+
 /** Whether the device pipeline can build with these parameters on `device`; the reason when not. */
 [[nodiscard]] bool device_supports(const vamana::IndexParams& params, std::size_t dims, int device,
                                    const GraphOptions& options, std::string& reason);

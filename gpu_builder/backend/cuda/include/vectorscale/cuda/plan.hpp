@@ -54,7 +54,10 @@ struct GraphSettings {
   core::PruneParams prune;  ///< metric, R, alpha schedule, ratio rule
 };
 
-/** Settings for params (checked with vamana::check). */
+/**
+ * Settings for params (checked with vamana::check). Throws vs::Error kInvalidArgument when one
+ * search could see more than kMaxSearchReach nodes (search_list_size far beyond any device).
+ */
 [[nodiscard]] GraphSettings derive_settings(const vamana::BuildParams& params, const GraphOptions& options = {});
 
 /**
@@ -64,6 +67,12 @@ struct GraphSettings {
  */
 [[nodiscard]] std::vector<std::pair<std::size_t, std::size_t>> insertion_batches(std::size_t n, std::size_t max_batch,
                                                                                  double growth = 1.0);
+
+/** Most nodes one search may see (max_iters * stride): keeps the core's 32-bit sizes exact. */
+inline constexpr double kMaxSearchReach = static_cast<double>(1u << 29);
+
+/** Most edges (rows * R) of one batch's reverse-edge step: its run starts and counts are 32-bit. */
+inline constexpr std::size_t kMaxBatchEdges = std::size_t{1} << 31;
 
 /** Rows summed by one block of the SBQ statistics kernels; upload chunks are multiples of it. */
 inline constexpr std::size_t kStatsRows = 256;
