@@ -3,7 +3,9 @@
 # (idempotent; apt-get as root), configures, builds and runs every ctest in two configurations:
 #   1. Release, -Wall -Wextra -Werror, CUDA compiled when nvcc exists, failure points compiled
 #      in: the full ctest suite (unit, regress, TAP, benchmarks' recall checks);
-#   2. ASan + UBSan (Debug, CPU-only, no PostgreSQL module): the unit and fuzz tests.
+#   2. ASan + UBSan (Debug, CPU-only, no PostgreSQL module): the unit and fuzz tests;
+#   3. ThreadSanitizer (Debug, CPU-only): the engine's parallel build and the CUDA core run by
+#      a team of threads (tests/unit/cuda_core/thread_team.hpp).
 #
 # Usage: deploy/test.sh [--no-sanitizers] [--no-install] [-j N]
 # Build trees go to build/test and build/asan under the checkout (override with VS_BUILD_ROOT).
@@ -51,5 +53,14 @@ if ((sanitizers)); then
   (cd "$build_root/asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
      ctest --output-on-failure -j "$jobs" -L 'unit|fuzz' --timeout 900)
+
+  echo "== ThreadSanitizer build"
+  cmake -S "$here" -B "$build_root/tsan" -DCMAKE_BUILD_TYPE=Debug -DVS_WERROR=ON \
+        -DVS_SANITIZE=thread -DVS_WITH_CUDA=OFF -DVS_BUILD_EXTENSION=OFF
+  cmake --build "$build_root/tsan" -j "$jobs" --target vs_unit_tests vs_cuda_core_tests
+  echo "== ThreadSanitizer: parallel build, CUDA core on thread teams"
+  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+  "$build_root/tsan/tests/unit/vs_cuda_core_tests" --gtest_filter='CudaCoreThreads.*'
+  "$build_root/tsan/tests/unit/vs_unit_tests" --gtest_filter='*VamanaBuild*:Vamana.*'
 fi
 echo "== all tests passed"
