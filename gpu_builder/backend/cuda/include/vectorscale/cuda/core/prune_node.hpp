@@ -24,11 +24,12 @@ struct PruneShared {
   std::uint32_t* row;   ///< next_pow2(capacity): Gram row of each sorted entry
   float* factor;        ///< capacity
   std::uint32_t* kept;  ///< capacity (at most R are used)
+  float* norm;          ///< capacity + 1: squared norm of each Gram row (L2 only)
 };
 
 /** Bytes of PruneShared for `capacity` candidates. */
 VS_HD inline std::uint32_t prune_shared_bytes(std::uint32_t capacity) noexcept {
-  return next_pow2(capacity < 1 ? 1 : capacity) * 12 + capacity * 8;
+  return next_pow2(capacity < 1 ? 1 : capacity) * 12 + capacity * 8 + (capacity + 1) * 4;
 }
 
 /** Carves PruneShared out of prune_shared_bytes(capacity) bytes (4-byte aligned). */
@@ -40,6 +41,7 @@ VS_HD inline PruneShared carve_prune_shared(void* base, std::uint32_t capacity) 
   s.row = s.id + m;
   s.factor = reinterpret_cast<float*>(s.row + m);
   s.kept = reinterpret_cast<std::uint32_t*>(s.factor + capacity);
+  s.norm = reinterpret_cast<float*>(s.kept + capacity);
   return s;
 }
 
@@ -65,9 +67,15 @@ VS_HD std::uint32_t prune_node(const Team& team, std::uint32_t p, const std::uin
                                float* out_distance) {
   const std::uint32_t m = next_pow2(count < 1 ? 1 : count);
   const std::uint32_t valid = count - (list_contains(cand, count, p) ? 1 : 0);
+  // Squared norms (the Gram diagonal) are read once per row, and only for L2: the pair
+  // distances of the prune would otherwise read two scattered diagonal entries each.
+  const bool l2 = params.metric == Metric::kL2;
+  const float pp = l2 ? gram(0, 0) : 0.0f;
   team.for_each(m, [&](std::uint32_t c) {
+    if (c == 0) s.norm[0] = pp;
+    if (c < count) s.norm[c + 1] = l2 ? gram(c + 1, c + 1) : 0.0f;
     if (c < count && cand[c] != p) {
-      s.key[c] = distance_from_gram(params.metric, gram(0, 0), gram(c + 1, c + 1), gram(0, c + 1));
+      s.key[c] = distance_from_gram(params.metric, pp, s.norm[c + 1], gram(0, c + 1));
       s.id[c] = cand[c];
       s.row[c] = c + 1;
     } else {
@@ -81,7 +89,7 @@ VS_HD std::uint32_t prune_node(const Team& team, std::uint32_t p, const std::uin
       team, s.key, valid,
       [&](std::uint32_t i, std::uint32_t j) {
         const std::uint32_t a = s.row[i], b = s.row[j];
-        return distance_from_gram(params.metric, gram(a, a), gram(b, b), gram(a, b));
+        return distance_from_gram(params.metric, s.norm[a], s.norm[b], gram(a, b));
       },
       params.R, params.schedule, params.ratio_rule, s.factor, s.kept);
   team.for_each(kept, [&](std::uint32_t k) {
