@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 #include <set>
@@ -297,6 +298,85 @@ TEST(CudaCore, VisitedTableSetSemantics) {
   std::vector<std::uint32_t> tiny(4, core::kEmptySlot);
   for (std::uint32_t id = 0; id < 4; ++id) EXPECT_TRUE(core::visit(SerialTeam{}, tiny.data(), 3, id));
   EXPECT_FALSE(core::visit(SerialTeam{}, tiny.data(), 3, 99));
+}
+
+// bfloat16 rounding: the nearest bfloat16 value, ties to the even one, as __float2bfloat16_rn.
+TEST(CudaCore, Bf16RoundsToNearestEven) {
+  auto bits = [](float f) { return core::float_bits(f); };
+  std::mt19937_64 rng(31);
+  for (int i = 0; i < 200000; ++i) {
+    const auto u = static_cast<std::uint32_t>(rng());
+    const float f = core::float_from_bits(u);
+    if (std::isnan(f) || std::isinf(f)) continue;
+    const float got = core::to_float(core::to_bf16(f));
+    const float lo = core::float_from_bits(u & 0xFFFF0000u);  // toward zero
+    const std::uint32_t lo_bits = u & 0xFFFF0000u;
+    const float hi = core::float_from_bits(lo_bits + 0x10000u);  // away from zero (may be inf)
+    // Past the largest bfloat16, IEEE rounding measures against 2^128 (unbounded exponent).
+    const double hi_value = std::isinf(hi) ? std::copysign(std::ldexp(1.0, 128), f) : hi;
+    const double dl = std::fabs(static_cast<double>(f) - lo), dh = std::fabs(static_cast<double>(f) - hi_value);
+    const float want = dl < dh ? lo : dh < dl ? hi : ((lo_bits >> 16) & 1u) == 0 ? lo : hi;
+    ASSERT_EQ(bits(got), bits(want)) << std::hexfloat << f;
+  }
+  EXPECT_EQ(core::to_float(core::to_bf16(1.0f)), 1.0f);
+  EXPECT_EQ(bits(core::to_float(core::to_bf16(-0.0f))), bits(-0.0f));
+  EXPECT_EQ(core::to_float(core::to_bf16(1.0f + 0x1p-8f)), 1.0f);                 // tie, to even
+  EXPECT_EQ(core::to_float(core::to_bf16(1.0f + 0x3p-8f)), 1.0f + 0x1p-6f);       // tie, to even
+  EXPECT_EQ(core::to_float(core::to_bf16(3.4e38f)), core::infinity());            // rounds past the largest
+  EXPECT_EQ(core::to_float(core::to_bf16(-core::infinity())), -core::infinity());
+  EXPECT_TRUE(std::isnan(core::to_float(core::to_bf16(std::nanf("")))));
+  EXPECT_TRUE(std::isnan(core::to_float(core::to_bf16(core::float_from_bits(0x7F800001u)))));  // low payload
+}
+
+// A search over bfloat16 vectors is the search over the float values they stand for.
+TEST(CudaCore, GreedySearchOverBf16IsTheSearchOverItsValues) {
+  std::mt19937_64 rng(41);
+  const std::uint32_t n = 300, dims = 16, stride = 10, L = 20;
+  const auto pts = test::uniform(n * dims, rng(), -2.0f, 2.0f);
+  std::vector<core::Bf16> half(pts.size());
+  std::vector<float> values(pts.size());
+  for (std::size_t i = 0; i < pts.size(); ++i) {
+    half[i] = core::to_bf16(pts[i]);
+    values[i] = core::to_float(half[i]);
+  }
+  std::vector<std::uint32_t> nb(n * stride), deg(n, stride);
+  for (auto& x : nb) x = static_cast<std::uint32_t>(rng() % n);
+  for (std::uint32_t i = 0; i < n; ++i) {  // distinct neighbours per list
+    std::set<std::uint32_t> s;
+    while (s.size() < stride) s.insert(static_cast<std::uint32_t>(rng() % n));
+    std::copy(s.begin(), s.end(), &nb[i * stride]);
+  }
+  auto run = [&](const auto& args, const auto* query) {
+    std::vector<std::uint32_t> mem(core::search_shared_bytes(L, stride) / 4 + 1);
+    std::vector<std::uint32_t> table(core::visited_table_slots(args.max_iters, stride), core::kEmptySlot);
+    std::vector<std::uint32_t> log_id(args.max_iters);
+    std::vector<float> log_key(args.max_iters);
+    const auto r = core::greedy_search_one(SerialTeam{}, args, core::carve_search_shared(mem.data(), L, stride), query,
+                                           0, table.data(), static_cast<std::uint32_t>(table.size() - 1),
+                                           log_id.data(), log_key.data());
+    log_id.resize(r.expanded);
+    log_key.resize(r.expanded);
+    return std::make_pair(log_id, log_key);
+  };
+  for (const auto metric : {core::Metric::kL2, core::Metric::kCosine, core::Metric::kInnerProduct}) {
+    core::SearchArgsOf<core::Bf16> hb;
+    core::SearchArgs fb;
+    hb.vectors = half.data();
+    fb.vectors = values.data();
+    hb.dims = fb.dims = dims;
+    hb.metric = fb.metric = metric;
+    hb.neighbors = fb.neighbors = nb.data();
+    hb.degrees = fb.degrees = deg.data();
+    hb.stride = fb.stride = stride;
+    hb.list_size = fb.list_size = L;
+    hb.max_iters = fb.max_iters = 3 * L;
+    for (std::uint32_t q : {5u, 77u, 299u}) {
+      const auto a = run(hb, &half[q * dims]);
+      const auto b = run(fb, &values[q * dims]);
+      EXPECT_GT(a.first.size(), 0u);
+      EXPECT_EQ(a, b) << "query " << q;
+    }
+  }
 }
 
 // The search core on a random graph against vamana::greedy_search: the same expansions in the

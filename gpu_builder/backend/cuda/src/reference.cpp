@@ -90,8 +90,16 @@ vamana::Graph reference_build_graph(const float* vectors, std::size_t n, std::si
   g.medoid = vamana::medoid(vectors, n, dims);
   auto slots = [&](std::uint32_t i) { return g.neighbors.data() + static_cast<std::size_t>(i) * s.stride; };
 
+  // The vectors the graph build reads: bfloat16 values (held as floats: to_float(to_bf16(x)))
+  // when the device would read bfloat16.
+  std::vector<float> rounded;
+  if (options.bf16_vectors) {
+    rounded.resize(n * dims);
+    for (std::size_t i = 0; i < rounded.size(); ++i) rounded[i] = core::to_float(core::to_bf16(vectors[i]));
+  }
+  const float* graph_vectors = options.bf16_vectors ? rounded.data() : vectors;
   core::SearchArgs args;
-  args.vectors = vectors;
+  args.vectors = graph_vectors;
   args.dims = static_cast<std::uint32_t>(dims);
   args.metric = s.metric;
   args.neighbors = g.neighbors.data();
@@ -100,7 +108,7 @@ vamana::Graph reference_build_graph(const float* vectors, std::size_t n, std::si
   args.list_size = s.L;
   args.max_iters = s.max_iters;
 
-  Worker w(vectors, dims, s);
+  Worker w(graph_vectors, dims, s);
   const std::vector<std::uint32_t> order = vamana::insertion_order(n, params.seed);
   if (max_batch == 0) max_batch = static_cast<std::size_t>(s.batch_fraction * static_cast<double>(n));
   max_batch = std::max<std::size_t>(1, max_batch);

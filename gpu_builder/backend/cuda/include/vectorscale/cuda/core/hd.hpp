@@ -61,6 +61,38 @@ VS_HD inline std::uint32_t float_bits(float f) noexcept {
 #endif
 }
 
+/** The float whose bits are u. */
+VS_HD inline float float_from_bits(std::uint32_t u) noexcept {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+#endif
+}
+
+/**
+ * A bfloat16 value (the upper 16 bits of a float; the bit layout of CUDA's __nv_bfloat16, so
+ * cuBLAS reads arrays of it as CUDA_R_16BF). The device keeps the vectors it traverses in
+ * this form: half the bytes of float per distance, and products of two of them are exact in
+ * float, so dot products summed in float lose only the inputs' rounding.
+ */
+struct Bf16 {
+  std::uint16_t bits;
+};
+
+/** Round to nearest even, as __float2bfloat16_rn; NaN stays NaN (quiet). */
+VS_HD inline Bf16 to_bf16(float f) noexcept {
+  const std::uint32_t u = float_bits(f);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return Bf16{static_cast<std::uint16_t>((u >> 16) | 0x0040u)};
+  return Bf16{static_cast<std::uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16)};
+}
+
+/** A vector element as float (exact for both element types). */
+VS_HD inline float to_float(float x) noexcept { return x; }
+VS_HD inline float to_float(Bf16 x) noexcept { return float_from_bits(static_cast<std::uint32_t>(x.bits) << 16); }
+
 /** Maps a float to an unsigned integer of the same order (-0 counts as +0; NaN last). */
 VS_HD inline std::uint32_t float_order_bits(float f) noexcept {
   if (f == 0.0f) f = 0.0f;  // one zero, so that equal distances give equal keys

@@ -46,9 +46,11 @@ VS_HD bool visit(const Team& team, std::uint32_t* table, std::uint32_t mask, std
   return false;
 }
 
-/** What one search reads and writes in global memory. */
-struct SearchArgs {
-  const float* vectors = nullptr;  ///< n x dims, row-major (device or mapped host memory)
+/** What one search reads and writes in global memory; V: the vectors' element type (float, Bf16). */
+template <class V>
+struct SearchArgsOf {
+  using Element = V;
+  const V* vectors = nullptr;  ///< n x dims, row-major (device or mapped host memory)
   std::uint32_t dims = 0;
   Metric metric = Metric::kL2;
   const std::uint32_t* neighbors = nullptr;  ///< n x stride adjacency
@@ -57,6 +59,7 @@ struct SearchArgs {
   std::uint32_t list_size = 0;  ///< L
   std::uint32_t max_iters = 0;  ///< most expansions (>= 1)
 };
+using SearchArgs = SearchArgsOf<float>;
 
 /** Team-shared working memory of one search (shared memory on the device). */
 struct SearchShared {
@@ -104,8 +107,8 @@ struct SearchResult {
  * @param log_id  receives the expanded nodes in expansion order (max_iters entries)
  * @param log_key their distances to the query
  */
-template <class Team>
-VS_HD SearchResult greedy_search_one(const Team& team, const SearchArgs& a, const SearchShared& s, const float* query,
+template <class Team, class V>
+VS_HD SearchResult greedy_search_one(const Team& team, const SearchArgsOf<V>& a, const SearchShared& s, const V* query,
                                      std::uint32_t start, std::uint32_t* table, std::uint32_t mask,
                                      std::uint32_t* log_id, float* log_key) {
   constexpr std::uint32_t kFirst = 0, kNew = 1;
@@ -124,7 +127,8 @@ VS_HD SearchResult greedy_search_one(const Team& team, const SearchArgs& a, cons
       team.for_each_reduce(
           fresh, a.dims,
           [&](std::uint32_t j, std::uint32_t d) {
-            return distance_term(a.metric, query[d], a.vectors[static_cast<std::uint64_t>(s.new_id[j]) * a.dims + d]);
+            return distance_term(a.metric, to_float(query[d]),
+                                 to_float(a.vectors[static_cast<std::uint64_t>(s.new_id[j]) * a.dims + d]));
           },
           [&](std::uint32_t j, float total) { s.new_key[j] = finish_distance(a.metric, total); });
       const std::uint32_t m = next_pow2(fresh);
