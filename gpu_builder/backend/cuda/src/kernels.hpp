@@ -29,6 +29,8 @@ cudaError_t reduce_groups(const double* partials, std::size_t groups, std::size_
 /** codes[i * words + w] = core::sbq_word(x[i], ...) for rows i < rows. */
 cudaError_t sbq_encode(const float* x, std::size_t rows, std::size_t dims, const float* mean, const float* inv_stddev,
                        std::uint32_t bits, std::uint64_t* codes, cudaStream_t stream);
+/** out[i] = core::to_bf16(x[i]) for i < count (the vectors the graph build reads). */
+cudaError_t round_bf16(const float* x, std::size_t count, core::Bf16* out, cudaStream_t stream);
 /** keys[i] = (order bits of l2(centroid, x[i]) << 32) | i. */
 cudaError_t medoid_keys(const float* x, std::size_t n, std::size_t dims, const float* centroid, std::uint64_t* keys,
                         cudaStream_t stream);
@@ -48,6 +50,11 @@ std::size_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride);
 cudaError_t search(const core::SearchArgs& args, const std::uint32_t* queries, std::uint32_t count, std::uint32_t start,
                    std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id, float* log_key,
                    std::uint32_t* log_count, unsigned long long* computed, unsigned long long* capped,
+                   cudaStream_t stream);
+/** The same over bfloat16 vectors. */
+cudaError_t search(const core::SearchArgsOf<core::Bf16>& args, const std::uint32_t* queries, std::uint32_t count,
+                   std::uint32_t start, std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id,
+                   float* log_key, std::uint32_t* log_count, unsigned long long* computed, unsigned long long* capped,
                    cudaStream_t stream);
 
 // ---- prune (prune.cu) -----------------------------------------------------------------------

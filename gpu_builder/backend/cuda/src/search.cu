@@ -8,7 +8,8 @@ namespace {
 
 constexpr unsigned kSearchThreads = 128;
 
-__global__ void search_kernel(core::SearchArgs args, const std::uint32_t* __restrict__ queries, std::uint32_t count,
+template <class V>
+__global__ void search_kernel(core::SearchArgsOf<V> args, const std::uint32_t* __restrict__ queries, std::uint32_t count,
                               std::uint32_t start, std::uint32_t* __restrict__ tables, std::uint32_t table_slots,
                               std::uint32_t* __restrict__ log_id, float* __restrict__ log_key,
                               std::uint32_t* __restrict__ log_count, unsigned long long* __restrict__ computed,
@@ -17,7 +18,7 @@ __global__ void search_kernel(core::SearchArgs args, const std::uint32_t* __rest
   const detail::BlockTeam team;
   const core::SearchShared shared = core::carve_search_shared(search_shared, args.list_size, args.stride);
   for (std::uint32_t b = blockIdx.x; b < count; b += gridDim.x) {
-    const float* query = args.vectors + static_cast<std::uint64_t>(queries[b]) * args.dims;
+    const V* query = args.vectors + static_cast<std::uint64_t>(queries[b]) * args.dims;
     const std::uint64_t log_base = static_cast<std::uint64_t>(b) * args.max_iters;
     const core::SearchResult r =
         core::greedy_search_one(team, args, shared, query, start, tables + static_cast<std::uint64_t>(b) * table_slots,
@@ -31,6 +32,24 @@ __global__ void search_kernel(core::SearchArgs args, const std::uint32_t* __rest
   }
 }
 
+template <class V>
+cudaError_t launch_search(const core::SearchArgsOf<V>& args, const std::uint32_t* queries, std::uint32_t count,
+                          std::uint32_t start, std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id,
+                          float* log_key, std::uint32_t* log_count, unsigned long long* computed,
+                          unsigned long long* capped, cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  const std::size_t shared = core::search_shared_bytes(args.list_size, args.stride);
+  if (shared > 48 * 1024) {
+    const cudaError_t st =
+        cudaFuncSetAttribute(search_kernel<V>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
+    if (st != cudaSuccess) return st;
+  }
+  const unsigned grid = count < 65535u * 32u ? count : 65535u * 32u;
+  search_kernel<V><<<grid, kSearchThreads, shared, stream>>>(args, queries, count, start, tables, table_slots, log_id,
+                                                             log_key, log_count, computed, capped);
+  return cudaGetLastError();
+}
+
 }  // namespace
 
 std::size_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride) {
@@ -41,17 +60,16 @@ cudaError_t search(const core::SearchArgs& args, const std::uint32_t* queries, s
                    std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id, float* log_key,
                    std::uint32_t* log_count, unsigned long long* computed, unsigned long long* capped,
                    cudaStream_t stream) {
-  if (count == 0) return cudaSuccess;
-  const std::size_t shared = core::search_shared_bytes(args.list_size, args.stride);
-  if (shared > 48 * 1024) {
-    const cudaError_t st =
-        cudaFuncSetAttribute(search_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
-    if (st != cudaSuccess) return st;
-  }
-  const unsigned grid = count < 65535u * 32u ? count : 65535u * 32u;
-  search_kernel<<<grid, kSearchThreads, shared, stream>>>(args, queries, count, start, tables, table_slots, log_id,
-                                                          log_key, log_count, computed, capped);
-  return cudaGetLastError();
+  return launch_search(args, queries, count, start, tables, table_slots, log_id, log_key, log_count, computed, capped,
+                       stream);
+}
+
+cudaError_t search(const core::SearchArgsOf<core::Bf16>& args, const std::uint32_t* queries, std::uint32_t count,
+                   std::uint32_t start, std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id,
+                   float* log_key, std::uint32_t* log_count, unsigned long long* computed, unsigned long long* capped,
+                   cudaStream_t stream) {
+  return launch_search(args, queries, count, start, tables, table_slots, log_id, log_key, log_count, computed, capped,
+                       stream);
 }
 
 }  // namespace vs::cuda::kernels

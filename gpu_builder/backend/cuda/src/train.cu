@@ -76,7 +76,20 @@ unsigned grid_for(std::size_t items, unsigned block) {
   return static_cast<unsigned>(g < 65535u * 16u ? (g == 0 ? 1 : g) : 65535u * 16u);
 }
 
+// out[i] = bfloat16 of x[i] (round to nearest even), a grid-stride loop.
+__global__ void round_bf16_kernel(const float* __restrict__ x, std::size_t count, core::Bf16* __restrict__ out) {
+  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+    out[i] = core::to_bf16(x[i]);
+}
+
 }  // namespace
+
+cudaError_t round_bf16(const float* x, std::size_t count, core::Bf16* out, cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  round_bf16_kernel<<<grid_for(count, 256), 256, 0, stream>>>(x, count, out);
+  return cudaGetLastError();
+}
 
 cudaError_t column_sums(const float* x, std::size_t rows, std::size_t dims, const double* mean, std::size_t first_group,
                         double* partials, cudaStream_t stream) {
