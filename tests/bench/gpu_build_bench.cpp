@@ -3,8 +3,9 @@
 // one: vamana::Index::build, as gpu_builder's CPU backend; the CUDA one: vs::cuda::
 // build_on_device + Index::from_parts, as its CUDA backend), and prints one JSON object per
 // line: seconds per phase and in total, and recall@10 against brute force on sampled queries at
-// several query search list sizes. A last line compares the first two backends (speed-up,
-// recall gap). Backend `reference` runs the CUDA backend's algorithm serially on the CPU
+// several query search list sizes (for cuda also `prune_gemm`: the prunes' Gram GEMM work in
+// GFLOP and gathered rows in GiB, as done and as the unbucketed layout would do it). A last line compares the first two
+// backends (speed-up, recall gap). Backend `reference` runs the CUDA backend's algorithm serially on the CPU
 // (vs::cuda::reference_build_graph): its recall without a GPU, slowly.
 //
 //   gpu_build_bench --n 1000000 --dims 768                  # the benchmark
@@ -268,6 +269,7 @@ struct Result {
   double total = 0;
   std::map<std::string, double> phases;
   std::map<unsigned, double> recall;
+  std::map<std::string, double> prune_gemm;  // cuda: vs::cuda::GramWork (GFLOP, GiB, counts)
   std::string note;
 };
 
@@ -282,7 +284,14 @@ void print(const Options& o, const Result& r) {
   std::printf("\"total\":%.3f},\"recall_at_10\":{", r.total);
   bool first = true;
   for (const auto& [l, v] : r.recall) std::printf("%s\"%u\":%.4f", first ? "" : ",", l, v), first = false;
-  std::printf("},\"note\":\"%s\"}\n", r.note.c_str());
+  std::printf("}");
+  if (!r.prune_gemm.empty()) {
+    std::printf(",\"prune_gemm\":{");
+    first = true;
+    for (const auto& [k, v] : r.prune_gemm) std::printf("%s\"%s\":%.6g", first ? "" : ",", k.c_str(), v), first = false;
+    std::printf("}");
+  }
+  std::printf(",\"note\":\"%s\"}\n", r.note.c_str());
   std::fflush(stdout);
 }
 
@@ -374,6 +383,14 @@ int main(int argc, char** argv) {
         r.recall = measure(index, o, queries, truth);
         r.note = dev.name + "; " + d.plan.describe() + "; capped searches " + std::to_string(d.stats.capped_searches) +
                  ", batches " + std::to_string(d.stats.batches);
+        // The prunes' Gram GEMMs as done (sorted by candidate count) and unbucketed.
+        r.prune_gemm = {{"gflop", d.gram.flops * 1e-9},
+                        {"gflop_unbucketed", d.gram.flops_unbucketed * 1e-9},
+                        {"row_gib", d.gram.row_bytes / (1ull << 30)},
+                        {"row_gib_unbucketed", d.gram.row_bytes_unbucketed / (1ull << 30)},
+                        {"items", static_cast<double>(d.gram.items)},
+                        {"groups", static_cast<double>(d.gram.groups)},
+                        {"sub_batches", static_cast<double>(d.gram.sub_batches)}};
 #else
         std::fprintf(stderr, "gpu_build_bench: skipping cuda: built without CUDA\n");
         continue;

@@ -60,6 +60,15 @@ void expect_same_graph(const vamana::Graph& got, const vamana::Graph& want) {
   EXPECT_EQ(differ, 0u) << "lists differ from the CPU reference, the first at node " << first;
 }
 
+// Every prune went through exactly one Gram sub-batch: one per row per insertion or refinement
+// pass, plus the reverse-edge and final prunes; and sorting by count never adds work.
+void expect_gram_work(const cuda::DeviceBuildResult& r, std::size_t n, std::uint32_t refine_passes) {
+  EXPECT_EQ(r.gram.items, n * (1 + refine_passes) + r.stats.reverse_prunes + r.stats.final_prunes);
+  EXPECT_GE(r.gram.sub_batches, r.gram.groups);
+  EXPECT_LE(r.gram.flops, r.gram.flops_unbucketed);
+  EXPECT_LE(r.gram.row_bytes, r.gram.row_bytes_unbucketed);
+}
+
 cuda::DeviceBuildOptions options_on(int device) {
   cuda::DeviceBuildOptions o;
   o.device = device;
@@ -119,6 +128,7 @@ TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
       o.graph.refine_passes = refine;
       const auto r = cuda::build_on_device(data.data(), n, dims, ip, {}, o);
       test::expect_graph_invariants(r.graph, 16);
+      expect_gram_work(r, n, refine);
       const auto want = cuda::reference_build_graph(data.data(), n, dims, ip.build, o.graph, r.plan.search_batch);
       expect_same_graph(r.graph, want);
     }
@@ -126,8 +136,9 @@ TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
 }
 
 // The out-of-core paths on small data: vectors left in mapped host memory, batches of 7 rows,
-// prunes of 3 nodes; and resident vectors uploaded in many small chunks. Same graph as the
-// reference with the same batches.
+// prune groups of 3 nodes (Gram buffers for 3 items of max_candidates, more of shorter lists);
+// and resident vectors uploaded in many small chunks. Same graph as the reference with the same
+// batches.
 TEST(CudaBuild, OutOfCoreTinyTilesGiveTheReferenceGraph) {
   REQUIRE_DEVICE(dev);
   const std::size_t n = 3001, dims = 20;
@@ -149,6 +160,7 @@ TEST(CudaBuild, OutOfCoreTinyTilesGiveTheReferenceGraph) {
     EXPECT_EQ(r.plan.prune_batch, 3u);
     EXPECT_EQ(r.plan.upload_rows, 256u);
     test::expect_graph_invariants(r.graph, 12);
+    expect_gram_work(r, n, o.graph.refine_passes);
     expect_same_graph(r.graph, cuda::reference_build_graph(data.data(), n, dims, ip.build, o.graph, 7));
     const auto cpu = sbq::Quantizer::train(data.data(), n, dims, 2);
     for (std::size_t d = 0; d < dims; ++d) EXPECT_NEAR(r.quantizer.stddev()[d], cpu.stddev()[d], 1e-5f);
@@ -206,9 +218,10 @@ TEST_P(CudaRecall, WithinHalfAPointOfTheCpuBuild) {
 
   auto r = cuda::build_on_device(stored.data(), c.n, c.dims, ip, {}, options_on(dev.device));
   test::expect_graph_invariants(r.graph, c.R);
-  std::printf("%s %zu x %zu: train %.3f s, insert %.3f s, prune %.3f s, connect %.3f s; %s\n",
+  std::printf("%s %zu x %zu: train %.3f s, insert %.3f s, prune %.3f s, connect %.3f s; %s; %s\n",
               distance::metric_name(c.metric), c.n, c.dims, r.times.train, r.times.insert, r.times.prune,
-              r.times.connect, r.plan.describe().c_str());
+              r.times.connect, r.plan.describe().c_str(), r.gram.describe().c_str());
+  expect_gram_work(r, c.n, cuda::GraphOptions{}.refine_passes);
   const auto gpu = vamana::Index::from_parts(std::move(stored), c.n, c.dims, ip, {}, {}, std::move(r.graph));
 
   for (const std::uint32_t L : {10u, 20u, 50u, 100u}) {

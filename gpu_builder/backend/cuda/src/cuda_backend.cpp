@@ -59,9 +59,9 @@ BackendStats CudaBackend::build(BuildInput&& in, const Control& control, const f
     return build_on_cpu(std::move(in), control, sink, "labelled builds (Filtered DiskANN) run on the CPU backend");
   if (in.rows == 0) return build_on_cpu(std::move(in), control, sink, "no rows");
   if (faulted_.load(std::memory_order_acquire))
-    return build_on_cpu(std::move(in), control, sink,
-                        "the CUDA device failed earlier in this process (" + fault_ +
-                            "); restart gpu_builder to build on it again");
+    return build_on_cpu(
+        std::move(in), control, sink,
+        "the CUDA device failed earlier in this process (" + fault_ + "); restart gpu_builder to build on it again");
   std::string why;
   if (!cuda::device_supports(in.params, in.dims, device_, options_.graph, why))
     return build_on_cpu(std::move(in), control, sink, why);
@@ -105,8 +105,9 @@ BackendStats CudaBackend::build(BuildInput&& in, const Control& control, const f
   if (control.log)
     control.log(
         LogLevel::kInfo,
-        detail::format("cuda build: %zu rows, train %.3f s, insert %.3f s, prune %.3f s, connect %.3f s; %s", in.rows,
-                       r.times.train, r.times.insert, r.times.prune, r.times.connect, r.plan.describe().c_str()));
+        detail::format("cuda build: %zu rows, train %.3f s, insert %.3f s, prune %.3f s, connect %.3f s; %s; %s",
+                       in.rows, r.times.train, r.times.insert, r.times.prune, r.times.connect,
+                       r.plan.describe().c_str(), r.gram.describe().c_str()));
   const vamana::Index index = vamana::Index::from_parts(std::move(in.vectors), in.rows, in.dims, in.params,
                                                         std::move(r.quantizer), std::move(r.codes), std::move(r.graph));
   const auto t1 = Clock::now();

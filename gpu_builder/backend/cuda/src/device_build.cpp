@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "detail/cuda_try.hpp"
@@ -19,6 +20,7 @@
 #include "kernels.hpp"
 #include "vectorscale/core/threads.hpp"
 #include "vectorscale/cuda/gram.hpp"
+#include "vectorscale/cuda/gram_batches.hpp"
 
 namespace vs::cuda {
 
@@ -63,7 +65,7 @@ std::vector<T> download(const T* dev, std::size_t n, const Stream& stream) {
 }
 
 // Copies one device value to the host (synchronously on `stream`); no allocation, for the
-// counts read once per batch and prune group.
+// counts read once per batch or phase.
 template <class T>
 T download_one(const T* dev, const Stream& stream) {
   T out{};
@@ -132,6 +134,7 @@ class DeviceBuilder {
     out.graph = download_graph();
     release_device_memory();
     out.stats = stats_;
+    out.gram = gram_work_;
     out.stats.repaired_unreachable =
         vamana::link_unreachable(out.graph, host_, dims_, params_.build, control_, &out.stats.distance_computations);
     out.times.connect = seconds_since(t);
@@ -262,12 +265,16 @@ class DeviceBuilder {
           log_count(plan.search_batch),
           kept_distance(plan.search_batch * s.R),
           counters(2),
-          most(1),
           rows(plan.prune_batch * plan.gram_dim * dims),
           gram(plan.prune_batch * plan.gram_dim * plan.gram_dim),
           cand(plan.prune_batch * s.max_candidates),
           cand_counts(plan.prune_batch),
           prune_nodes(plan.prune_batch),
+          histogram(std::size_t{s.max_candidates} + 2),
+          histogram_host(std::size_t{s.max_candidates} + 2),
+          count_ids(std::max(plan.search_batch, plan.prune_batch)),
+          count_keys(count_ids.size()),
+          by_count(count_ids.size()),
           edge_keys{DeviceBuffer<std::uint64_t>(plan.search_batch * s.R),
                     DeviceBuffer<std::uint64_t>(plan.search_batch * s.R)},
           edge_values{DeviceBuffer<std::uint32_t>(plan.search_batch * s.R),
@@ -279,6 +286,8 @@ class DeviceBuilder {
           run_count(2),
           overflow(plan.search_batch * s.R) {
       std::size_t temp_bytes = 0;
+      VS_CUDA_TRY(kernels::order_temp_bytes(static_cast<std::uint32_t>(by_count.size()), s.max_candidates, temp_bytes));
+      count_temp = DeviceBuffer<std::uint8_t>(temp_bytes);
       VS_CUDA_TRY(kernels::reverse_temp_bytes(plan.search_batch * s.R, temp_bytes));
       reverse_temp = DeviceBuffer<std::uint8_t>(temp_bytes);
       reverse = kernels::ReverseBuffers{{edge_keys[0].data(), edge_keys[1].data()},
@@ -296,12 +305,15 @@ class DeviceBuilder {
     DeviceBuffer<std::uint32_t> tables, log_id;                   // search: visited sets, expansions
     DeviceBuffer<float> log_key;
     DeviceBuffer<std::uint32_t> log_count;
-    DeviceBuffer<float> kept_distance;                           // prune output for reverse edges
-    DeviceBuffer<unsigned long long> counters;                   // distances computed, capped searches
-    DeviceBuffer<std::uint32_t> most;                            // longest candidate list of a prune group
-    DeviceBuffer<float> rows, gram;                              // prune: gathered rows, Gram matrices
-    DeviceBuffer<std::uint32_t> cand, cand_counts, prune_nodes;  // prune: candidate lists
-    DeviceBuffer<std::uint64_t> edge_keys[2];                    // reverse edges
+    DeviceBuffer<float> kept_distance;                            // prune output for reverse edges
+    DeviceBuffer<unsigned long long> counters;                    // distances computed, capped searches
+    DeviceBuffer<float> rows, gram;                               // prune: gathered rows, Gram matrices
+    DeviceBuffer<std::uint32_t> cand, cand_counts, prune_nodes;   // prune: candidate lists
+    DeviceBuffer<std::uint32_t> histogram;                        // prune group: items per candidate count
+    PinnedBuffer<std::uint32_t> histogram_host;                   // its copy on the host
+    DeviceBuffer<std::uint32_t> count_ids, count_keys, by_count;  // prune group: items sorted by count
+    DeviceBuffer<std::uint8_t> count_temp;                        // CUB's storage for that sort
+    DeviceBuffer<std::uint64_t> edge_keys[2];                     // reverse edges
     DeviceBuffer<std::uint32_t> edge_values[2], targets, run_target, run_length, run_start, run_count, overflow;
     DeviceBuffer<std::uint8_t> reverse_temp;
     kernels::ReverseBuffers reverse{};
@@ -353,17 +365,19 @@ class DeviceBuilder {
     VS_CUDA_TRY(kernels::search(args_, rows, count, medoid_, w_->tables.data(), plan_.table_slots, w_->log_id.data(),
                                 w_->log_key.data(), w_->log_count.data(), w_->counters.data(), w_->counters.data() + 1,
                                 stream_.get()));
-    for (std::uint32_t first = 0; first < count; first += static_cast<std::uint32_t>(plan_.prune_batch)) {
-      const std::uint32_t c = std::min<std::uint32_t>(static_cast<std::uint32_t>(plan_.prune_batch), count - first);
-      const std::uint32_t* log = w_->log_id.data() + std::size_t{first} * s_.max_iters;
-      if (refine) {
+    if (!refine) {
+      // The candidates are the expansion logs, already on the device for the whole batch: one
+      // group, so that sorting by count has the most items to fill each gram_dim class with.
+      prune(rows, w_->log_id.data(), s_.max_iters, w_->log_count.data(), count, w_->kept_distance.data());
+    } else {
+      // The candidate unions go to the prune buffers, prune_batch at a time.
+      for (std::uint32_t first = 0; first < count; first += static_cast<std::uint32_t>(plan_.prune_batch)) {
+        const std::uint32_t c = std::min<std::uint32_t>(static_cast<std::uint32_t>(plan_.prune_batch), count - first);
+        const std::uint32_t* log = w_->log_id.data() + std::size_t{first} * s_.max_iters;
         VS_CUDA_TRY(kernels::refine_candidates(rows + first, w_->neighbors.data(), s_.stride, w_->degrees.data(), log,
                                                s_.max_iters, w_->log_count.data() + first, c, s_.max_candidates,
                                                w_->cand.data(), w_->cand_counts.data(), stream_.get()));
         prune(rows + first, w_->cand.data(), s_.max_candidates, w_->cand_counts.data(), c,
-              w_->kept_distance.data() + std::size_t{first} * s_.R);
-      } else {
-        prune(rows + first, log, s_.max_iters, w_->log_count.data() + first, c,
               w_->kept_distance.data() + std::size_t{first} * s_.R);
       }
     }
@@ -383,27 +397,49 @@ class DeviceBuilder {
     stream_.sync();
   }
 
-  // RobustPrune of `count` nodes: gather rows, Gram matrices by one batched SGEMM, prune. The
-  // Gram matrices are as large as this group's longest candidate list needs (searches usually
-  // expand far fewer than max_iters nodes, and the GEMM's work grows with the square).
+  // RobustPrune of a group of `count` items (nodes[i], cand[i * cand_stride ...], counts[i]):
+  // sort the items by candidate count, copy the histogram of counts back, and run each GEMM
+  // sub-batch of similar counts (gram_batches.hpp) with the smallest Gram matrices its longest
+  // list needs: gather rows, one batched SGEMM, prune. The kernels address every per-item input
+  // and output (kept_distance + i * R included) by the item's own index i, so the order is
+  // invisible to the callers; each item is pruned exactly once, and its result depends on its
+  // own Gram entries only, not on the sub-batch or gram_dim (up to the GEMM's summation order).
   void prune(const std::uint32_t* nodes, const std::uint32_t* cand, std::size_t cand_stride,
              const std::uint32_t* counts, std::uint32_t count, float* kept_distance) {
     if (count == 0) return;
-    VS_CUDA_TRY(kernels::max_count(counts, count, w_->most.data(), stream_.get()));
-    const std::uint32_t most = download_one(w_->most.data(), stream_);
-    VS_ASSERT(most <= s_.max_candidates);
-    const std::uint32_t M = std::min(plan_.gram_dim, (most + 1 + 3) / 4 * 4);
-    VS_CUDA_TRY(
-        kernels::gather_rows(x_, dims_, nodes, cand, cand_stride, counts, count, M, w_->rows.data(), stream_.get()));
-    // rows: per node M x dims row-major = dims x M column-major (lda = dims); gram = rows^T rows
-    // (gram.hpp; CudaGram tests the layout against a column-major GEMM on the CPU).
+    VS_ASSERT(count <= w_->by_count.size());
+    Work& w = *w_;
+    VS_CUDA_TRY(kernels::order_by_count(counts, count, s_.max_candidates, w.histogram.data(), w.count_ids.data(),
+                                        w.count_keys.data(), w.by_count.data(), w.count_temp.data(),
+                                        w.count_temp.bytes(), stream_.get()));
+    VS_CUDA_TRY(cudaMemcpyAsync(w.histogram_host.data(), w.histogram.data(), w.histogram.bytes(),
+                                cudaMemcpyDeviceToHost, stream_.get()));
+    stream_.sync();
+    const std::span<const std::uint32_t> histogram(w.histogram_host.data(), std::size_t{s_.max_candidates} + 1);
+    VS_ASSERT(w.histogram_host.data()[s_.max_candidates + 1] == 0);  // no list is longer than max_candidates
+    const GramCapacity cap = gram_capacity(plan_, dims_);
+    const std::vector<GramBatch> batches = plan_gram_batches(histogram, cap);
+    VS_ASSERT(!batches.empty() && batches.back().end == count);  // every item once (plan_gram_batches)
+    gram_work_.add_group(histogram, batches, dims_, plan_.gram_dim);
     const float one = 1.0f, zero = 0.0f;
-    const GramGemm g = gram_gemm(M, dims_, count);
-    VS_CUBLAS_TRY(cublasSgemmStridedBatched(blas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, g.m, g.n, g.k, &one, w_->rows.data(),
-                                            g.lda, g.stride_a, w_->rows.data(), g.ldb, g.stride_b, &zero,
-                                            w_->gram.data(), g.ldc, g.stride_c, g.batch));
-    VS_CUDA_TRY(kernels::prune(w_->gram.data(), M, nodes, cand, cand_stride, counts, count, s_.max_candidates, s_.prune,
-                               w_->neighbors.data(), s_.stride, w_->degrees.data(), kept_distance, stream_.get()));
+    for (const GramBatch& b : batches) {
+      const std::uint32_t items = b.end - b.begin, M = b.gram_dim;
+      VS_ASSERT(M <= plan_.gram_dim && std::uint64_t{items} * M * dims_ <= w.rows.size() &&
+                std::uint64_t{items} * M * M <= w.gram.size());
+      const std::uint32_t* order = w.by_count.data() + b.begin;
+      VS_CUDA_TRY(kernels::gather_rows(x_, dims_, nodes, cand, cand_stride, counts, order, items, M, w.rows.data(),
+                                       stream_.get()));
+      // rows: per position M x dims row-major = dims x M column-major (lda = dims); gram = rows^T
+      // rows (gram.hpp; CudaGram tests the layout against a column-major GEMM on the CPU).
+      const GramGemm g = gram_gemm(M, dims_, items);
+      VS_CUBLAS_TRY(cublasSgemmStridedBatched(blas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, g.m, g.n, g.k, &one, w.rows.data(),
+                                              g.lda, g.stride_a, w.rows.data(), g.ldb, g.stride_b, &zero, w.gram.data(),
+                                              g.ldc, g.stride_c, g.batch));
+      // Shared memory for the sub-batch's longest list only (more warps per SM for short lists).
+      VS_CUDA_TRY(kernels::prune(w.gram.data(), M, nodes, cand, cand_stride, counts, order, items,
+                                 std::max<std::uint32_t>(1, b.most), s_.prune, w.neighbors.data(), s_.stride,
+                                 w.degrees.data(), kept_distance, stream_.get()));
+    }
   }
 
   // ---- 4: every list to at most R -------------------------------------------------------------
@@ -462,6 +498,7 @@ class DeviceBuilder {
   const std::size_t words_;
   MemoryPlan plan_;
   GraphBuildStats stats_;
+  GramWork gram_work_;
   std::uint32_t medoid_ = 0;
 
   // Declared before the buffers, destroyed after them.

@@ -58,25 +58,44 @@ cudaError_t search(const core::SearchArgsOf<core::Bf16>& args, const std::uint32
                    cudaStream_t stream);
 
 // ---- prune (prune.cu) -----------------------------------------------------------------------
+// A prune group is `count` items: nodes[i], its candidates cand[i * cand_stride ...] and
+// counts[i]. order_by_count sorts the items by count; each GEMM sub-batch (gram_batches.hpp) is
+// a run order[begin, end) of that order, and the kernels below take the run's `order` pointer:
+// position j of the sub-batch is item order[j], its rows and Gram matrix sit at index j of the
+// sub-batch's buffers, and everything read or written per item (nodes, cand, counts,
+// kept_distance) is at the item's own index, so no caller sees the permutation.
+/** CUB temporary storage order_by_count needs for `items` items. */
+cudaError_t order_temp_bytes(std::uint32_t items, std::uint32_t max_count, std::size_t& bytes);
 /**
- * Gram-matrix inputs of `count` prunes: rows[i][0] = x[nodes[i]], rows[i][1 + c] =
- * x[cand[i * cand_stride + c]] for c < counts[i], zero rows up to gram_dim (row-major,
- * gram_dim x dims per item).
+ * histogram[c] = items i < count with counts[i] == c for c <= max_count, histogram[max_count +
+ * 1] = items with more (an error of the caller: it must be 0); order[0..count) = the item indices
+ * sorted by count, stable (CUB radix sort of (counts[i], i); ids and sorted_counts are scratch
+ * of `count` entries).
+ */
+cudaError_t order_by_count(const std::uint32_t* counts, std::uint32_t count, std::uint32_t max_count,
+                           std::uint32_t* histogram, std::uint32_t* ids, std::uint32_t* sorted_counts,
+                           std::uint32_t* order, void* temp, std::size_t temp_bytes, cudaStream_t stream);
+/**
+ * Gram-matrix inputs of the `count` items order[0..count): for item i = order[j], rows[j][0] =
+ * x[nodes[i]], rows[j][1 + c] = x[cand[i * cand_stride + c]] for c < counts[i], zero rows up to
+ * gram_dim (row-major, gram_dim x dims per position).
  */
 cudaError_t gather_rows(const float* x, std::size_t dims, const std::uint32_t* nodes, const std::uint32_t* cand,
-                        std::size_t cand_stride, const std::uint32_t* counts, std::uint32_t count,
-                        std::uint32_t gram_dim, float* rows, cudaStream_t stream);
+                        std::size_t cand_stride, const std::uint32_t* counts, const std::uint32_t* order,
+                        std::uint32_t count, std::uint32_t gram_dim, float* rows, cudaStream_t stream);
 /** Dynamic shared memory per warp (node) of the prune kernel for `capacity` candidates. */
 std::size_t prune_shared_bytes(std::uint32_t capacity);
 /**
- * One warp per item: core::prune_node of nodes[i] over its candidates with gram[i] (gram_dim^2,
- * column-major), writing the kept list to neighbors[nodes[i] * stride ...], degrees[nodes[i]],
- * and (when kept_distance != null) the kept distances to kept_distance[i * params.R ...].
+ * One warp per position j < count: core::prune_node of item i = order[j] (node nodes[i], counts[i]
+ * <= capacity candidates) with gram[j] (gram_dim^2, column-major), writing the kept list to
+ * neighbors[nodes[i] * stride ...], degrees[nodes[i]], and (when kept_distance != null) the kept
+ * distances to kept_distance[i * params.R ...]. The result depends only on the item's count and
+ * Gram entries (rows 0..counts[i]), not on gram_dim, capacity or j.
  */
 cudaError_t prune(const float* gram, std::uint32_t gram_dim, const std::uint32_t* nodes, const std::uint32_t* cand,
-                  std::size_t cand_stride, const std::uint32_t* counts, std::uint32_t count, std::uint32_t capacity,
-                  const core::PruneParams& params, std::uint32_t* neighbors, std::uint32_t stride,
-                  std::uint32_t* degrees, float* kept_distance, cudaStream_t stream);
+                  std::size_t cand_stride, const std::uint32_t* counts, const std::uint32_t* order, std::uint32_t count,
+                  std::uint32_t capacity, const core::PruneParams& params, std::uint32_t* neighbors,
+                  std::uint32_t stride, std::uint32_t* degrees, float* kept_distance, cudaStream_t stream);
 /**
  * Candidates of a refining prune: cand[i] = core::write_union(list of nodes[i], log[i]), counts[i]
  * its size (at most max_candidates, the row stride of cand).
@@ -85,8 +104,6 @@ cudaError_t refine_candidates(const std::uint32_t* nodes, const std::uint32_t* n
                               const std::uint32_t* degrees, const std::uint32_t* log_id, std::uint32_t log_stride,
                               const std::uint32_t* log_count, std::uint32_t count, std::uint32_t max_candidates,
                               std::uint32_t* cand, std::uint32_t* counts, cudaStream_t stream);
-/** *most = the largest of counts[0..count) (0 when count is 0). */
-cudaError_t max_count(const std::uint32_t* counts, std::uint32_t count, std::uint32_t* most, cudaStream_t stream);
 /** Appends every node with more than R neighbours to nodes[*count++] (order unspecified). */
 cudaError_t select_overfull(const std::uint32_t* degrees, std::size_t n, std::uint32_t R, std::uint32_t* nodes,
                             std::uint32_t* count, cudaStream_t stream);

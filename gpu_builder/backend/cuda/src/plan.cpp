@@ -95,15 +95,20 @@ MemoryPlan plan_device_memory(std::uint64_t budget, std::size_t n, std::size_t d
                   N * sizeof(std::uint64_t);     // partial sums, statistics, codes, medoid keys
   p.graph_bytes = N * s.stride * 4 + 3 * N * 4;  // adjacency, degrees, order, lists over R
   const std::uint64_t M = p.gram_dim;
+  // A prune group's order by candidate count (gram_batches.hpp), sized for the larger of a
+  // search batch (the insertion prunes take a whole batch) and a prune batch, so counted in
+  // both: sorted counts, item ids and the order (4 each), and CUB's copy of keys and values
+  // plus its histograms (12).
+  constexpr std::uint64_t kOrderBytes = 24;
   // Search: visited table, expansion log (ids + distances), counts; prune output distances;
   // reverse edges: keys and values double-buffered, run starts, lengths and targets, the
   // overflow list, and room for CUB's temporary storage (about one more key buffer).
   // (keys 8 + 8, values 4 + 4; targets, run targets, lengths, starts 4 each; overflow 4; CUB 16).
   p.per_query_bytes = std::uint64_t{p.table_slots} * 4 + std::uint64_t{s.max_iters} * 8 + 8 + std::uint64_t{s.R} * 4 +
                       std::uint64_t{s.R} * (8 + 8 + 4 + 4) + std::uint64_t{s.R} * 4 * 4 + std::uint64_t{s.R} * 4 +
-                      std::uint64_t{s.R} * 16;
-  // Prune: gathered rows, the Gram matrix, candidates and counts.
-  p.per_prune_bytes = M * D * 4 + M * M * 4 + std::uint64_t{s.max_candidates} * 4 + 16;
+                      std::uint64_t{s.R} * 16 + kOrderBytes;
+  // Prune: gathered rows, the Gram matrix, candidates and counts, and the order by count.
+  p.per_prune_bytes = M * D * 4 + M * M * 4 + std::uint64_t{s.max_candidates} * 4 + 16 + kOrderBytes;
   constexpr std::uint64_t kMargin = 64ull << 20;  // cuBLAS workspace, CUB, the context's own needs
 
   const std::size_t want_batch = std::max<std::size_t>(

@@ -1,5 +1,8 @@
-// RobustPrune of many nodes: gather each node's rows for its Gram matrix (the GEMM itself is a
-// batched cuBLAS call in device_build.cpp), then one warp per node runs core::prune_node.
+// RobustPrune of many nodes: order a group's items by candidate count (CUB), gather each
+// item's rows for its Gram matrix (the GEMM itself is a batched cuBLAS call per sub-batch in
+// device_build.cpp), then one warp per item runs core::prune_node.
+#include <cub/device/device_radix_sort.cuh>
+
 #include "detail/teams.cuh"
 #include "kernels.hpp"
 #include "vectorscale/cuda/core/reverse.hpp"
@@ -12,31 +15,53 @@ namespace {
 constexpr unsigned kPruneWarps = 4;  // warps (nodes) per block, fewer when their shared memory is large
 constexpr std::size_t kDefaultShared = 48 * 1024;
 
-// One block per (row, item): copies a vector, or zeros for padding rows.
+// One thread per item: histogram of the counts (the last bin: counts over max_count), ids[i] = i.
+__global__ void count_histogram_kernel(const std::uint32_t* __restrict__ counts, std::uint32_t count,
+                                       std::uint32_t max_count, std::uint32_t* __restrict__ histogram,
+                                       std::uint32_t* __restrict__ ids) {
+  const std::uint32_t i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= count) return;
+  const std::uint32_t c = counts[i];
+  atomicAdd(histogram + (c <= max_count ? c : max_count + 1), 1u);
+  ids[i] = i;
+}
+
+// Bits of the largest sort key.
+std::uint32_t key_bits(std::uint32_t max_count) {
+  std::uint32_t bits = 1;
+  while (bits < 32 && (max_count >> bits) != 0) ++bits;
+  return bits;
+}
+
+// One block per (row, position): copies a vector, or zeros for padding rows. `first` is the
+// position of blockIdx.y == 0 (grids are chunked below 65536 in y).
 __global__ void gather_rows_kernel(const float* __restrict__ x, std::size_t dims,
                                    const std::uint32_t* __restrict__ nodes, const std::uint32_t* __restrict__ cand,
                                    std::size_t cand_stride, const std::uint32_t* __restrict__ counts,
-                                   std::uint32_t gram_dim, float* __restrict__ rows) {
-  const std::uint32_t item = blockIdx.y, r = blockIdx.x;
-  float* out = rows + gram_row_offset(item, gram_dim, r, dims);
+                                   const std::uint32_t* __restrict__ order, std::uint32_t first, std::uint32_t gram_dim,
+                                   float* __restrict__ rows) {
+  const std::uint32_t j = first + blockIdx.y, r = blockIdx.x;
+  const std::uint32_t item = order[j];
+  float* out = rows + gram_row_offset(j, gram_dim, r, dims);
   const float* src = nullptr;
   if (r == 0)
     src = x + static_cast<std::uint64_t>(nodes[item]) * dims;
   else if (r - 1 < counts[item])
-    src = x + static_cast<std::uint64_t>(cand[item * cand_stride + (r - 1)]) * dims;
+    src = x + static_cast<std::uint64_t>(cand[static_cast<std::uint64_t>(item) * cand_stride + (r - 1)]) * dims;
   for (std::size_t d = threadIdx.x; d < dims; d += blockDim.x) out[d] = src != nullptr ? src[d] : 0.0f;
 }
 
 __global__ void prune_kernel(const float* __restrict__ gram, std::uint32_t gram_dim,
                              const std::uint32_t* __restrict__ nodes, const std::uint32_t* cand,
-                             std::size_t cand_stride, const std::uint32_t* __restrict__ counts, std::uint32_t count,
-                             std::uint32_t capacity, core::PruneParams params, std::uint32_t* neighbors,
-                             std::uint32_t stride, std::uint32_t* __restrict__ degrees,
-                             float* __restrict__ kept_distance) {
+                             std::size_t cand_stride, const std::uint32_t* __restrict__ counts,
+                             const std::uint32_t* __restrict__ order, std::uint32_t count, std::uint32_t capacity,
+                             core::PruneParams params, std::uint32_t* neighbors, std::uint32_t stride,
+                             std::uint32_t* __restrict__ degrees, float* __restrict__ kept_distance) {
   extern __shared__ float4 prune_shared[];
   const std::uint32_t warp = threadIdx.x >> 5;
-  const std::uint32_t item = blockIdx.x * (blockDim.x >> 5) + warp;
-  if (item >= count) return;  // the whole warp leaves together
+  const std::uint32_t j = blockIdx.x * (blockDim.x >> 5) + warp;
+  if (j >= count) return;  // the whole warp leaves together
+  const std::uint32_t item = order[j];
   const detail::WarpTeam team;
   const core::PruneShared shared = core::carve_prune_shared(
       reinterpret_cast<std::uint8_t*>(prune_shared) + warp * core::prune_shared_bytes(capacity), capacity);
@@ -44,9 +69,9 @@ __global__ void prune_kernel(const float* __restrict__ gram, std::uint32_t gram_
   // G is symmetric (both GEMM operands are the same rows), so G(a, b) is read as G(b, a): the
   // prune asks for G(kept, c) and G(0, c) with c running over the lanes, and in column-major
   // storage those lanes then read one column (a few cache lines) instead of one line each.
-  auto gram_at = [&](std::uint32_t a, std::uint32_t b) { return gram[gram_entry_offset(item, gram_dim, b, a)]; };
+  auto gram_at = [&](std::uint32_t a, std::uint32_t b) { return gram[gram_entry_offset(j, gram_dim, b, a)]; };
   const std::uint32_t kept = core::prune_node(
-      team, p, cand + item * cand_stride, counts[item], gram_at, params, shared,
+      team, p, cand + static_cast<std::uint64_t>(item) * cand_stride, counts[item], gram_at, params, shared,
       neighbors + static_cast<std::uint64_t>(p) * stride,
       kept_distance != nullptr ? kept_distance + static_cast<std::uint64_t>(item) * params.R : nullptr);
   if (team.leader()) degrees[p] = kept;
@@ -65,14 +90,6 @@ __global__ void refine_candidates_kernel(const std::uint32_t* __restrict__ nodes
   counts[i] = core::write_union(neighbors + static_cast<std::uint64_t>(p) * stride, degrees[p],
                                 log_id + static_cast<std::uint64_t>(i) * log_stride, log_count[i], max_candidates,
                                 cand + static_cast<std::uint64_t>(i) * max_candidates);
-}
-
-__global__ void max_count_kernel(const std::uint32_t* __restrict__ counts, std::uint32_t count,
-                                 std::uint32_t* __restrict__ most) {
-  std::uint32_t m = 0;
-  for (std::uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x * blockDim.x)
-    m = counts[i] > m ? counts[i] : m;
-  if (m > 0) atomicMax(most, m);
 }
 
 __global__ void select_overfull_kernel(const std::uint32_t* __restrict__ degrees, std::size_t n, std::uint32_t R,
@@ -95,17 +112,37 @@ __global__ void list_candidates_kernel(const std::uint32_t* __restrict__ nodes, 
 
 }  // namespace
 
+cudaError_t order_temp_bytes(std::uint32_t items, std::uint32_t max_count, std::size_t& bytes) {
+  bytes = 0;
+  return cub::DeviceRadixSort::SortPairs(
+      nullptr, bytes, static_cast<const std::uint32_t*>(nullptr), static_cast<std::uint32_t*>(nullptr),
+      static_cast<const std::uint32_t*>(nullptr), static_cast<std::uint32_t*>(nullptr),
+      static_cast<std::int64_t>(items), 0, static_cast<int>(key_bits(max_count)));
+}
+
+cudaError_t order_by_count(const std::uint32_t* counts, std::uint32_t count, std::uint32_t max_count,
+                           std::uint32_t* histogram, std::uint32_t* ids, std::uint32_t* sorted_counts,
+                           std::uint32_t* order, void* temp, std::size_t temp_bytes, cudaStream_t stream) {
+  cudaError_t st = cudaMemsetAsync(histogram, 0, (std::size_t{max_count} + 2) * sizeof(std::uint32_t), stream);
+  if (st != cudaSuccess || count == 0) return st;
+  count_histogram_kernel<<<(count + 255) / 256, 256, 0, stream>>>(counts, count, max_count, histogram, ids);
+  st = cudaGetLastError();
+  if (st != cudaSuccess) return st;
+  return cub::DeviceRadixSort::SortPairs(temp, temp_bytes, counts, sorted_counts, ids, order,
+                                         static_cast<std::int64_t>(count), 0, static_cast<int>(key_bits(max_count)),
+                                         stream);
+}
+
 cudaError_t gather_rows(const float* x, std::size_t dims, const std::uint32_t* nodes, const std::uint32_t* cand,
-                        std::size_t cand_stride, const std::uint32_t* counts, std::uint32_t count,
-                        std::uint32_t gram_dim, float* rows, cudaStream_t stream) {
+                        std::size_t cand_stride, const std::uint32_t* counts, const std::uint32_t* order,
+                        std::uint32_t count, std::uint32_t gram_dim, float* rows, cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
   constexpr std::uint32_t kMaxGridY = 65535;
   for (std::uint32_t first = 0; first < count; first += kMaxGridY) {
     const std::uint32_t items = count - first < kMaxGridY ? count - first : kMaxGridY;
     const dim3 grid(gram_dim, items);
-    gather_rows_kernel<<<grid, 128, 0, stream>>>(x, dims, nodes + first, cand + first * cand_stride, cand_stride,
-                                                 counts + first, gram_dim,
-                                                 rows + gram_row_offset(first, gram_dim, 0, dims));
+    gather_rows_kernel<<<grid, 128, 0, stream>>>(x, dims, nodes, cand, cand_stride, counts, order, first, gram_dim,
+                                                 rows);
     const cudaError_t st = cudaGetLastError();
     if (st != cudaSuccess) return st;
   }
@@ -117,9 +154,9 @@ std::size_t prune_shared_bytes(std::uint32_t capacity) {
 }
 
 cudaError_t prune(const float* gram, std::uint32_t gram_dim, const std::uint32_t* nodes, const std::uint32_t* cand,
-                  std::size_t cand_stride, const std::uint32_t* counts, std::uint32_t count, std::uint32_t capacity,
-                  const core::PruneParams& params, std::uint32_t* neighbors, std::uint32_t stride,
-                  std::uint32_t* degrees, float* kept_distance, cudaStream_t stream) {
+                  std::size_t cand_stride, const std::uint32_t* counts, const std::uint32_t* order, std::uint32_t count,
+                  std::uint32_t capacity, const core::PruneParams& params, std::uint32_t* neighbors,
+                  std::uint32_t stride, std::uint32_t* degrees, float* kept_distance, cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
   const std::size_t per_warp = core::prune_shared_bytes(capacity);
   const unsigned warps = per_warp * kPruneWarps <= kDefaultShared ? kPruneWarps : 1;
@@ -130,8 +167,8 @@ cudaError_t prune(const float* gram, std::uint32_t gram_dim, const std::uint32_t
     if (st != cudaSuccess) return st;
   }
   const unsigned grid = (count + warps - 1) / warps;
-  prune_kernel<<<grid, warps * 32, shared, stream>>>(gram, gram_dim, nodes, cand, cand_stride, counts, count, capacity,
-                                                     params, neighbors, stride, degrees, kept_distance);
+  prune_kernel<<<grid, warps * 32, shared, stream>>>(gram, gram_dim, nodes, cand, cand_stride, counts, order, count,
+                                                     capacity, params, neighbors, stride, degrees, kept_distance);
   return cudaGetLastError();
 }
 
@@ -142,14 +179,6 @@ cudaError_t refine_candidates(const std::uint32_t* nodes, const std::uint32_t* n
   if (count == 0) return cudaSuccess;
   refine_candidates_kernel<<<(count + 127) / 128, 128, 0, stream>>>(
       nodes, neighbors, stride, degrees, log_id, log_stride, log_count, count, max_candidates, cand, counts);
-  return cudaGetLastError();
-}
-
-cudaError_t max_count(const std::uint32_t* counts, std::uint32_t count, std::uint32_t* most, cudaStream_t stream) {
-  const cudaError_t st = cudaMemsetAsync(most, 0, sizeof(std::uint32_t), stream);
-  if (st != cudaSuccess || count == 0) return st;
-  const unsigned blocks = (count + 255) / 256 < 1024 ? (count + 255) / 256 : 1024;
-  max_count_kernel<<<blocks, 256, 0, stream>>>(counts, count, most);
   return cudaGetLastError();
 }
 

@@ -14,8 +14,9 @@
  *     to the mean, ties to the smaller id, as common/'s medoid()).
  *  3. Batched insertion in common/'s seeded order (plan.hpp: batches of 1, 1, 2, 4, ... rows up
  *     to a fraction of n): one block per row searches the graph (core::greedy_search_one), the
- *     expanded nodes' Gram matrices come from one batched cuBLAS SGEMM, one warp per row prunes
- *     (core::prune_node), and reverse edges are sorted by (target, distance) with CUB and merged
+ *     expanded nodes' Gram matrices come from batched cuBLAS SGEMMs over rows sorted by
+ *     candidate count (gram_batches.hpp), one warp per row prunes (core::prune_node), and
+ *     reverse edges are sorted by (target, distance) with CUB and merged
  *     (core::write_union); lists that outgrow ceil(slack * R) are pruned back to R. Refinement
  *     passes repeat this for all rows on the finished graph, pruning the expanded nodes with the
  *     current lists.
@@ -32,6 +33,7 @@
 
 #include "vectorscale/core/control.hpp"
 #include "vectorscale/core/memory.hpp"
+#include "vectorscale/cuda/gram_batches.hpp"
 #include "vectorscale/cuda/plan.hpp"
 #include "vectorscale/cuda/reference.hpp"
 #include "vectorscale/sbq/sbq.hpp"
@@ -102,6 +104,7 @@ struct DeviceBuildResult {
   sbq::Quantizer quantizer;    ///< memory_optimized only
   Array<std::uint64_t> codes;  ///< memory_optimized only: n * quantizer.words()
   GraphBuildStats stats;
+  GramWork gram;  ///< the prunes' Gram GEMMs, as done and as an unbucketed layout would have done them
   MemoryPlan plan;
   DeviceBuildTimes times;
 };

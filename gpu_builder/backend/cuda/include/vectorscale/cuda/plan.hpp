@@ -90,7 +90,7 @@ struct PlanLimits {
   std::uint64_t budget = 0;      ///< bytes to plan for; 0 = what the device has free
   std::size_t upload_rows = 0;   ///< rows per upload chunk; 0 = about 64 MiB
   std::size_t search_batch = 0;  ///< most rows searched at once; 0 = by memory
-  std::size_t prune_batch = 0;   ///< most nodes per Gram GEMM; 0 = by memory
+  std::size_t prune_batch = 0;   ///< most nodes per prune group (and Gram buffers); 0 = by memory
   bool force_mapped = false;     ///< never copy the vectors to the device
 };
 
@@ -101,14 +101,14 @@ struct MemoryPlan {
   std::uint64_t peak = 0;             ///< bytes the plan uses at most
   std::size_t upload_rows = 0;        ///< rows per upload chunk (a multiple of kStatsRows)
   std::size_t search_batch = 0;       ///< rows searched per launch, the largest insertion batch
-  std::size_t prune_batch = 0;        ///< nodes per batched Gram GEMM
-  std::uint32_t gram_dim = 0;         ///< rows of one Gram matrix: max_candidates + 1, rounded up to 4
+  std::size_t prune_batch = 0;        ///< nodes per prune group; the Gram buffers hold this many at gram_dim
+  std::uint32_t gram_dim = 0;         ///< rows of the largest Gram matrix: max_candidates + 1, rounded up to 4
   std::uint32_t table_slots = 0;      ///< visited-table slots per search
   std::uint64_t vector_bytes = 0;     ///< the vectors on the device (0 when mapped)
   std::uint64_t graph_bytes = 0;      ///< adjacency, degrees, order
   std::uint64_t train_bytes = 0;      ///< SBQ partial sums and codes (before the graph phase)
-  std::uint64_t per_query_bytes = 0;  ///< search + reverse-edge scratch per batch row
-  std::uint64_t per_prune_bytes = 0;  ///< gathered vectors + Gram matrix per pruned node
+  std::uint64_t per_query_bytes = 0;  ///< search + reverse-edge scratch + prune order per batch row
+  std::uint64_t per_prune_bytes = 0;  ///< gathered vectors + Gram matrix + candidates + order per pruned node
 
   /** One line for logs. */
   [[nodiscard]] std::string describe() const;
