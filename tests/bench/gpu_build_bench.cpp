@@ -59,6 +59,7 @@ struct Options {
   double batch_fraction = -1, max_iters_factor = -1;
   int refine_passes = -1;
   bool tf32 = false;
+  bool fp32 = false;
 
   // The GPU build's knobs, defaults unless given.
   [[nodiscard]] vs::cuda::GraphOptions graph() const {
@@ -67,6 +68,7 @@ struct Options {
     if (refine_passes >= 0) g.refine_passes = static_cast<std::uint32_t>(refine_passes);
     if (max_iters_factor > 0) g.max_iters_factor = max_iters_factor;
     g.tf32_gram = tf32;
+    g.bf16_vectors = !fp32;
     return g;
   }
   std::string write;
@@ -79,7 +81,7 @@ struct Options {
                "         [--metric cosine|l2|ip] [--R 50] [--L 100] [--alpha 1.2] [--storage sbq|plain] [--bits B]\n"
                "         [--threads T] [--queries Q] [--search-l 10,20,50,100,200] [--rescore 50]\n"
                "         [--backends cpu,cuda,reference] [--cuda-device I] [--batch-fraction F] [--refine-passes P]\n"
-               "         [--max-iters-factor M] [--tf32] [--write PREFIX]\n",
+               "         [--max-iters-factor M] [--tf32] [--fp32] [--write PREFIX]\n",
                why);
   std::exit(2);
 }
@@ -155,6 +157,8 @@ Options parse(int argc, char** argv) {
       o.write = value();
     else if (a == "--tf32")
       o.tf32 = true;
+    else if (a == "--fp32")
+      o.fp32 = true;
     else
       usage(("unknown option " + a).c_str());
   }
@@ -381,7 +385,7 @@ int main(int argc, char** argv) {
         r.phases["prune"] = d.times.prune;
         r.phases["connect"] = d.times.connect;
         r.recall = measure(index, o, queries, truth);
-        r.note = dev.name + "; " + d.plan.describe() + "; capped searches " + std::to_string(d.stats.capped_searches) +
+        r.note = dev.name + (d.bf16_vectors ? "; bf16 vectors" : "; fp32 vectors") + "; " + d.plan.describe() + "; capped searches " + std::to_string(d.stats.capped_searches) +
                  ", batches " + std::to_string(d.stats.batches);
         // The prunes' Gram GEMMs as done (sorted by candidate count) and unbucketed.
         r.prune_gemm = {{"gflop", d.gram.flops * 1e-9},

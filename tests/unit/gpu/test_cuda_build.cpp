@@ -6,6 +6,7 @@
 //    mapped host memory, tiny batches and upload chunks);
 //  - on clustered data: graph invariants, and recall@10 of an index over the GPU graph within
 //    0.5 points of common/'s CPU build of the same data and seed, for all three metrics.
+#include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -113,10 +114,13 @@ TEST(CudaBuild, SbqStatisticsAndCodesAreCommonsQuantizer) {
   }
 }
 
+// Small integers are exact in bfloat16 too, so both precisions of the graph phase
+// (GraphOptions::bf16_vectors) must give the reference graph.
 TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
   REQUIRE_DEVICE(dev);
   for (const auto metric : {distance::Metric::kL2, distance::Metric::kInnerProduct}) {
     for (const std::uint32_t refine : {0u, 1u}) {
+      SCOPED_TRACE(::testing::Message() << "metric " << distance::metric_name(metric) << " refine " << refine);
       const std::size_t n = 6001, dims = 12;
       const auto data = exact_points(n, dims, 3 + refine);
       vamana::IndexParams ip;
@@ -126,7 +130,11 @@ TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
       ip.storage = vamana::Storage::kPlain;
       auto o = options_on(dev.device);
       o.graph.refine_passes = refine;
+      o.graph.bf16_vectors = refine == 0;  // each metric once with either precision
       const auto r = cuda::build_on_device(data.data(), n, dims, ip, {}, o);
+      int major = 0;
+      ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev.device), cudaSuccess);
+      EXPECT_EQ(r.bf16_vectors, o.graph.bf16_vectors && major >= 8);
       test::expect_graph_invariants(r.graph, 16);
       expect_gram_work(r, n, refine);
       const auto want = cuda::reference_build_graph(data.data(), n, dims, ip.build, o.graph, r.plan.search_batch);
@@ -156,6 +164,9 @@ TEST(CudaBuild, OutOfCoreTinyTilesGiveTheReferenceGraph) {
     o.limits.upload_rows = 256;
     const auto r = cuda::build_on_device(data.data(), n, dims, ip, {}, o);
     EXPECT_EQ(r.plan.resident, !mapped);
+    if (mapped) {
+      EXPECT_FALSE(r.bf16_vectors);  // mapped host vectors stay float
+    }
     EXPECT_EQ(r.plan.search_batch, 7u);
     EXPECT_EQ(r.plan.prune_batch, 3u);
     EXPECT_EQ(r.plan.upload_rows, 256u);

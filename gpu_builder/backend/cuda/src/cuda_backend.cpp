@@ -105,9 +105,10 @@ BackendStats CudaBackend::build(BuildInput&& in, const Control& control, const f
   if (control.log)
     control.log(
         LogLevel::kInfo,
-        detail::format("cuda build: %zu rows, train %.3f s, insert %.3f s, prune %.3f s, connect %.3f s; %s; %s",
+        detail::format("cuda build: %zu rows, train %.3f s, insert %.3f s, prune %.3f s, connect %.3f s; %s vectors; "
+                       "%s; %s",
                        in.rows, r.times.train, r.times.insert, r.times.prune, r.times.connect,
-                       r.plan.describe().c_str(), r.gram.describe().c_str()));
+                       r.bf16_vectors ? "bf16" : "fp32", r.plan.describe().c_str(), r.gram.describe().c_str()));
   const vamana::Index index = vamana::Index::from_parts(std::move(in.vectors), in.rows, in.dims, in.params,
                                                         std::move(r.quantizer), std::move(r.codes), std::move(r.graph));
   const auto t1 = Clock::now();

@@ -122,6 +122,8 @@ class DeviceBuilder {
 
     auto t = Clock::now();
     train(out);
+    graph_vectors();
+    out.bf16_vectors = xh_ != nullptr;
     out.times.train = seconds_since(t);
     t = Clock::now();
     allocate_graph();
@@ -250,6 +252,35 @@ class DeviceBuilder {
     return static_cast<std::uint32_t>(download_one(best.data(), stream_) & 0xFFFFFFFFu);
   }
 
+  // The vectors the graph phase reads (GraphOptions::bf16_vectors): bfloat16 copies when the
+  // float vectors are on the device, the device has BF16 GEMMs (compute capability 8.0) and
+  // the copy fits; then the float copy is released. Mapped host vectors stay float.
+  void graph_vectors() {
+    if (!options_.graph.bf16_vectors) return;
+    const char* why = nullptr;
+    int major = 0;
+    VS_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, options_.device));
+    std::size_t free_bytes = 0, total_bytes = 0;
+    VS_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
+    const std::uint64_t need = std::uint64_t{n_} * dims_ * sizeof(core::Bf16) + (64ull << 20);
+    if (!plan_.resident)
+      why = "the vectors stay in mapped host memory";
+    else if (major < 8)
+      why = "the device has no BF16 GEMM (compute capability below 8.0)";
+    else if (free_bytes < need)
+      why = "no device memory for the copy";
+    if (why != nullptr) {
+      if (control_.log) control_.log(LogLevel::kInfo, std::string("cuda build: float vectors for the graph: ") + why);
+      return;
+    }
+    half_ = DeviceBuffer<core::Bf16>(n_ * dims_);
+    VS_CUDA_TRY(kernels::round_bf16(x_, n_ * dims_, half_.data(), stream_.get()));
+    stream_.sync();
+    vectors_.reset();
+    x_ = nullptr;
+    xh_ = half_.data();
+  }
+
   // ---- 3: batched insertion -----------------------------------------------------------------
   // Device memory of the graph phase (MemoryPlan::graph_bytes + per_query_bytes * search_batch
   // + per_prune_bytes * prune_batch), released as a whole.
@@ -333,6 +364,14 @@ class DeviceBuilder {
     args_.stride = s_.stride;
     args_.list_size = s_.L;
     args_.max_iters = s_.max_iters;
+    half_args_.vectors = xh_;
+    half_args_.dims = args_.dims;
+    half_args_.metric = args_.metric;
+    half_args_.neighbors = args_.neighbors;
+    half_args_.degrees = args_.degrees;
+    half_args_.stride = args_.stride;
+    half_args_.list_size = args_.list_size;
+    half_args_.max_iters = args_.max_iters;
   }
 
   void insert_all() {
@@ -362,9 +401,15 @@ class DeviceBuilder {
     const std::uint32_t* rows = w_->order.data() + begin;
     VS_CUDA_TRY(cudaMemsetAsync(w_->tables.data(), 0xFF, std::size_t{count} * plan_.table_slots * sizeof(std::uint32_t),
                                 stream_.get()));
-    VS_CUDA_TRY(kernels::search(args_, rows, count, medoid_, w_->tables.data(), plan_.table_slots, w_->log_id.data(),
-                                w_->log_key.data(), w_->log_count.data(), w_->counters.data(), w_->counters.data() + 1,
-                                stream_.get()));
+    auto search = [&](const auto& args) {
+      VS_CUDA_TRY(kernels::search(args, rows, count, medoid_, w_->tables.data(), plan_.table_slots, w_->log_id.data(),
+                                  w_->log_key.data(), w_->log_count.data(), w_->counters.data(),
+                                  w_->counters.data() + 1, stream_.get()));
+    };
+    if (xh_ != nullptr)
+      search(half_args_);
+    else
+      search(args_);
     if (!refine) {
       // The candidates are the expansion logs, already on the device for the whole batch: one
       // group, so that sorting by count has the most items to fill each gram_dim class with.
@@ -427,14 +472,25 @@ class DeviceBuilder {
       VS_ASSERT(M <= plan_.gram_dim && std::uint64_t{items} * M * dims_ <= w.rows.size() &&
                 std::uint64_t{items} * M * M <= w.gram.size());
       const std::uint32_t* order = w.by_count.data() + b.begin;
-      VS_CUDA_TRY(kernels::gather_rows(x_, dims_, nodes, cand, cand_stride, counts, order, items, M, w.rows.data(),
-                                       stream_.get()));
       // rows: per position M x dims row-major = dims x M column-major (lda = dims); gram = rows^T
       // rows (gram.hpp; CudaGram tests the layout against a column-major GEMM on the CPU).
       const GramGemm g = gram_gemm(M, dims_, items);
-      VS_CUBLAS_TRY(cublasSgemmStridedBatched(blas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, g.m, g.n, g.k, &one, w.rows.data(),
-                                              g.lda, g.stride_a, w.rows.data(), g.ldb, g.stride_b, &zero, w.gram.data(),
-                                              g.ldc, g.stride_c, g.batch));
+      if (xh_ != nullptr) {
+        // BF16 rows (half the float buffer) and a BF16 GEMM with FP32 sums into FP32 Gram matrices.
+        auto* rows = reinterpret_cast<core::Bf16*>(w.rows.data());
+        VS_CUDA_TRY(kernels::gather_rows(xh_, dims_, nodes, cand, cand_stride, counts, order, items, M, rows,
+                                         stream_.get()));
+        VS_CUBLAS_TRY(cublasGemmStridedBatchedEx(blas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, g.m, g.n, g.k, &one, rows,
+                                                 CUDA_R_16BF, g.lda, g.stride_a, rows, CUDA_R_16BF, g.ldb, g.stride_b,
+                                                 &zero, w.gram.data(), CUDA_R_32F, g.ldc, g.stride_c, g.batch,
+                                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+      } else {
+        VS_CUDA_TRY(kernels::gather_rows(x_, dims_, nodes, cand, cand_stride, counts, order, items, M, w.rows.data(),
+                                         stream_.get()));
+        VS_CUBLAS_TRY(cublasSgemmStridedBatched(blas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, g.m, g.n, g.k, &one,
+                                                w.rows.data(), g.lda, g.stride_a, w.rows.data(), g.ldb, g.stride_b,
+                                                &zero, w.gram.data(), g.ldc, g.stride_c, g.batch));
+      }
       // Shared memory for the sub-batch's longest list only (more warps per SM for short lists).
       VS_CUDA_TRY(kernels::prune(w.gram.data(), M, nodes, cand, cand_stride, counts, order, items,
                                  std::max<std::uint32_t>(1, b.most), s_.prune, w.neighbors.data(), s_.stride,
@@ -484,6 +540,7 @@ class DeviceBuilder {
   void release_device_memory() {
     w_.reset();
     vectors_.reset();
+    half_.reset();
     mapped_.reset();
   }
 
@@ -507,8 +564,11 @@ class DeviceBuilder {
   std::optional<detail::HostRegistration> mapped_;
   DeviceBuffer<float> vectors_;
   const float* x_ = nullptr;  // the vectors as the device sees them (vectors_ or mapped_)
+  DeviceBuffer<core::Bf16> half_;
+  const core::Bf16* xh_ = nullptr;  // the graph phase's bfloat16 vectors (half_), or null: x_
   std::optional<Work> w_;
   core::SearchArgs args_;
+  core::SearchArgsOf<core::Bf16> half_args_;
   std::vector<std::uint32_t> order_host_;
 };
 

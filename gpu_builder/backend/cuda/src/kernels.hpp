@@ -83,6 +83,10 @@ cudaError_t order_by_count(const std::uint32_t* counts, std::uint32_t count, std
 cudaError_t gather_rows(const float* x, std::size_t dims, const std::uint32_t* nodes, const std::uint32_t* cand,
                         std::size_t cand_stride, const std::uint32_t* counts, const std::uint32_t* order,
                         std::uint32_t count, std::uint32_t gram_dim, float* rows, cudaStream_t stream);
+/** The same from bfloat16 vectors into bfloat16 rows (for a BF16 GEMM). */
+cudaError_t gather_rows(const core::Bf16* x, std::size_t dims, const std::uint32_t* nodes, const std::uint32_t* cand,
+                        std::size_t cand_stride, const std::uint32_t* counts, const std::uint32_t* order,
+                        std::uint32_t count, std::uint32_t gram_dim, core::Bf16* rows, cudaStream_t stream);
 /** Dynamic shared memory per warp (node) of the prune kernel for `capacity` candidates. */
 std::size_t prune_shared_bytes(std::uint32_t capacity);
 /**

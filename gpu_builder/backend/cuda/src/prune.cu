@@ -35,20 +35,21 @@ std::uint32_t key_bits(std::uint32_t max_count) {
 
 // One block per (row, position): copies a vector, or zeros for padding rows. `first` is the
 // position of blockIdx.y == 0 (grids are chunked below 65536 in y).
-__global__ void gather_rows_kernel(const float* __restrict__ x, std::size_t dims,
+template <class V>
+__global__ void gather_rows_kernel(const V* __restrict__ x, std::size_t dims,
                                    const std::uint32_t* __restrict__ nodes, const std::uint32_t* __restrict__ cand,
                                    std::size_t cand_stride, const std::uint32_t* __restrict__ counts,
                                    const std::uint32_t* __restrict__ order, std::uint32_t first, std::uint32_t gram_dim,
-                                   float* __restrict__ rows) {
+                                   V* __restrict__ rows) {
   const std::uint32_t j = first + blockIdx.y, r = blockIdx.x;
   const std::uint32_t item = order[j];
-  float* out = rows + gram_row_offset(j, gram_dim, r, dims);
-  const float* src = nullptr;
+  V* out = rows + gram_row_offset(j, gram_dim, r, dims);
+  const V* src = nullptr;
   if (r == 0)
     src = x + static_cast<std::uint64_t>(nodes[item]) * dims;
   else if (r - 1 < counts[item])
     src = x + static_cast<std::uint64_t>(cand[static_cast<std::uint64_t>(item) * cand_stride + (r - 1)]) * dims;
-  for (std::size_t d = threadIdx.x; d < dims; d += blockDim.x) out[d] = src != nullptr ? src[d] : 0.0f;
+  for (std::size_t d = threadIdx.x; d < dims; d += blockDim.x) out[d] = src != nullptr ? src[d] : V{};  // zero
 }
 
 __global__ void prune_kernel(const float* __restrict__ gram, std::uint32_t gram_dim,
@@ -110,6 +111,23 @@ __global__ void list_candidates_kernel(const std::uint32_t* __restrict__ nodes, 
   if (threadIdx.x == 0) counts[i] = deg;
 }
 
+template <class V>
+cudaError_t launch_gather_rows(const V* x, std::size_t dims, const std::uint32_t* nodes, const std::uint32_t* cand,
+                               std::size_t cand_stride, const std::uint32_t* counts, const std::uint32_t* order,
+                               std::uint32_t count, std::uint32_t gram_dim, V* rows, cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  constexpr std::uint32_t kMaxGridY = 65535;
+  for (std::uint32_t first = 0; first < count; first += kMaxGridY) {
+    const std::uint32_t items = count - first < kMaxGridY ? count - first : kMaxGridY;
+    const dim3 grid(gram_dim, items);
+    gather_rows_kernel<V><<<grid, 128, 0, stream>>>(x, dims, nodes, cand, cand_stride, counts, order, first, gram_dim,
+                                                    rows);
+    const cudaError_t st = cudaGetLastError();
+    if (st != cudaSuccess) return st;
+  }
+  return cudaSuccess;
+}
+
 }  // namespace
 
 cudaError_t order_temp_bytes(std::uint32_t items, std::uint32_t max_count, std::size_t& bytes) {
@@ -136,17 +154,13 @@ cudaError_t order_by_count(const std::uint32_t* counts, std::uint32_t count, std
 cudaError_t gather_rows(const float* x, std::size_t dims, const std::uint32_t* nodes, const std::uint32_t* cand,
                         std::size_t cand_stride, const std::uint32_t* counts, const std::uint32_t* order,
                         std::uint32_t count, std::uint32_t gram_dim, float* rows, cudaStream_t stream) {
-  if (count == 0) return cudaSuccess;
-  constexpr std::uint32_t kMaxGridY = 65535;
-  for (std::uint32_t first = 0; first < count; first += kMaxGridY) {
-    const std::uint32_t items = count - first < kMaxGridY ? count - first : kMaxGridY;
-    const dim3 grid(gram_dim, items);
-    gather_rows_kernel<<<grid, 128, 0, stream>>>(x, dims, nodes, cand, cand_stride, counts, order, first, gram_dim,
-                                                 rows);
-    const cudaError_t st = cudaGetLastError();
-    if (st != cudaSuccess) return st;
-  }
-  return cudaSuccess;
+  return launch_gather_rows(x, dims, nodes, cand, cand_stride, counts, order, count, gram_dim, rows, stream);
+}
+
+cudaError_t gather_rows(const core::Bf16* x, std::size_t dims, const std::uint32_t* nodes, const std::uint32_t* cand,
+                        std::size_t cand_stride, const std::uint32_t* counts, const std::uint32_t* order,
+                        std::uint32_t count, std::uint32_t gram_dim, core::Bf16* rows, cudaStream_t stream) {
+  return launch_gather_rows(x, dims, nodes, cand, cand_stride, counts, order, count, gram_dim, rows, stream);
 }
 
 std::size_t prune_shared_bytes(std::uint32_t capacity) {

@@ -107,6 +107,7 @@ struct DeviceBuildResult {
   GramWork gram;  ///< the prunes' Gram GEMMs, as done and as an unbucketed layout would have done them
   MemoryPlan plan;
   DeviceBuildTimes times;
+  bool bf16_vectors = false;  ///< the graph phase read bfloat16 vectors (GraphOptions::bf16_vectors)
 };
 
 /**
