@@ -66,6 +66,8 @@
 #   VS_KIT_DEADLINE=570       seconds from the start of `run`; each step's limit is cut to fit
 #   VS_KIT_TIMEOUT            one limit for every step instead of the defaults
 #   VS_KIT_BENCH_N=1000000 VS_KIT_BENCH_DIMS=768 VS_KIT_BENCH_CPU_N=200000
+#   VS_KIT_BENCH_ARGS=""      more gpu_build_bench options for bench and bench-full, e.g.
+#                             "--fp32" (graph phase in FP32 instead of BF16) or "--tf32"
 #   VS_KIT_E2E_N=100000 VS_KIT_E2E_QUERIES=100 VS_KIT_E2E_LOCAL=1 (0: no local build)
 #   VS_KIT_SANITIZE_TOOLS="memcheck racecheck synccheck"
 #   VS_KIT_COMPAT=auto        1: the kit's libstdc++/libgcc_s always; 0: never; auto: when the
@@ -606,8 +608,11 @@ json_field() {
 
 # Runs gpu_build_bench (output also in $1); a failure is summarised and remembered in status.
 bench_run() {
-  local out=$1 rc=0
+  local out=$1 rc=0 extra=()
   shift
+  # Extra options for every benchmark run, e.g. VS_KIT_BENCH_ARGS="--fp32" or "--tf32".
+  read -r -a extra <<<"${VS_KIT_BENCH_ARGS:-}"
+  set -- "$@" "${extra[@]}"
   note "gpu_build_bench $*"
   LD_LIBRARY_PATH=$GPU_LD "$VS_KIT_ROOT/bin/gpu_build_bench" --threads "$(nproc)" "$@" 2>&1 | tee "$out" || rc=$?
   if ((rc)); then
