@@ -10,6 +10,7 @@
 #include <set>
 #include <vector>
 
+#include "core_test_data.hpp"
 #include "synthetic.hpp"
 #include "vectorscale/core/error.hpp"
 #include "vectorscale/cuda/core/prune_node.hpp"
@@ -27,16 +28,7 @@ namespace {
 using namespace vs;
 namespace core = vs::cuda::core;
 using core::SerialTeam;
-
-// n points with small integer coordinates: every dot product and L2 distance is exact in float,
-// so host and device formulas agree bit for bit and comparisons with common/ are exact.
-std::vector<float> integer_points(std::size_t n, std::size_t dims, std::uint64_t seed, int range = 7) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int> u(-range, range);
-  std::vector<float> out(n * dims);
-  for (auto& x : out) x = static_cast<float>(u(rng));
-  return out;
-}
+using vs::test::integer_points;
 
 TEST(CudaCore, AlphaScheduleIsCommonsSchedule) {
   for (float a = 1.0f; a <= 5.0f; a += 0.05f) {
@@ -339,13 +331,7 @@ TEST(CudaCore, GreedySearchOverBf16IsTheSearchOverItsValues) {
     half[i] = core::to_bf16(pts[i]);
     values[i] = core::to_float(half[i]);
   }
-  std::vector<std::uint32_t> nb(n * stride), deg(n, stride);
-  for (auto& x : nb) x = static_cast<std::uint32_t>(rng() % n);
-  for (std::uint32_t i = 0; i < n; ++i) {  // distinct neighbours per list
-    std::set<std::uint32_t> s;
-    while (s.size() < stride) s.insert(static_cast<std::uint32_t>(rng() % n));
-    std::copy(s.begin(), s.end(), &nb[i * stride]);
-  }
+  const auto [nb, deg] = test::random_graph(n, stride, false, rng);
   auto run = [&](const auto& args, const auto* query) {
     std::vector<std::uint32_t> mem(core::search_shared_bytes(L, stride) / 4 + 1);
     std::vector<std::uint32_t> table(core::visited_table_slots(args.max_iters, stride), core::kEmptySlot);
@@ -387,14 +373,7 @@ TEST(CudaCore, GreedySearchOneIsCommonsGreedySearch) {
     const std::uint32_t n = 400, dims = 6, stride = 12;
     const std::uint32_t L = 4 + static_cast<std::uint32_t>(rng() % 40);
     const auto pts = integer_points(n, dims, rng(), 9);
-    std::vector<std::uint32_t> nb(n * stride), deg(n);
-    for (std::uint32_t i = 0; i < n; ++i) {
-      deg[i] = static_cast<std::uint32_t>(rng() % (stride + 1));
-      std::set<std::uint32_t> s;
-      while (s.size() < deg[i]) s.insert(static_cast<std::uint32_t>(rng() % n));
-      std::copy(s.begin(), s.end(), &nb[i * stride]);
-      std::shuffle(&nb[i * stride], &nb[i * stride] + deg[i], rng);
-    }
+    const auto [nb, deg] = test::random_graph(n, stride, true, rng);
     const auto q = integer_points(1, dims, rng(), 9);
     const std::uint32_t start = static_cast<std::uint32_t>(rng() % n);
     for (const auto metric : {core::Metric::kL2, core::Metric::kInnerProduct}) {

@@ -12,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core_test_data.hpp"
 #include "thread_team.hpp"
 #include "vectorscale/cuda/core/prune_node.hpp"
 #include "vectorscale/cuda/core/search.hpp"
@@ -21,19 +22,11 @@ namespace {
 
 namespace core = vs::cuda::core;
 using core::SerialTeam;
+using vs::test::integer_points;
 using vs::test::run_team;
 using vs::test::ThreadTeam;
 
 constexpr std::uint32_t kTeamSizes[] = {3, 32};
-
-// Points with small integer coordinates: every distance is exact, whatever the summation order.
-std::vector<float> integer_points(std::size_t n, std::size_t dims, std::uint64_t seed, int range = 7) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int> u(-range, range);
-  std::vector<float> out(n * dims);
-  for (auto& x : out) x = static_cast<float>(u(rng));
-  return out;
-}
 
 float l2(const float* a, const float* b, std::size_t dims) {
   float s = 0.0f;
@@ -227,14 +220,7 @@ TEST(CudaCoreThreads, GreedySearchOne) {
       const std::uint32_t n = 300, dims = 6, stride = 12;
       const std::uint32_t L = 4 + static_cast<std::uint32_t>(rng() % 40);
       const auto pts = integer_points(n, dims, rng(), 9);
-      std::vector<std::uint32_t> nb(n * stride), deg(n);
-      for (std::uint32_t i = 0; i < n; ++i) {
-        deg[i] = static_cast<std::uint32_t>(rng() % (stride + 1));
-        std::set<std::uint32_t> s;
-        while (s.size() < deg[i]) s.insert(static_cast<std::uint32_t>(rng() % n));
-        std::copy(s.begin(), s.end(), &nb[i * stride]);
-        std::shuffle(&nb[i * stride], &nb[i * stride] + deg[i], rng);
-      }
+      const auto [nb, deg] = vs::test::random_graph(n, stride, true, rng);
       const auto q = integer_points(1, dims, rng(), 9);
       const std::uint32_t start = static_cast<std::uint32_t>(rng() % n);
       core::SearchArgs a;

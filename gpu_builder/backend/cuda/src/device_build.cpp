@@ -356,22 +356,21 @@ class DeviceBuilder {
     VS_CUDA_TRY(cudaMemsetAsync(w_->counters.data(), 0, w_->counters.bytes(), stream_.get()));
     order_host_ = vamana::insertion_order(n_, params_.build.seed);
     upload(w_->order.data(), order_host_.data(), n_, stream_);
-    args_.vectors = x_;
-    args_.dims = static_cast<std::uint32_t>(dims_);
-    args_.metric = s_.metric;
-    args_.neighbors = w_->neighbors.data();
-    args_.degrees = w_->degrees.data();
-    args_.stride = s_.stride;
-    args_.list_size = s_.L;
-    args_.max_iters = s_.max_iters;
-    half_args_.vectors = xh_;
-    half_args_.dims = args_.dims;
-    half_args_.metric = args_.metric;
-    half_args_.neighbors = args_.neighbors;
-    half_args_.degrees = args_.degrees;
-    half_args_.stride = args_.stride;
-    half_args_.list_size = args_.list_size;
-    half_args_.max_iters = args_.max_iters;
+  }
+
+  // What the search kernel reads, over the graph phase's vectors (element type V).
+  template <class V>
+  core::SearchArgsOf<V> search_args(const V* vectors) const {
+    core::SearchArgsOf<V> a;
+    a.vectors = vectors;
+    a.dims = static_cast<std::uint32_t>(dims_);
+    a.metric = s_.metric;
+    a.neighbors = w_->neighbors.data();
+    a.degrees = w_->degrees.data();
+    a.stride = s_.stride;
+    a.list_size = s_.L;
+    a.max_iters = s_.max_iters;
+    return a;
   }
 
   void insert_all() {
@@ -407,9 +406,9 @@ class DeviceBuilder {
                                   w_->counters.data() + 1, stream_.get()));
     };
     if (xh_ != nullptr)
-      search(half_args_);
+      search(search_args(xh_));
     else
-      search(args_);
+      search(search_args(x_));
     if (!refine) {
       // The candidates are the expansion logs, already on the device for the whole batch: one
       // group, so that sorting by count has the most items to fill each gram_dim class with.
@@ -567,8 +566,6 @@ class DeviceBuilder {
   DeviceBuffer<core::Bf16> half_;
   const core::Bf16* xh_ = nullptr;  // the graph phase's bfloat16 vectors (half_), or null: x_
   std::optional<Work> w_;
-  core::SearchArgs args_;
-  core::SearchArgsOf<core::Bf16> half_args_;
   std::vector<std::uint32_t> order_host_;
 };
 
