@@ -464,7 +464,7 @@ class DeviceBuilder {
     const GramCapacity cap = gram_capacity(plan_, dims_);
     const std::vector<GramBatch> batches = plan_gram_batches(histogram, cap);
     VS_ASSERT(!batches.empty() && batches.back().end == count);  // every item once (plan_gram_batches)
-    gram_work_.add_group(histogram, batches, dims_, plan_.gram_dim);
+    gram_work_.add_group(histogram, batches, dims_, plan_.gram_dim, xh_ != nullptr ? 2 : 4);
     const float one = 1.0f, zero = 0.0f;
     for (const GramBatch& b : batches) {
       const std::uint32_t items = b.end - b.begin, M = b.gram_dim;

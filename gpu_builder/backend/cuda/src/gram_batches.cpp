@@ -121,7 +121,7 @@ double gram_batches_cost(std::span<const GramBatch> batches, std::size_t dims, d
 }
 
 void GramWork::add_group(std::span<const std::uint32_t> histogram, std::span<const GramBatch> batches, std::size_t dims,
-                         std::uint32_t max_gram_dim) noexcept {
+                         std::uint32_t max_gram_dim, double element_bytes) noexcept {
   std::uint64_t n = 0;
   std::uint32_t most = 0;
   for (std::size_t c = 0; c < histogram.size(); ++c)
@@ -134,11 +134,11 @@ void GramWork::add_group(std::span<const std::uint32_t> histogram, std::span<con
   for (const GramBatch& b : batches) {
     const double m = b.end - b.begin, g = b.gram_dim;
     flops += 2 * m * g * g * d;
-    row_bytes += m * g * d * 4;
+    row_bytes += m * g * d * element_bytes;
   }
   const double g = gram_dim_for(most, max_gram_dim), m = static_cast<double>(n);
   flops_unbucketed += 2 * m * g * g * d;
-  row_bytes_unbucketed += m * g * d * 4;
+  row_bytes_unbucketed += m * g * d * element_bytes;
 }
 
 std::string GramWork::describe() const {

@@ -93,13 +93,16 @@ struct GramWork {
   std::uint64_t groups = 0;       ///< prune groups (one histogram each)
   std::uint64_t sub_batches = 0;  ///< GEMMs launched
   double flops = 0;               ///< 2 * sum of items * gram_dim^2 * dims over the sub-batches
-  double row_bytes = 0;           ///< gathered rows: sum of items * gram_dim * dims * 4
+  double row_bytes = 0;           ///< gathered rows: sum of items * gram_dim * dims * element bytes
   double flops_unbucketed = 0;    ///< the same, every item of a group at the group's gram_dim
   double row_bytes_unbucketed = 0;
 
-  /** Adds one group: its histogram and the sub-batches planned for it. */
+  /**
+   * Adds one group: its histogram and the sub-batches planned for it, with rows of
+   * element_bytes per value (4: float, 2: bfloat16).
+   */
   void add_group(std::span<const std::uint32_t> histogram, std::span<const GramBatch> batches, std::size_t dims,
-                 std::uint32_t max_gram_dim) noexcept;
+                 std::uint32_t max_gram_dim, double element_bytes = 4) noexcept;
   /** One line for logs. */
   [[nodiscard]] std::string describe() const;
 };
