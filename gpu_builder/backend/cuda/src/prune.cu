@@ -1,8 +1,8 @@
 // RobustPrune of many nodes: order a group's items by candidate count (CUB), gather each
 // item's rows for its Gram matrix (the GEMM itself is a batched cuBLAS call per sub-batch in
 // device_build.cpp), then one warp per item runs core::prune_node.
-#include <cub/device/device_radix_sort.cuh>
-
+#include "detail/cub.cuh"
+#include "detail/device.cuh"
 #include "detail/teams.cuh"
 #include "kernels.hpp"
 #include "vectorscale/cuda/core/reverse.hpp"
@@ -58,7 +58,7 @@ __global__ void prune_kernel(const float* __restrict__ gram, std::uint32_t gram_
                              const std::uint32_t* __restrict__ order, std::uint32_t count, std::uint32_t capacity,
                              core::PruneParams params, std::uint32_t* neighbors, std::uint32_t stride,
                              std::uint32_t* __restrict__ degrees, float* __restrict__ kept_distance) {
-  extern __shared__ float4 prune_shared[];
+  VS_DYNAMIC_SHARED(float4, prune_shared);
   const std::uint32_t warp = threadIdx.x >> 5;
   const std::uint32_t j = blockIdx.x * (blockDim.x >> 5) + warp;
   if (j >= count) return;  // the whole warp leaves together
@@ -120,7 +120,7 @@ cudaError_t launch_gather_rows(const V* x, std::size_t dims, const std::uint32_t
   for (std::uint32_t first = 0; first < count; first += kMaxGridY) {
     const std::uint32_t items = count - first < kMaxGridY ? count - first : kMaxGridY;
     const dim3 grid(gram_dim, items);
-    gather_rows_kernel<V><<<grid, 128, 0, stream>>>(x, dims, nodes, cand, cand_stride, counts, order, first, gram_dim,
+    VS_LAUNCH(gather_rows_kernel<V>, grid, 128, 0, stream)(x, dims, nodes, cand, cand_stride, counts, order, first, gram_dim,
                                                     rows);
     const cudaError_t st = cudaGetLastError();
     if (st != cudaSuccess) return st;
@@ -143,7 +143,7 @@ cudaError_t order_by_count(const std::uint32_t* counts, std::uint32_t count, std
                            std::uint32_t* order, void* temp, std::size_t temp_bytes, cudaStream_t stream) {
   cudaError_t st = cudaMemsetAsync(histogram, 0, (std::size_t{max_count} + 2) * sizeof(std::uint32_t), stream);
   if (st != cudaSuccess || count == 0) return st;
-  count_histogram_kernel<<<(count + 255) / 256, 256, 0, stream>>>(counts, count, max_count, histogram, ids);
+  VS_LAUNCH(count_histogram_kernel, (count + 255) / 256, 256, 0, stream)(counts, count, max_count, histogram, ids);
   st = cudaGetLastError();
   if (st != cudaSuccess) return st;
   return cub::DeviceRadixSort::SortPairs(temp, temp_bytes, counts, sorted_counts, ids, order,
@@ -181,7 +181,7 @@ cudaError_t prune(const float* gram, std::uint32_t gram_dim, const std::uint32_t
     if (st != cudaSuccess) return st;
   }
   const unsigned grid = (count + warps - 1) / warps;
-  prune_kernel<<<grid, warps * 32, shared, stream>>>(gram, gram_dim, nodes, cand, cand_stride, counts, order, count,
+  VS_LAUNCH(prune_kernel, grid, warps * 32, shared, stream)(gram, gram_dim, nodes, cand, cand_stride, counts, order, count,
                                                      capacity, params, neighbors, stride, degrees, kept_distance);
   return cudaGetLastError();
 }
@@ -191,7 +191,7 @@ cudaError_t refine_candidates(const std::uint32_t* nodes, const std::uint32_t* n
                               const std::uint32_t* log_count, std::uint32_t count, std::uint32_t max_candidates,
                               std::uint32_t* cand, std::uint32_t* counts, cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
-  refine_candidates_kernel<<<(count + 127) / 128, 128, 0, stream>>>(
+  VS_LAUNCH(refine_candidates_kernel, (count + 127) / 128, 128, 0, stream)(
       nodes, neighbors, stride, degrees, log_id, log_stride, log_count, count, max_candidates, cand, counts);
   return cudaGetLastError();
 }
@@ -199,7 +199,7 @@ cudaError_t refine_candidates(const std::uint32_t* nodes, const std::uint32_t* n
 cudaError_t select_overfull(const std::uint32_t* degrees, std::size_t n, std::uint32_t R, std::uint32_t* nodes,
                             std::uint32_t* count, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  select_overfull_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(degrees, n, R, nodes, count);
+  VS_LAUNCH(select_overfull_kernel, static_cast<unsigned>((n + 255) / 256), 256, 0, stream)(degrees, n, R, nodes, count);
   return cudaGetLastError();
 }
 
@@ -207,7 +207,7 @@ cudaError_t list_candidates(const std::uint32_t* nodes, std::uint32_t count, con
                             std::uint32_t stride, const std::uint32_t* degrees, std::uint32_t max_candidates,
                             std::uint32_t* cand, std::uint32_t* counts, cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
-  list_candidates_kernel<<<count, 64, 0, stream>>>(nodes, count, neighbors, stride, degrees, max_candidates, cand,
+  VS_LAUNCH(list_candidates_kernel, count, 64, 0, stream)(nodes, count, neighbors, stride, degrees, max_candidates, cand,
                                                    counts);
   return cudaGetLastError();
 }

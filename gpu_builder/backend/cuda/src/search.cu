@@ -1,4 +1,5 @@
 // Batched greedy search: one thread block per query runs core::greedy_search_one.
+#include "detail/device.cuh"
 #include "detail/teams.cuh"
 #include "kernels.hpp"
 
@@ -14,7 +15,7 @@ __global__ void search_kernel(core::SearchArgsOf<V> args, const std::uint32_t* _
                               std::uint32_t* __restrict__ log_id, float* __restrict__ log_key,
                               std::uint32_t* __restrict__ log_count, unsigned long long* __restrict__ computed,
                               unsigned long long* __restrict__ capped) {
-  extern __shared__ float4 search_shared[];
+  VS_DYNAMIC_SHARED(float4, search_shared);
   const detail::BlockTeam team;
   const core::SearchShared shared = core::carve_search_shared(search_shared, args.list_size, args.stride);
   for (std::uint32_t b = blockIdx.x; b < count; b += gridDim.x) {
@@ -45,7 +46,7 @@ cudaError_t launch_search(const core::SearchArgsOf<V>& args, const std::uint32_t
     if (st != cudaSuccess) return st;
   }
   const unsigned grid = count < 65535u * 32u ? count : 65535u * 32u;
-  search_kernel<V><<<grid, kSearchThreads, shared, stream>>>(args, queries, count, start, tables, table_slots, log_id,
+  VS_LAUNCH(search_kernel<V>, grid, kSearchThreads, shared, stream)(args, queries, count, start, tables, table_slots, log_id,
                                                              log_key, log_count, computed, capped);
   return cudaGetLastError();
 }

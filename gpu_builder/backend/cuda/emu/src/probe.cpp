@@ -1,0 +1,5 @@
+// device_probe.cu compiled by the host compiler for the CUDA emulator
+// (its definitions first).
+#include "vectorscale/cuda/emu/device.hpp"
+
+#include "device_probe.cu"

@@ -1,0 +1,762 @@
+// The CUDA emulator's runtime (emu/include/vectorscale/cuda/emu/device.hpp has the model): the
+// CUDA runtime API calls the backend makes, with the checks a device makes, and the block
+// scheduler that runs kernels' threads as fibers.
+//
+// Settings (environment): VS_CUDA_EMU_MEMORY_MB (device memory, default 4096),
+// VS_CUDA_EMU_DEVICES (default 1; 0: "no device").
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/context/fiber.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <new>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "state.hpp"
+#include "vectorscale/cuda/emu/device.hpp"
+
+namespace vs::cuda::emu {
+
+namespace ctx = boost::context;
+
+thread_local const ThreadIndex* t_index = nullptr;
+
+namespace {
+
+// ---- the device ------------------------------------------------------------------------------
+constexpr int kComputeMajor = 9, kComputeMinor = 0;  // an H100's: the backend's BF16 paths run
+constexpr std::size_t kDefaultShared = 48 * 1024;
+constexpr std::size_t kOptinShared = 227 * 1024;
+constexpr int kMultiprocessors = 132;
+constexpr std::size_t kAlignment = 256;  // cudaMalloc's
+constexpr unsigned char kFill = 0xA5;    // fresh device and pinned memory: never zero by chance
+
+std::size_t env_size(const char* name, std::size_t fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  char* end = nullptr;
+  const unsigned long long x = std::strtoull(v, &end, 10);
+  return end != nullptr && *end == '\0' ? static_cast<std::size_t>(x) : fallback;
+}
+
+int device_count() {
+  static const int n = static_cast<int>(env_size("VS_CUDA_EMU_DEVICES", 1));
+  return n;
+}
+
+std::size_t total_memory() {
+  static const std::size_t bytes = env_size("VS_CUDA_EMU_MEMORY_MB", 4096) << 20;
+  return bytes;
+}
+
+enum class Kind { kDevice, kPinned, kRegistered };
+
+struct Range {
+  std::size_t bytes;
+  Kind kind;
+};
+
+struct State {
+  std::mutex mu;
+  std::map<std::uintptr_t, Range> ranges;  // by first byte
+  std::size_t device_bytes = 0;
+  std::set<cudaStream_t> streams;
+  std::set<cudaEvent_t> events;
+  std::unordered_map<const void*, std::size_t> max_dynamic_shared;  // cudaFuncSetAttribute
+  cudaError_t sticky = cudaSuccess;
+  std::string sticky_what;
+};
+
+State& state() {
+  static State s;
+  return s;
+}
+
+thread_local cudaError_t t_last_error = cudaSuccess;
+thread_local int t_device = 0;
+
+// The range that contains p, or null.
+const std::pair<const std::uintptr_t, Range>* find_range(State& s, const void* p) {
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  auto it = s.ranges.upper_bound(a);
+  if (it == s.ranges.begin()) return nullptr;
+  --it;
+  return a < it->first + it->second.bytes ? &*it : nullptr;
+}
+
+bool inside(State& s, const void* p, std::size_t bytes, bool device_only) {
+  const auto* r = find_range(s, p);
+  if (r == nullptr || (device_only && r->second.kind != Kind::kDevice)) return false;
+  return reinterpret_cast<std::uintptr_t>(p) + bytes <= r->first + r->second.bytes;
+}
+
+// Every call starts here: a sticky error answers every call.
+cudaError_t begin() {
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  return s.sticky;
+}
+
+cudaError_t record(cudaError_t e) {
+  if (e != cudaSuccess) t_last_error = e;
+  return e;
+}
+
+void* aligned_block(std::size_t bytes) {
+  return ::operator new(std::max<std::size_t>(bytes, 1), std::align_val_t{kAlignment}, std::nothrow);
+}
+
+void free_block(void* p) {
+  ::operator delete(p, std::align_val_t{kAlignment});
+}
+
+// ---- fibers --------------------------------------------------------------------------------
+// Stacks of the emulated threads, reused across launches; a guard page below each turns a
+// stack overflow into a crash instead of corruption.
+class StackPool {
+ public:
+  static constexpr std::size_t kStackBytes = 256 * 1024;
+  StackPool() : page_(static_cast<std::size_t>(::sysconf(_SC_PAGESIZE))) {}
+  StackPool(const StackPool&) = delete;
+  StackPool& operator=(const StackPool&) = delete;
+  ~StackPool() {
+    for (const ctx::stack_context& sc : free_)
+      ::munmap(static_cast<char*>(sc.sp) - sc.size - page_, sc.size + page_);
+  }
+  ctx::stack_context allocate() {
+    if (!free_.empty()) {
+      const ctx::stack_context sc = free_.back();
+      free_.pop_back();
+      return sc;
+    }
+    void* base = ::mmap(nullptr, kStackBytes + page_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) throw std::bad_alloc();
+    ::mprotect(base, page_, PROT_NONE);
+    ctx::stack_context sc;
+    sc.size = kStackBytes;
+    sc.sp = static_cast<char*>(base) + page_ + kStackBytes;
+    return sc;
+  }
+  void deallocate(ctx::stack_context& sc) noexcept { free_.push_back(sc); }
+
+ private:
+  std::size_t page_;
+  std::vector<ctx::stack_context> free_;
+};
+
+struct StackRef {
+  StackPool* pool;
+  ctx::stack_context allocate() { return pool->allocate(); }
+  void deallocate(ctx::stack_context& sc) noexcept { pool->deallocate(sc); }
+};
+
+enum class Wait : std::uint8_t { kRun, kBlock, kWarp, kDone };
+
+// One emulated thread: a fiber that runs the kernel body once per block of the launch.
+struct Lane {
+  ThreadIndex index{};
+  Wait wait = Wait::kRun;
+  unsigned shuffle_phase = 0;
+  ctx::fiber fiber;  // the lane, while it is suspended
+  ctx::fiber sink;   // the scheduler, while the lane runs
+};
+
+// The launch being run on this host thread.
+struct Run {
+  const std::function<void()>* body = nullptr;
+  std::vector<Lane> lanes;
+  std::vector<std::uint64_t> slots;  // per warp: 2 phases x 32 lanes
+  void* shared = nullptr;
+  bool finished = false;  // every block ran: lanes leave their loop
+  std::string failure;    // a block that cannot go on
+};
+
+thread_local Run* t_run = nullptr;
+thread_local Lane* t_lane = nullptr;
+
+void yield_to_scheduler() {
+  Lane& l = *t_lane;
+  l.sink = std::move(l.sink).resume();
+}
+
+std::uint32_t linear_id(const ThreadIndex& i) {
+  return i.thread_idx.x + i.block_dim.x * (i.thread_idx.y + i.block_dim.y * i.thread_idx.z);
+}
+
+std::string describe(const ThreadIndex& i) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "block (%u,%u,%u) thread (%u,%u,%u)", i.block_idx.x, i.block_idx.y, i.block_idx.z,
+                i.thread_idx.x, i.thread_idx.y, i.thread_idx.z);
+  return buf;
+}
+
+// Runs one block to its end: passes over the runnable lanes, each running to its next barrier
+// or its end, then releases the barriers every covered lane has reached.
+void run_block(Run& run) {
+  const std::size_t n = run.lanes.size();
+  for (;;) {
+    for (Lane& l : run.lanes) {
+      if (l.wait != Wait::kRun) continue;
+      t_lane = &l;
+      t_index = &l.index;
+      l.fiber = std::move(l.fiber).resume();
+      if (!run.failure.empty()) return;
+    }
+    bool released = false;
+    std::size_t done = 0, at_block = 0;
+    for (std::size_t w = 0; w * 32 < n; ++w) {
+      const std::size_t first = w * 32, last = std::min(n, first + 32);
+      std::size_t at_warp = 0, exited = 0;
+      for (std::size_t i = first; i < last; ++i) {
+        at_warp += run.lanes[i].wait == Wait::kWarp;
+        exited += run.lanes[i].wait == Wait::kDone;
+      }
+      if (at_warp == last - first) {
+        for (std::size_t i = first; i < last; ++i) run.lanes[i].wait = Wait::kRun;
+        released = true;
+      } else if (at_warp != 0 && at_warp + exited == last - first) {
+        run.failure = describe(run.lanes[first].index) + ": lanes of the warp exited before a warp-wide call";
+        return;
+      }
+    }
+    if (released) continue;
+    for (const Lane& l : run.lanes) done += l.wait == Wait::kDone, at_block += l.wait == Wait::kBlock;
+    if (done == n) return;
+    if (at_block + done == n) {
+      for (Lane& l : run.lanes)
+        if (l.wait == Wait::kBlock) l.wait = Wait::kRun;
+      continue;
+    }
+    std::size_t stuck = 0;
+    while (run.lanes[stuck].wait != Wait::kWarp) ++stuck;
+    run.failure = describe(run.lanes[stuck].index) +
+                  ": threads of the block wait at different barriers (__syncthreads and a warp-wide call)";
+    return;
+  }
+}
+
+cudaError_t check_configuration(const void* kernel, dim3 grid, dim3 block, std::size_t shared) {
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || block.x == 0 || block.y == 0 || block.z == 0)
+    return cudaErrorInvalidConfiguration;
+  if (grid.x > 0x7FFFFFFFu || grid.y > 65535 || grid.z > 65535) return cudaErrorInvalidConfiguration;
+  if (block.x > 1024 || block.y > 1024 || block.z > 64 ||
+      std::uint64_t{block.x} * block.y * block.z > 1024)
+    return cudaErrorInvalidConfiguration;
+  std::size_t limit = kDefaultShared;
+  {
+    State& s = state();
+    std::lock_guard lock(s.mu);
+    const auto it = s.max_dynamic_shared.find(kernel);
+    if (it != s.max_dynamic_shared.end()) limit = std::max(limit, it->second);
+  }
+  return shared > limit ? cudaErrorInvalidValue : cudaSuccess;
+}
+
+}  // namespace
+
+// ---- state shared with cublas.cpp ------------------------------------------------------------
+cudaError_t sticky_error() noexcept {
+  return begin();
+}
+
+void fail_sticky(cudaError_t error, const std::string& what) {
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  if (s.sticky != cudaSuccess) return;
+  s.sticky = error;
+  s.sticky_what = what;
+  std::fprintf(stderr, "CUDA emulator: %s (%s)\n", what.c_str(), cudaGetErrorName(error));
+}
+
+bool in_device_memory(const void* p, std::size_t bytes) noexcept {
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  return inside(s, p, bytes, true);
+}
+
+bool valid_stream(cudaStream_t stream) noexcept {
+  if (stream == nullptr) return true;
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  return s.streams.count(stream) != 0;
+}
+
+// ---- the device side (device.hpp) ------------------------------------------------------------
+void sync_block() {
+  t_lane->wait = Wait::kBlock;
+  yield_to_scheduler();
+}
+
+void sync_warp(unsigned mask) {
+  if (mask != 0xFFFFFFFFu) {
+    t_run->failure = describe(t_lane->index) + ": partial-warp masks are not emulated";
+    yield_to_scheduler();
+  }
+  t_lane->wait = Wait::kWarp;
+  yield_to_scheduler();
+}
+
+std::uint64_t shuffle_xor(std::uint64_t bits, int lane_mask, unsigned mask) {
+  Lane& l = *t_lane;
+  Run& run = *t_run;
+  const std::uint32_t id = linear_id(l.index), warp = id / 32, lane = id % 32;
+  // Two sets of slots, used in turn: a lane writes the next shuffle's value only after every
+  // lane of its warp passed this one's barrier, so after every lane read this one's values.
+  std::uint64_t* slots = run.slots.data() + (std::size_t{warp} * 2 + l.shuffle_phase) * 32;
+  l.shuffle_phase ^= 1u;
+  slots[lane] = bits;
+  sync_warp(mask);
+  const std::uint32_t src = lane ^ static_cast<std::uint32_t>(lane_mask & 31);
+  return std::size_t{warp} * 32 + src < run.lanes.size() ? slots[src] : bits;
+}
+
+void* dynamic_shared() {
+  return t_run->shared;
+}
+
+void launch(const void* kernel, dim3 grid, dim3 block, std::size_t shared, cudaStream_t stream,
+            const std::function<void()>& body) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) {
+    record(e);
+    return;
+  }
+  if (!valid_stream(stream)) {
+    record(cudaErrorInvalidResourceHandle);
+    return;
+  }
+  if (const cudaError_t e = check_configuration(kernel, grid, block, shared); e != cudaSuccess) {
+    record(e);
+    return;
+  }
+  if (t_run != nullptr) {  // a kernel launching a kernel: not something the backend does
+    record(cudaErrorNotSupported);
+    return;
+  }
+  thread_local StackPool pool;
+  const std::size_t threads = std::size_t{block.x} * block.y * block.z;
+  Run run;
+  run.body = &body;
+  run.lanes.resize(threads);
+  run.slots.assign(((threads + 31) / 32) * 64, 0);
+  void* shared_block = shared != 0 ? aligned_block(shared) : nullptr;
+  if (shared != 0 && shared_block == nullptr) {
+    record(cudaErrorMemoryAllocation);
+    return;
+  }
+  run.shared = shared_block;
+  if (shared != 0) std::memset(run.shared, kFill, shared);
+  t_run = &run;
+  for (std::size_t t = 0; t < threads; ++t) {
+    Lane& l = run.lanes[t];
+    l.index.thread_idx = uint3{static_cast<unsigned>(t % block.x), static_cast<unsigned>((t / block.x) % block.y),
+                               static_cast<unsigned>(t / (std::size_t{block.x} * block.y))};
+    l.index.block_dim = block;
+    l.index.grid_dim = grid;
+    l.fiber = ctx::fiber(std::allocator_arg, StackRef{&pool}, [&run, &l](ctx::fiber&& sink) {
+      l.sink = std::move(sink);
+      while (!run.finished) {
+        try {
+          (*run.body)();
+        } catch (const ctx::detail::forced_unwind&) {
+          throw;
+        } catch (const std::exception& e) {
+          run.failure = describe(l.index) + ": " + e.what();
+        }
+        l.wait = Wait::kDone;
+        yield_to_scheduler();
+      }
+      return std::move(l.sink);
+    });
+  }
+  for (unsigned z = 0; z < grid.z && run.failure.empty(); ++z)
+    for (unsigned y = 0; y < grid.y && run.failure.empty(); ++y)
+      for (unsigned x = 0; x < grid.x && run.failure.empty(); ++x) {
+        for (Lane& l : run.lanes) {
+          l.index.block_idx = uint3{x, y, z};
+          l.wait = Wait::kRun;
+          l.shuffle_phase = 0;
+        }
+        run_block(run);
+      }
+  std::string failure = run.failure;
+  if (failure.empty()) {
+    run.finished = true;  // lanes leave their loops and end
+    for (Lane& l : run.lanes) {
+      t_lane = &l;
+      t_index = &l.index;
+      l.fiber = std::move(l.fiber).resume();
+    }
+  }
+  run.lanes.clear();  // unfinished fibers unwind (a failed block)
+  t_run = nullptr;
+  t_lane = nullptr;
+  t_index = nullptr;
+  if (shared_block != nullptr) free_block(shared_block);
+  if (!failure.empty()) {
+    fail_sticky(cudaErrorLaunchFailure, "kernel launch failed: " + failure);
+    record(cudaErrorLaunchFailure);
+  }
+}
+
+}  // namespace vs::cuda::emu
+
+// ---- the CUDA runtime API ----------------------------------------------------------------------
+using vs::cuda::emu::State;
+using namespace vs::cuda::emu;
+
+extern "C" {
+
+cudaError_t cudaGetLastError(void) {
+  const cudaError_t sticky = begin();
+  if (sticky != cudaSuccess) return sticky;
+  const cudaError_t e = t_last_error;
+  t_last_error = cudaSuccess;
+  return e;
+}
+
+cudaError_t cudaPeekAtLastError(void) {
+  const cudaError_t sticky = begin();
+  return sticky != cudaSuccess ? sticky : t_last_error;
+}
+
+const char* cudaGetErrorName(cudaError_t error) {
+  switch (error) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+    case cudaErrorHostMemoryAlreadyRegistered: return "cudaErrorHostMemoryAlreadyRegistered";
+    case cudaErrorHostMemoryNotRegistered: return "cudaErrorHostMemoryNotRegistered";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorNotSupported: return "cudaErrorNotSupported";
+    default: return "cudaErrorUnknown";
+  }
+}
+
+const char* cudaGetErrorString(cudaError_t error) {
+  switch (error) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected (CUDA emulator)";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorHostMemoryAlreadyRegistered: return "part or all of the requested memory range is already mapped";
+    case cudaErrorHostMemoryNotRegistered: return "pointer does not correspond to a registered memory region";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorNotSupported: return "operation not supported";
+    default: return "unknown error";
+  }
+}
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  *count = device_count();
+  return record(*count == 0 ? cudaErrorNoDevice : cudaSuccess);
+}
+
+cudaError_t cudaSetDevice(int device) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  if (device < 0 || device >= device_count()) return record(cudaErrorInvalidDevice);
+  t_device = device;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int* device) {
+  *device = t_device;
+  return begin();
+}
+
+cudaError_t cudaDeviceReset(void) {
+  return begin();  // the emulator keeps allocations; a sticky error stays too
+}
+
+cudaError_t cudaDeviceSynchronize(void) {
+  return begin();
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  if (device < 0 || device >= device_count()) return record(cudaErrorInvalidDevice);
+  *prop = cudaDeviceProp{};
+  std::snprintf(prop->name, sizeof prop->name, "vectorscale CUDA emulator");
+  prop->totalGlobalMem = total_memory();
+  prop->sharedMemPerBlock = kDefaultShared;
+  prop->sharedMemPerBlockOptin = kOptinShared;
+  prop->warpSize = 32;
+  prop->maxThreadsPerBlock = 1024;
+  prop->maxThreadsDim[0] = 1024, prop->maxThreadsDim[1] = 1024, prop->maxThreadsDim[2] = 64;
+  prop->maxGridSize[0] = 0x7FFFFFFF, prop->maxGridSize[1] = 65535, prop->maxGridSize[2] = 65535;
+  prop->major = kComputeMajor;
+  prop->minor = kComputeMinor;
+  prop->multiProcessorCount = kMultiprocessors;
+  prop->canMapHostMemory = 1;
+  prop->unifiedAddressing = 1;
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  if (device < 0 || device >= device_count()) return record(cudaErrorInvalidDevice);
+  switch (attr) {
+    case cudaDevAttrComputeCapabilityMajor: *value = kComputeMajor; break;
+    case cudaDevAttrComputeCapabilityMinor: *value = kComputeMinor; break;
+    case cudaDevAttrMaxSharedMemoryPerBlock: *value = static_cast<int>(kDefaultShared); break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = static_cast<int>(kOptinShared); break;
+    case cudaDevAttrMultiProcessorCount: *value = kMultiprocessors; break;
+    case cudaDevAttrWarpSize: *value = 32; break;
+    case cudaDevAttrMaxThreadsPerBlock: *value = 1024; break;
+    default: return record(cudaErrorInvalidValue);  // not one the backend asks for
+  }
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  *total_bytes = total_memory();
+  *free_bytes = total_memory() - s.device_bytes;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return record(cudaErrorInvalidValue);
+  if (value < 0 || static_cast<std::size_t>(value) > kOptinShared) return record(cudaErrorInvalidValue);
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  s.max_dynamic_shared[func] = static_cast<std::size_t>(value);
+  return cudaSuccess;
+}
+
+// ---- memory ----------------------------------------------------------------------------------
+cudaError_t cudaMalloc(void** p, size_t bytes) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  *p = nullptr;
+  if (bytes == 0) return cudaSuccess;
+  State& s = state();
+  {
+    std::lock_guard lock(s.mu);
+    if (bytes > total_memory() - s.device_bytes) return record(cudaErrorMemoryAllocation);
+  }
+  void* block = aligned_block(bytes);
+  if (block == nullptr) return record(cudaErrorMemoryAllocation);
+  std::memset(block, kFill, bytes);
+  std::lock_guard lock(s.mu);
+  if (bytes > total_memory() - s.device_bytes) {
+    free_block(block);
+    return record(cudaErrorMemoryAllocation);
+  }
+  s.device_bytes += bytes;
+  s.ranges[reinterpret_cast<std::uintptr_t>(block)] = Range{bytes, Kind::kDevice};
+  *p = block;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFree(void* p) {
+  if (p == nullptr) return begin();
+  State& s = state();
+  {
+    std::lock_guard lock(s.mu);
+    const auto it = s.ranges.find(reinterpret_cast<std::uintptr_t>(p));
+    if (it == s.ranges.end() || it->second.kind != Kind::kDevice) return record(cudaErrorInvalidValue);
+    s.device_bytes -= it->second.bytes;
+    s.ranges.erase(it);
+  }
+  free_block(p);
+  return begin();
+}
+
+cudaError_t cudaMallocHost(void** p, size_t bytes) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  void* block = aligned_block(bytes);
+  if (block == nullptr) return record(cudaErrorMemoryAllocation);
+  std::memset(block, kFill, std::max<std::size_t>(bytes, 1));
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  s.ranges[reinterpret_cast<std::uintptr_t>(block)] = Range{std::max<std::size_t>(bytes, 1), Kind::kPinned};
+  *p = block;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void* p) {
+  if (p == nullptr) return begin();
+  State& s = state();
+  {
+    std::lock_guard lock(s.mu);
+    const auto it = s.ranges.find(reinterpret_cast<std::uintptr_t>(p));
+    if (it == s.ranges.end() || it->second.kind != Kind::kPinned) return record(cudaErrorInvalidValue);
+    s.ranges.erase(it);
+  }
+  free_block(p);
+  return begin();
+}
+
+cudaError_t cudaHostRegister(void* p, size_t bytes, unsigned int flags) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  (void)flags;
+  if (p == nullptr || bytes == 0) return record(cudaErrorInvalidValue);
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  const auto next = s.ranges.lower_bound(a);
+  if (find_range(s, p) != nullptr || (next != s.ranges.end() && next->first < a + bytes))
+    return record(cudaErrorHostMemoryAlreadyRegistered);
+  s.ranges[a] = Range{bytes, Kind::kRegistered};
+  return cudaSuccess;
+}
+
+cudaError_t cudaHostUnregister(void* p) {
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  const auto it = s.ranges.find(reinterpret_cast<std::uintptr_t>(p));
+  if (it == s.ranges.end() || it->second.kind != Kind::kRegistered) return record(cudaErrorHostMemoryNotRegistered);
+  s.ranges.erase(it);
+  return s.sticky;
+}
+
+cudaError_t cudaHostGetDevicePointer(void** device, void* host, unsigned int flags) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  if (flags != 0) return record(cudaErrorInvalidValue);
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  const auto* r = find_range(s, host);
+  if (r == nullptr || r->second.kind == Kind::kDevice) return record(cudaErrorInvalidValue);
+  *device = host;  // one address space
+  return cudaSuccess;
+}
+
+namespace {
+
+// Both ends of a copy lie where its kind says (and inside their allocations).
+cudaError_t check_copy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind) {
+  if (bytes == 0) return cudaSuccess;
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  const bool dst_dev = inside(s, dst, bytes, true), src_dev = inside(s, src, bytes, true);
+  const bool dst_in_dev = find_range(s, dst) != nullptr && find_range(s, dst)->second.kind == Kind::kDevice;
+  const bool src_in_dev = find_range(s, src) != nullptr && find_range(s, src)->second.kind == Kind::kDevice;
+  bool ok = false;
+  switch (kind) {
+    case cudaMemcpyHostToDevice: ok = dst_dev && !src_in_dev; break;
+    case cudaMemcpyDeviceToHost: ok = src_dev && !dst_in_dev; break;
+    case cudaMemcpyDeviceToDevice: ok = dst_dev && src_dev; break;
+    case cudaMemcpyHostToHost: ok = !dst_in_dev && !src_in_dev; break;
+    case cudaMemcpyDefault:
+      ok = (!dst_in_dev || dst_dev) && (!src_in_dev || src_dev);
+      break;
+  }
+  return ok ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+}  // namespace
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  if (const cudaError_t e = check_copy(dst, src, bytes, kind); e != cudaSuccess) return record(e);
+  if (bytes != 0) std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  if (!valid_stream(stream)) return record(cudaErrorInvalidResourceHandle);
+  return cudaMemcpy(dst, src, bytes, kind);
+}
+
+cudaError_t cudaMemset(void* p, int value, size_t bytes) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  if (bytes == 0) return cudaSuccess;
+  if (!in_device_memory(p, bytes)) return record(cudaErrorInvalidValue);
+  std::memset(p, value, bytes);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t stream) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  if (!valid_stream(stream)) return record(cudaErrorInvalidResourceHandle);
+  return cudaMemset(p, value, bytes);
+}
+
+// ---- streams and events (synchronous: work is done when it is enqueued) ----------------------
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  (void)flags;
+  auto* handle = reinterpret_cast<cudaStream_t>(new char[1]);
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  s.streams.insert(handle);
+  *stream = handle;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  if (stream == nullptr || s.streams.erase(stream) == 0) return record(cudaErrorInvalidResourceHandle);
+  delete[] reinterpret_cast<char*>(stream);
+  return s.sticky;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  return valid_stream(stream) ? cudaSuccess : record(cudaErrorInvalidResourceHandle);
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int flags) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  (void)flags;
+  auto* handle = reinterpret_cast<cudaEvent_t>(new char[1]);
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  s.events.insert(handle);
+  *event = handle;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  if (event == nullptr || s.events.erase(event) == 0) return record(cudaErrorInvalidResourceHandle);
+  delete[] reinterpret_cast<char*>(event);
+  return s.sticky;
+}
+
+namespace {
+bool valid_event(cudaEvent_t event) {
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  return s.events.count(event) != 0;
+}
+}  // namespace
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  return valid_event(event) && valid_stream(stream) ? cudaSuccess : record(cudaErrorInvalidResourceHandle);
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  return valid_event(event) ? cudaSuccess : record(cudaErrorInvalidResourceHandle);
+}
+
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  (void)flags;
+  return valid_event(event) && valid_stream(stream) ? cudaSuccess : record(cudaErrorInvalidResourceHandle);
+}
+
+}  // extern "C"
