@@ -6,6 +6,7 @@
 #include <set>
 #include <vector>
 
+#include "gpu_test_sizes.hpp"
 #include "synthetic.hpp"
 #include "vectorscale/builder/cuda_backend.hpp"
 #include "vectorscale/core/error.hpp"
@@ -88,13 +89,14 @@ TEST(CudaBackend, PagesValidateForEveryMetricAndStorage) {
   for (const auto metric : {distance::Metric::kL2, distance::Metric::kCosine, distance::Metric::kInnerProduct}) {
     for (const auto storage : {vamana::Storage::kMemoryOptimized, vamana::Storage::kPlain}) {
       if (metric == distance::Metric::kInnerProduct && storage == vamana::Storage::kPlain) continue;
-      auto in = make_input(3000, 64, metric, false);
+      const std::size_t n = test::gpu_rows(3000, 1000);
+      auto in = make_input(n, 64, metric, false);
       in.params.storage = storage;
       vb::BackendStats stats;
       const auto meta = build_and_validate(*b, std::move(in), &stats);
       EXPECT_EQ(meta.build_backend, format::BuildBackend::kCuda);
       EXPECT_EQ(stats.backend, format::BuildBackend::kCuda);
-      EXPECT_EQ(meta.node_count, 3000u);
+      EXPECT_EQ(meta.node_count, n);
       EXPECT_EQ(meta.metric, metric);
     }
   }
@@ -126,7 +128,7 @@ TEST(CudaBackend, ReportsDeviceMemoryAndCancels) {
   EXPECT_THROW((void)b->build(make_input(20000, 32, distance::Metric::kL2, false), control,
                               [](std::uint32_t, std::span<const std::byte>) {}),
                vs::Cancelled);
-  (void)build_and_validate(*b, make_input(1000, 32, distance::Metric::kL2, false));  // still usable
+  (void)build_and_validate(*b, make_input(test::gpu_rows(1000, 500), 32, distance::Metric::kL2, false));  // still usable
 }
 
 }  // namespace

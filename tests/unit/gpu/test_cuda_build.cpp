@@ -16,6 +16,7 @@
 #include <set>
 #include <vector>
 
+#include "gpu_test_sizes.hpp"
 #include "graph_checks.hpp"
 #include "synthetic.hpp"
 #include "vectorscale/core/error.hpp"
@@ -80,7 +81,7 @@ TEST(CudaBuild, SbqStatisticsAndCodesAreCommonsQuantizer) {
   REQUIRE_DEVICE(dev);
   for (const std::uint32_t bits : {1u, 2u, 4u}) {
     for (const std::size_t dims : {96u, 768u}) {
-      const std::size_t n = 5000;
+      const std::size_t n = test::gpu_rows(5000, 1000);
       const auto data = test::clustered(n, dims, 16, 7 + bits);
       vamana::IndexParams ip;
       ip.build.metric = distance::Metric::kL2;
@@ -121,7 +122,7 @@ TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
   for (const auto metric : {distance::Metric::kL2, distance::Metric::kInnerProduct}) {
     for (const std::uint32_t refine : {0u, 1u}) {
       SCOPED_TRACE(::testing::Message() << "metric " << distance::metric_name(metric) << " refine " << refine);
-      const std::size_t n = 6001, dims = 12;
+      const std::size_t n = test::gpu_rows(6001, 1501), dims = 12;
       const auto data = exact_points(n, dims, 3 + refine);
       vamana::IndexParams ip;
       ip.build.metric = metric;
@@ -149,7 +150,7 @@ TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
 // batches.
 TEST(CudaBuild, OutOfCoreTinyTilesGiveTheReferenceGraph) {
   REQUIRE_DEVICE(dev);
-  const std::size_t n = 3001, dims = 20;
+  const std::size_t n = test::gpu_rows(3001, 1201), dims = 20;
   const auto data = exact_points(n, dims, 11);
   vamana::IndexParams ip;
   ip.build.metric = distance::Metric::kL2;
@@ -201,7 +202,8 @@ TEST(CudaBuild, CancelStopsTheBuild) {
   control.cancel = [&] { return ++polls > 5; };
   EXPECT_THROW((void)cuda::build_on_device(data.data(), 20000, 32, ip, control, options_on(dev.device)), vs::Cancelled);
   // The device is still usable afterwards.
-  const auto r = cuda::build_on_device(data.data(), 2000, 32, ip, {}, options_on(dev.device));
+  const std::size_t n = test::gpu_rows(2000, 1000);
+  const auto r = cuda::build_on_device(data.data(), n, 32, ip, {}, options_on(dev.device));
   test::expect_graph_invariants(r.graph, ip.build.num_neighbors);
 }
 
@@ -244,11 +246,12 @@ TEST_P(CudaRecall, WithinHalfAPointOfTheCpuBuild) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Metrics, CudaRecall,
-                         ::testing::Values(RecallCase{distance::Metric::kL2, 20000, 96, 32, 64},
-                                           RecallCase{distance::Metric::kCosine, 20000, 96, 32, 64},
-                                           RecallCase{distance::Metric::kInnerProduct, 20000, 96, 32, 64},
-                                           RecallCase{distance::Metric::kCosine, 5000, 768, 50, 100},
-                                           RecallCase{distance::Metric::kL2, 5000, 768, 50, 100}),
+                         ::testing::Values(RecallCase{distance::Metric::kL2, test::gpu_rows(20000, 4000), 96, 32, 64},
+                                           RecallCase{distance::Metric::kCosine, test::gpu_rows(20000, 4000), 96, 32, 64},
+                                           RecallCase{distance::Metric::kInnerProduct, test::gpu_rows(20000, 4000), 96,
+                                                      32, 64},
+                                           RecallCase{distance::Metric::kCosine, test::gpu_rows(5000, 1500), 768, 50, 100},
+                                           RecallCase{distance::Metric::kL2, test::gpu_rows(5000, 1500), 768, 50, 100}),
                          [](const ::testing::TestParamInfo<RecallCase>& i) {
                            return std::string(distance::metric_name(i.param.metric)) + "_" + std::to_string(i.param.n) +
                                   "x" + std::to_string(i.param.dims);

@@ -165,16 +165,18 @@ enum class Wait : std::uint8_t { kRun, kBlock, kWarp, kDone };
 struct Lane {
   ThreadIndex index{};
   Wait wait = Wait::kRun;
-  unsigned shuffle_phase = 0;
+  std::uint32_t warp = 0, lane = 0;  // of the block's linear thread index
+  unsigned exchange_phase = 0;
   ctx::fiber fiber;  // the lane, while it is suspended
-  ctx::fiber sink;   // the scheduler, while the lane runs
 };
 
 // The launch being run on this host thread.
 struct Run {
   const std::function<void()>* body = nullptr;
   std::vector<Lane> lanes;
-  std::vector<std::uint64_t> slots;  // per warp: 2 phases x 32 lanes
+  std::vector<std::uint64_t> slots;  // per warp: 2 sets (used in turn) x 32 lanes
+  std::vector<std::uint8_t> summed;  // per warp and set: warp_butterfly_sum replaced the values
+  ctx::fiber scheduler;  // the scheduler, while lanes run
   void* shared = nullptr;
   bool finished = false;  // every block ran: lanes leave their loop
   std::string failure;    // a block that cannot go on
@@ -182,14 +184,31 @@ struct Run {
 
 thread_local Run* t_run = nullptr;
 thread_local Lane* t_lane = nullptr;
+// Where the context that switched last parks itself: whoever switches sets it to its own slot,
+// and whoever that resumed stores the context it gets back there (null: it ended).
+thread_local ctx::fiber* t_park = nullptr;
 
-void yield_to_scheduler() {
-  Lane& l = *t_lane;
-  l.sink = std::move(l.sink).resume();
+void switch_to(ctx::fiber& target, ctx::fiber* park) {
+  t_park = park;
+  ctx::fiber from = std::move(target).resume();
+  if (t_park != nullptr) *t_park = std::move(from);
 }
 
-std::uint32_t linear_id(const ThreadIndex& i) {
-  return i.thread_idx.x + i.block_dim.x * (i.thread_idx.y + i.block_dim.y * i.thread_idx.z);
+void resume_lane(Lane& l, ctx::fiber* park) {
+  t_lane = &l;
+  t_index = &l.index;
+  switch_to(l.fiber, park);
+}
+
+// A lane at a barrier (or at its end) switches straight to the next runnable lane of its
+// block, and the last one to the scheduler: one switch per lane and pass.
+void yield_to_scheduler() {
+  Lane& me = *t_lane;
+  Run& run = *t_run;
+  if (run.failure.empty())
+    for (Lane* next = &me + 1; next != run.lanes.data() + run.lanes.size(); ++next)
+      if (next->wait == Wait::kRun) return resume_lane(*next, &me.fiber);
+  switch_to(run.scheduler, &me.fiber);
 }
 
 std::string describe(const ThreadIndex& i) {
@@ -204,13 +223,9 @@ std::string describe(const ThreadIndex& i) {
 void run_block(Run& run) {
   const std::size_t n = run.lanes.size();
   for (;;) {
-    for (Lane& l : run.lanes) {
-      if (l.wait != Wait::kRun) continue;
-      t_lane = &l;
-      t_index = &l.index;
-      l.fiber = std::move(l.fiber).resume();
-      if (!run.failure.empty()) return;
-    }
+    const auto first = std::find_if(run.lanes.begin(), run.lanes.end(), [](const Lane& l) { return l.wait == Wait::kRun; });
+    if (first != run.lanes.end()) resume_lane(*first, &run.scheduler);  // runs every runnable lane
+    if (!run.failure.empty()) return;
     bool released = false;
     std::size_t done = 0, at_block = 0;
     for (std::size_t w = 0; w * 32 < n; ++w) {
@@ -305,18 +320,53 @@ void sync_warp(unsigned mask) {
   yield_to_scheduler();
 }
 
-std::uint64_t shuffle_xor(std::uint64_t bits, int lane_mask, unsigned mask) {
+namespace {
+
+// Publishes this lane's value to its warp and waits for the others'; returns the warp's 32
+// slots. Two sets of slots are used in turn: a lane writes the next exchange's value only after
+// every lane of its warp passed this one's barrier, so after every lane read this one's values.
+std::uint64_t* exchange(std::uint64_t bits, unsigned mask, std::size_t& set) {
   Lane& l = *t_lane;
-  Run& run = *t_run;
-  const std::uint32_t id = linear_id(l.index), warp = id / 32, lane = id % 32;
-  // Two sets of slots, used in turn: a lane writes the next shuffle's value only after every
-  // lane of its warp passed this one's barrier, so after every lane read this one's values.
-  std::uint64_t* slots = run.slots.data() + (std::size_t{warp} * 2 + l.shuffle_phase) * 32;
-  l.shuffle_phase ^= 1u;
-  slots[lane] = bits;
+  set = std::size_t{l.warp} * 2 + l.exchange_phase;
+  l.exchange_phase ^= 1u;
+  std::uint64_t* slots = t_run->slots.data() + set * 32;
+  slots[l.lane] = bits;
+  t_run->summed[set] = 0;
   sync_warp(mask);
-  const std::uint32_t src = lane ^ static_cast<std::uint32_t>(lane_mask & 31);
-  return std::size_t{warp} * 32 + src < run.lanes.size() ? slots[src] : bits;
+  return slots;
+}
+
+}  // namespace
+
+std::uint64_t shuffle_xor(std::uint64_t bits, int lane_mask, unsigned mask) {
+  const Lane& l = *t_lane;
+  const std::uint32_t src = l.lane ^ static_cast<std::uint32_t>(lane_mask & 31);
+  const bool present = std::size_t{l.warp} * 32 + src < t_run->lanes.size();
+  std::size_t set = 0;
+  const std::uint64_t* slots = exchange(bits, mask, set);
+  return present ? slots[src] : bits;
+}
+
+float warp_butterfly_sum(float v) {
+  if (t_run->lanes.size() < (std::size_t{t_lane->warp} + 1) * 32) {
+    t_run->failure = describe(t_lane->index) + ": a warp-wide sum in a partial warp";
+    yield_to_scheduler();
+  }
+  std::size_t set = 0;
+  std::uint64_t* slots = exchange(to_bits(v), 0xFFFFFFFFu, set);
+  // The first lane past the barrier sums for the whole warp, in place: every value of this set
+  // was written before the barrier, and the next write to it follows the next barrier.
+  if (t_run->summed[set] == 0) {
+    float s[32], t[32];
+    for (int i = 0; i < 32; ++i) s[i] = from_bits<float>(slots[i]);
+    for (int offset = 16; offset > 0; offset >>= 1) {
+      for (int i = 0; i < 32; ++i) t[i] = s[i] + s[i ^ offset];
+      std::memcpy(s, t, sizeof s);
+    }
+    for (int i = 0; i < 32; ++i) slots[i] = to_bits(s[i]);
+    t_run->summed[set] = 1;
+  }
+  return from_bits<float>(slots[t_lane->lane]);
 }
 
 void* dynamic_shared() {
@@ -347,6 +397,7 @@ void launch(const void* kernel, dim3 grid, dim3 block, std::size_t shared, cudaS
   run.body = &body;
   run.lanes.resize(threads);
   run.slots.assign(((threads + 31) / 32) * 64, 0);
+  run.summed.assign(((threads + 31) / 32) * 2, 0);
   void* shared_block = shared != 0 ? aligned_block(shared) : nullptr;
   if (shared != 0 && shared_block == nullptr) {
     record(cudaErrorMemoryAllocation);
@@ -361,8 +412,10 @@ void launch(const void* kernel, dim3 grid, dim3 block, std::size_t shared, cudaS
                                static_cast<unsigned>(t / (std::size_t{block.x} * block.y))};
     l.index.block_dim = block;
     l.index.grid_dim = grid;
-    l.fiber = ctx::fiber(std::allocator_arg, StackRef{&pool}, [&run, &l](ctx::fiber&& sink) {
-      l.sink = std::move(sink);
+    l.warp = static_cast<std::uint32_t>(t / 32);
+    l.lane = static_cast<std::uint32_t>(t % 32);
+    l.fiber = ctx::fiber(std::allocator_arg, StackRef{&pool}, [&run, &l](ctx::fiber&& from) {
+      if (t_park != nullptr) *t_park = std::move(from);
       while (!run.finished) {
         try {
           (*run.body)();
@@ -374,7 +427,8 @@ void launch(const void* kernel, dim3 grid, dim3 block, std::size_t shared, cudaS
         l.wait = Wait::kDone;
         yield_to_scheduler();
       }
-      return std::move(l.sink);
+      t_park = nullptr;  // this lane ends
+      return std::move(run.scheduler);
     });
   }
   for (unsigned z = 0; z < grid.z && run.failure.empty(); ++z)
@@ -383,18 +437,14 @@ void launch(const void* kernel, dim3 grid, dim3 block, std::size_t shared, cudaS
         for (Lane& l : run.lanes) {
           l.index.block_idx = uint3{x, y, z};
           l.wait = Wait::kRun;
-          l.shuffle_phase = 0;
+          l.exchange_phase = 0;
         }
         run_block(run);
       }
   std::string failure = run.failure;
   if (failure.empty()) {
     run.finished = true;  // lanes leave their loops and end
-    for (Lane& l : run.lanes) {
-      t_lane = &l;
-      t_index = &l.index;
-      l.fiber = std::move(l.fiber).resume();
-    }
+    for (Lane& l : run.lanes) resume_lane(l, &run.scheduler);
   }
   run.lanes.clear();  // unfinished fibers unwind (a failed block)
   t_run = nullptr;

@@ -9,8 +9,12 @@ namespace vs::cuda::detail {
 
 /** Sums v over the 32 lanes of the calling warp (all lanes get the total). */
 __device__ __forceinline__ float warp_sum(float v) {
+#if defined(VS_CUDA_EMULATION)
+  return ::vs::cuda::emu::warp_butterfly_sum(v);  // the loop below, bit for bit, at one barrier
+#else
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, offset);
   return v;
+#endif
 }
 
 /** For j = first, first + step, ... < n: the warp sums part(j, k) over k < len; lane 0 calls done(j, sum). */

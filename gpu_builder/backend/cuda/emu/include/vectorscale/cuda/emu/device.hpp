@@ -62,6 +62,13 @@ void sync_block();
 void sync_warp(unsigned mask);
 /** The 64-bit value `bits` of lane (this lane ^ lane_mask) of the warp (a warp-wide barrier). */
 std::uint64_t shuffle_xor(std::uint64_t bits, int lane_mask, unsigned mask);
+/**
+ * The xor-butterfly sum over the warp that five __shfl_xor_sync rounds compute (offsets 16, 8,
+ * 4, 2, 1; each lane adds its partner's value), bit for bit, with one barrier instead of five:
+ * teams.cuh's warp_sum, the search's and the prune's inner reduction, is most of what the
+ * emulator runs.
+ */
+float warp_butterfly_sum(float v);
 /** The block's dynamic shared memory (16-byte aligned, `shared` bytes of the launch). */
 void* dynamic_shared();
 
