@@ -24,6 +24,14 @@
 #include "state.hpp"
 #include "vectorscale/cuda/emu/device.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define VS_EMU_VALGRIND 1
+#endif
+
 namespace vs::cuda::emu {
 
 namespace ctx = boost::context;
@@ -141,6 +149,9 @@ class StackPool {
     void* base = ::mmap(nullptr, kStackBytes + page_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED) throw std::bad_alloc();
     ::mprotect(base, page_, PROT_NONE);
+#if defined(VS_EMU_VALGRIND)
+    (void)VALGRIND_STACK_REGISTER(static_cast<char*>(base) + page_, static_cast<char*>(base) + page_ + kStackBytes);
+#endif
     ctx::stack_context sc;
     sc.size = kStackBytes;
     sc.sp = static_cast<char*>(base) + page_ + kStackBytes;
@@ -153,10 +164,21 @@ class StackPool {
   std::vector<ctx::stack_context> free_;
 };
 
+// The stack the last fiber created got (for the sanitizer's annotations).
+thread_local ctx::stack_context t_new_stack;
+
 struct StackRef {
   StackPool* pool;
-  ctx::stack_context allocate() { return pool->allocate(); }
+  ctx::stack_context allocate() { return t_new_stack = pool->allocate(); }
   void deallocate(ctx::stack_context& sc) noexcept { pool->deallocate(sc); }
+};
+
+// A context's stack, as AddressSanitizer must be told about it at every switch (its bounds, and
+// where it keeps the context's fake stack meanwhile).
+struct Stack {
+  const void* bottom = nullptr;
+  std::size_t size = 0;
+  void* fake = nullptr;
 };
 
 enum class Wait : std::uint8_t { kRun, kBlock, kWarp, kDone };
@@ -168,6 +190,7 @@ struct Lane {
   std::uint32_t warp = 0, lane = 0;  // of the block's linear thread index
   unsigned exchange_phase = 0;
   ctx::fiber fiber;  // the lane, while it is suspended
+  Stack stack;
 };
 
 // The launch being run on this host thread.
@@ -177,6 +200,7 @@ struct Run {
   std::vector<std::uint64_t> slots;  // per warp: 2 sets (used in turn) x 32 lanes
   std::vector<std::uint8_t> summed;  // per warp and set: warp_butterfly_sum replaced the values
   ctx::fiber scheduler;  // the scheduler, while lanes run
+  Stack scheduler_stack;  // learnt at the first switch away from it
   void* shared = nullptr;
   bool finished = false;  // every block ran: lanes leave their loop
   std::string failure;    // a block that cannot go on
@@ -188,16 +212,39 @@ thread_local Lane* t_lane = nullptr;
 // and whoever that resumed stores the context it gets back there (null: it ended).
 thread_local ctx::fiber* t_park = nullptr;
 
-void switch_to(ctx::fiber& target, ctx::fiber* park) {
+// Sanitizer annotations: leaving `me` (null: it ends) for `to`, and arriving in `me`.
+void leaving(Stack* me, const Stack& to) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_start_switch_fiber(me != nullptr ? &me->fake : nullptr, to.bottom, to.size);
+#else
+  (void)me, (void)to;
+#endif
+}
+
+void arriving(Stack& me) {
+#if defined(__SANITIZE_ADDRESS__)
+  const void* bottom = nullptr;
+  std::size_t size = 0;
+  __sanitizer_finish_switch_fiber(me.fake, &bottom, &size);
+  if (t_park == &t_run->scheduler) t_run->scheduler_stack.bottom = bottom, t_run->scheduler_stack.size = size;
+#else
+  (void)me;
+#endif
+}
+
+// Switches from the context `me` (parked in *park afterwards) to `target`, which runs on `to`.
+void switch_to(ctx::fiber& target, const Stack& to, ctx::fiber* park, Stack& me) {
   t_park = park;
+  leaving(&me, to);
   ctx::fiber from = std::move(target).resume();
+  arriving(me);
   if (t_park != nullptr) *t_park = std::move(from);
 }
 
-void resume_lane(Lane& l, ctx::fiber* park) {
+void resume_lane(Lane& l, ctx::fiber* park, Stack& me) {
   t_lane = &l;
   t_index = &l.index;
-  switch_to(l.fiber, park);
+  switch_to(l.fiber, l.stack, park, me);
 }
 
 // A lane at a barrier (or at its end) switches straight to the next runnable lane of its
@@ -207,8 +254,8 @@ void yield_to_scheduler() {
   Run& run = *t_run;
   if (run.failure.empty())
     for (Lane* next = &me + 1; next != run.lanes.data() + run.lanes.size(); ++next)
-      if (next->wait == Wait::kRun) return resume_lane(*next, &me.fiber);
-  switch_to(run.scheduler, &me.fiber);
+      if (next->wait == Wait::kRun) return resume_lane(*next, &me.fiber, me.stack);
+  switch_to(run.scheduler, run.scheduler_stack, &me.fiber, me.stack);
 }
 
 std::string describe(const ThreadIndex& i) {
@@ -224,7 +271,7 @@ void run_block(Run& run) {
   const std::size_t n = run.lanes.size();
   for (;;) {
     const auto first = std::find_if(run.lanes.begin(), run.lanes.end(), [](const Lane& l) { return l.wait == Wait::kRun; });
-    if (first != run.lanes.end()) resume_lane(*first, &run.scheduler);  // runs every runnable lane
+    if (first != run.lanes.end()) resume_lane(*first, &run.scheduler, run.scheduler_stack);  // every runnable lane
     if (!run.failure.empty()) return;
     bool released = false;
     std::size_t done = 0, at_block = 0;
@@ -415,6 +462,7 @@ void launch(const void* kernel, dim3 grid, dim3 block, std::size_t shared, cudaS
     l.warp = static_cast<std::uint32_t>(t / 32);
     l.lane = static_cast<std::uint32_t>(t % 32);
     l.fiber = ctx::fiber(std::allocator_arg, StackRef{&pool}, [&run, &l](ctx::fiber&& from) {
+      arriving(l.stack);
       if (t_park != nullptr) *t_park = std::move(from);
       while (!run.finished) {
         try {
@@ -428,8 +476,10 @@ void launch(const void* kernel, dim3 grid, dim3 block, std::size_t shared, cudaS
         yield_to_scheduler();
       }
       t_park = nullptr;  // this lane ends
+      leaving(nullptr, run.scheduler_stack);
       return std::move(run.scheduler);
     });
+    l.stack = Stack{static_cast<char*>(t_new_stack.sp) - t_new_stack.size, t_new_stack.size, nullptr};
   }
   for (unsigned z = 0; z < grid.z && run.failure.empty(); ++z)
     for (unsigned y = 0; y < grid.y && run.failure.empty(); ++y)
@@ -444,7 +494,7 @@ void launch(const void* kernel, dim3 grid, dim3 block, std::size_t shared, cudaS
   std::string failure = run.failure;
   if (failure.empty()) {
     run.finished = true;  // lanes leave their loops and end
-    for (Lane& l : run.lanes) resume_lane(l, &run.scheduler);
+    for (Lane& l : run.lanes) resume_lane(l, &run.scheduler, run.scheduler_stack);
   }
   run.lanes.clear();  // unfinished fibers unwind (a failed block)
   t_run = nullptr;
