@@ -43,7 +43,7 @@ bool run_smoke_kernel(std::string& reason) noexcept {
   int host[kN];
   cudaError_t err = cudaMalloc(&dev, kN * sizeof(int));
   if (err == cudaSuccess) {
-    VS_LAUNCH(fill_iota, (kN + 255) / 256, 256, 0, nullptr)(dev, kN);
+    VS_LAUNCH(fill_iota, (kN + 255) / 256, 256, 0, nullptr, dev, kN);
     err = cudaGetLastError();
   }
   if (err == cudaSuccess) err = cudaMemcpy(host, dev, sizeof(host), cudaMemcpyDeviceToHost);

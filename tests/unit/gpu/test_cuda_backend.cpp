@@ -128,7 +128,8 @@ TEST(CudaBackend, ReportsDeviceMemoryAndCancels) {
   EXPECT_THROW((void)b->build(make_input(20000, 32, distance::Metric::kL2, false), control,
                               [](std::uint32_t, std::span<const std::byte>) {}),
                vs::Cancelled);
-  (void)build_and_validate(*b, make_input(test::gpu_rows(1000, 500), 32, distance::Metric::kL2, false));  // still usable
+  (void)build_and_validate(*b,
+                           make_input(test::gpu_rows(1000, 500), 32, distance::Metric::kL2, false));  // still usable
 }
 
 }  // namespace

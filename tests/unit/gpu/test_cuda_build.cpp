@@ -245,16 +245,16 @@ TEST_P(CudaRecall, WithinHalfAPointOfTheCpuBuild) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Metrics, CudaRecall,
-                         ::testing::Values(RecallCase{distance::Metric::kL2, test::gpu_rows(20000, 4000), 96, 32, 64},
-                                           RecallCase{distance::Metric::kCosine, test::gpu_rows(20000, 4000), 96, 32, 64},
-                                           RecallCase{distance::Metric::kInnerProduct, test::gpu_rows(20000, 4000), 96,
-                                                      32, 64},
-                                           RecallCase{distance::Metric::kCosine, test::gpu_rows(5000, 1500), 768, 50, 100},
-                                           RecallCase{distance::Metric::kL2, test::gpu_rows(5000, 1500), 768, 50, 100}),
-                         [](const ::testing::TestParamInfo<RecallCase>& i) {
-                           return std::string(distance::metric_name(i.param.metric)) + "_" + std::to_string(i.param.n) +
-                                  "x" + std::to_string(i.param.dims);
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Metrics, CudaRecall,
+    ::testing::Values(RecallCase{distance::Metric::kL2, test::gpu_rows(20000, 4000), 96, 32, 64},
+                      RecallCase{distance::Metric::kCosine, test::gpu_rows(20000, 4000), 96, 32, 64},
+                      RecallCase{distance::Metric::kInnerProduct, test::gpu_rows(20000, 4000), 96, 32, 64},
+                      RecallCase{distance::Metric::kCosine, test::gpu_rows(5000, 1500), 768, 50, 100},
+                      RecallCase{distance::Metric::kL2, test::gpu_rows(5000, 1500), 768, 50, 100}),
+    [](const ::testing::TestParamInfo<RecallCase>& i) {
+      return std::string(distance::metric_name(i.param.metric)) + "_" + std::to_string(i.param.n) + "x" +
+             std::to_string(i.param.dims);
+    });
 
 }  // namespace

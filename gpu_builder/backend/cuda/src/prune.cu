@@ -36,11 +36,10 @@ std::uint32_t key_bits(std::uint32_t max_count) {
 // One block per (row, position): copies a vector, or zeros for padding rows. `first` is the
 // position of blockIdx.y == 0 (grids are chunked below 65536 in y).
 template <class V>
-__global__ void gather_rows_kernel(const V* __restrict__ x, std::size_t dims,
-                                   const std::uint32_t* __restrict__ nodes, const std::uint32_t* __restrict__ cand,
-                                   std::size_t cand_stride, const std::uint32_t* __restrict__ counts,
-                                   const std::uint32_t* __restrict__ order, std::uint32_t first, std::uint32_t gram_dim,
-                                   V* __restrict__ rows) {
+__global__ void gather_rows_kernel(const V* __restrict__ x, std::size_t dims, const std::uint32_t* __restrict__ nodes,
+                                   const std::uint32_t* __restrict__ cand, std::size_t cand_stride,
+                                   const std::uint32_t* __restrict__ counts, const std::uint32_t* __restrict__ order,
+                                   std::uint32_t first, std::uint32_t gram_dim, V* __restrict__ rows) {
   const std::uint32_t j = first + blockIdx.y, r = blockIdx.x;
   const std::uint32_t item = order[j];
   V* out = rows + gram_row_offset(j, gram_dim, r, dims);
@@ -120,8 +119,8 @@ cudaError_t launch_gather_rows(const V* x, std::size_t dims, const std::uint32_t
   for (std::uint32_t first = 0; first < count; first += kMaxGridY) {
     const std::uint32_t items = count - first < kMaxGridY ? count - first : kMaxGridY;
     const dim3 grid(gram_dim, items);
-    VS_LAUNCH(gather_rows_kernel<V>, grid, 128, 0, stream)(x, dims, nodes, cand, cand_stride, counts, order, first, gram_dim,
-                                                    rows);
+    VS_LAUNCH(gather_rows_kernel<V>, grid, 128, 0, stream, x, dims, nodes, cand, cand_stride, counts, order, first,
+              gram_dim, rows);
     const cudaError_t st = cudaGetLastError();
     if (st != cudaSuccess) return st;
   }
@@ -143,7 +142,7 @@ cudaError_t order_by_count(const std::uint32_t* counts, std::uint32_t count, std
                            std::uint32_t* order, void* temp, std::size_t temp_bytes, cudaStream_t stream) {
   cudaError_t st = cudaMemsetAsync(histogram, 0, (std::size_t{max_count} + 2) * sizeof(std::uint32_t), stream);
   if (st != cudaSuccess || count == 0) return st;
-  VS_LAUNCH(count_histogram_kernel, (count + 255) / 256, 256, 0, stream)(counts, count, max_count, histogram, ids);
+  VS_LAUNCH(count_histogram_kernel, (count + 255) / 256, 256, 0, stream, counts, count, max_count, histogram, ids);
   st = cudaGetLastError();
   if (st != cudaSuccess) return st;
   return cub::DeviceRadixSort::SortPairs(temp, temp_bytes, counts, sorted_counts, ids, order,
@@ -181,8 +180,8 @@ cudaError_t prune(const float* gram, std::uint32_t gram_dim, const std::uint32_t
     if (st != cudaSuccess) return st;
   }
   const unsigned grid = (count + warps - 1) / warps;
-  VS_LAUNCH(prune_kernel, grid, warps * 32, shared, stream)(gram, gram_dim, nodes, cand, cand_stride, counts, order, count,
-                                                     capacity, params, neighbors, stride, degrees, kept_distance);
+  VS_LAUNCH(prune_kernel, grid, warps * 32, shared, stream, gram, gram_dim, nodes, cand, cand_stride, counts, order,
+            count, capacity, params, neighbors, stride, degrees, kept_distance);
   return cudaGetLastError();
 }
 
@@ -191,15 +190,16 @@ cudaError_t refine_candidates(const std::uint32_t* nodes, const std::uint32_t* n
                               const std::uint32_t* log_count, std::uint32_t count, std::uint32_t max_candidates,
                               std::uint32_t* cand, std::uint32_t* counts, cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
-  VS_LAUNCH(refine_candidates_kernel, (count + 127) / 128, 128, 0, stream)(
-      nodes, neighbors, stride, degrees, log_id, log_stride, log_count, count, max_candidates, cand, counts);
+  VS_LAUNCH(refine_candidates_kernel, (count + 127) / 128, 128, 0, stream, nodes, neighbors, stride, degrees, log_id,
+            log_stride, log_count, count, max_candidates, cand, counts);
   return cudaGetLastError();
 }
 
 cudaError_t select_overfull(const std::uint32_t* degrees, std::size_t n, std::uint32_t R, std::uint32_t* nodes,
                             std::uint32_t* count, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  VS_LAUNCH(select_overfull_kernel, static_cast<unsigned>((n + 255) / 256), 256, 0, stream)(degrees, n, R, nodes, count);
+  VS_LAUNCH(select_overfull_kernel, static_cast<unsigned>((n + 255) / 256), 256, 0, stream, degrees, n, R, nodes,
+            count);
   return cudaGetLastError();
 }
 
@@ -207,8 +207,8 @@ cudaError_t list_candidates(const std::uint32_t* nodes, std::uint32_t count, con
                             std::uint32_t stride, const std::uint32_t* degrees, std::uint32_t max_candidates,
                             std::uint32_t* cand, std::uint32_t* counts, cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
-  VS_LAUNCH(list_candidates_kernel, count, 64, 0, stream)(nodes, count, neighbors, stride, degrees, max_candidates, cand,
-                                                   counts);
+  VS_LAUNCH(list_candidates_kernel, count, 64, 0, stream, nodes, count, neighbors, stride, degrees, max_candidates,
+            cand, counts);
   return cudaGetLastError();
 }
 

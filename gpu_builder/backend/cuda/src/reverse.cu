@@ -107,13 +107,13 @@ cudaError_t reverse_edges(const std::uint32_t* nodes, std::uint32_t count, const
   if (edges == 0) return cudaSuccess;
   const auto n = static_cast<std::int64_t>(edges);
   VS_RETURN_IF_FAILED(cudaMemsetAsync(buf.run_length, 0, edges * sizeof(std::uint32_t), stream));
-  VS_LAUNCH(edge_keys_kernel, blocks_for(edges, 256), 256, 0, stream)(nodes, count, kept_distance, R, neighbors, stride,
-                                                               degrees, buf.keys[0], buf.values[0]);
+  VS_LAUNCH(edge_keys_kernel, blocks_for(edges, 256), 256, 0, stream, nodes, count, kept_distance, R, neighbors, stride,
+            degrees, buf.keys[0], buf.values[0]);
   VS_RETURN_IF_FAILED(cudaGetLastError());
   std::size_t temp = buf.temp_bytes;
   VS_RETURN_IF_FAILED(cub::DeviceRadixSort::SortPairs(buf.temp, temp, buf.keys[0], buf.keys[1], buf.values[0],
                                                       buf.values[1], n, 0, 64, stream));
-  VS_LAUNCH(edge_targets_kernel, blocks_for(edges, 256), 256, 0, stream)(buf.keys[1], edges, buf.targets);
+  VS_LAUNCH(edge_targets_kernel, blocks_for(edges, 256), 256, 0, stream, buf.keys[1], edges, buf.targets);
   VS_RETURN_IF_FAILED(cudaGetLastError());
   temp = buf.temp_bytes;
   VS_RETURN_IF_FAILED(cub::DeviceRunLengthEncode::Encode(buf.temp, temp, buf.targets, buf.run_target, buf.run_length,
@@ -122,9 +122,9 @@ cudaError_t reverse_edges(const std::uint32_t* nodes, std::uint32_t count, const
   // never read).
   temp = buf.temp_bytes;
   VS_RETURN_IF_FAILED(cub::DeviceScan::ExclusiveSum(buf.temp, temp, buf.run_length, buf.run_start, n, stream));
-  VS_LAUNCH(apply_runs_kernel, blocks_for(edges, 128), 128, 0, stream)(
-      buf.run_target, buf.run_length, buf.run_start, buf.run_count, buf.values[1], neighbors, stride, degrees,
-      max_candidates, buf.overflow, static_cast<std::uint32_t>(edges));
+  VS_LAUNCH(apply_runs_kernel, blocks_for(edges, 128), 128, 0, stream, buf.run_target, buf.run_length, buf.run_start,
+            buf.run_count, buf.values[1], neighbors, stride, degrees, max_candidates, buf.overflow,
+            static_cast<std::uint32_t>(edges));
   return cudaGetLastError();
 }
 
@@ -133,8 +133,8 @@ cudaError_t overflow_candidates(const ReverseBuffers& buf, std::uint32_t first, 
                                 std::uint32_t max_candidates, std::uint32_t* nodes, std::uint32_t* cand,
                                 std::uint32_t* counts, cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
-  VS_LAUNCH(overflow_candidates_kernel, (count + 127) / 128, 128, 0, stream)(buf, first, count, neighbors, stride, degrees,
-                                                                      max_candidates, nodes, cand, counts);
+  VS_LAUNCH(overflow_candidates_kernel, (count + 127) / 128, 128, 0, stream, buf, first, count, neighbors, stride,
+            degrees, max_candidates, nodes, cand, counts);
   return cudaGetLastError();
 }
 

@@ -10,11 +10,11 @@ namespace {
 constexpr unsigned kSearchThreads = 128;
 
 template <class V>
-__global__ void search_kernel(core::SearchArgsOf<V> args, const std::uint32_t* __restrict__ queries, std::uint32_t count,
-                              std::uint32_t start, std::uint32_t* __restrict__ tables, std::uint32_t table_slots,
-                              std::uint32_t* __restrict__ log_id, float* __restrict__ log_key,
-                              std::uint32_t* __restrict__ log_count, unsigned long long* __restrict__ computed,
-                              unsigned long long* __restrict__ capped) {
+__global__ void search_kernel(core::SearchArgsOf<V> args, const std::uint32_t* __restrict__ queries,
+                              std::uint32_t count, std::uint32_t start, std::uint32_t* __restrict__ tables,
+                              std::uint32_t table_slots, std::uint32_t* __restrict__ log_id,
+                              float* __restrict__ log_key, std::uint32_t* __restrict__ log_count,
+                              unsigned long long* __restrict__ computed, unsigned long long* __restrict__ capped) {
   VS_DYNAMIC_SHARED(float4, search_shared);
   const detail::BlockTeam team;
   const core::SearchShared shared = core::carve_search_shared(search_shared, args.list_size, args.stride);
@@ -46,8 +46,8 @@ cudaError_t launch_search(const core::SearchArgsOf<V>& args, const std::uint32_t
     if (st != cudaSuccess) return st;
   }
   const unsigned grid = count < 65535u * 32u ? count : 65535u * 32u;
-  VS_LAUNCH(search_kernel<V>, grid, kSearchThreads, shared, stream)(args, queries, count, start, tables, table_slots, log_id,
-                                                             log_key, log_count, computed, capped);
+  VS_LAUNCH(search_kernel<V>, grid, kSearchThreads, shared, stream, args, queries, count, start, tables, table_slots,
+            log_id, log_key, log_count, computed, capped);
   return cudaGetLastError();
 }
 

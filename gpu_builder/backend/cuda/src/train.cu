@@ -87,7 +87,7 @@ __global__ void round_bf16_kernel(const float* __restrict__ x, std::size_t count
 
 cudaError_t round_bf16(const float* x, std::size_t count, core::Bf16* out, cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
-  VS_LAUNCH(round_bf16_kernel, grid_for(count, 256), 256, 0, stream)(x, count, out);
+  VS_LAUNCH(round_bf16_kernel, grid_for(count, 256), 256, 0, stream, x, count, out);
   return cudaGetLastError();
 }
 
@@ -99,7 +99,7 @@ cudaError_t column_sums(const float* x, std::size_t rows, std::size_t dims, cons
   for (std::size_t g0 = 0; g0 < groups; g0 += kMaxGridY) {
     const std::size_t gy = groups - g0 < kMaxGridY ? groups - g0 : kMaxGridY;
     const dim3 grid(static_cast<unsigned>((dims + kDimsPerBlock - 1) / kDimsPerBlock), static_cast<unsigned>(gy));
-    VS_LAUNCH(column_sums_kernel, grid, kDimsPerBlock, 0, stream)(x, rows, dims, mean, first_group, g0, partials);
+    VS_LAUNCH(column_sums_kernel, grid, kDimsPerBlock, 0, stream, x, rows, dims, mean, first_group, g0, partials);
     const cudaError_t st = cudaGetLastError();
     if (st != cudaSuccess) return st;
   }
@@ -108,8 +108,8 @@ cudaError_t column_sums(const float* x, std::size_t rows, std::size_t dims, cons
 
 cudaError_t reduce_groups(const double* partials, std::size_t groups, std::size_t dims, double divisor, double* out,
                           cudaStream_t stream) {
-  VS_LAUNCH(reduce_groups_kernel, static_cast<unsigned>((dims + 127) / 128), 128, 0, stream)(partials, groups, dims, divisor,
-                                                                                      out);
+  VS_LAUNCH(reduce_groups_kernel, static_cast<unsigned>((dims + 127) / 128), 128, 0, stream, partials, groups, dims,
+            divisor, out);
   return cudaGetLastError();
 }
 
@@ -117,8 +117,8 @@ cudaError_t sbq_encode(const float* x, std::size_t rows, std::size_t dims, const
                        std::uint32_t bits, std::uint64_t* codes, cudaStream_t stream) {
   const std::size_t words = (dims * bits + 63) / 64;
   if (rows == 0) return cudaSuccess;
-  VS_LAUNCH(sbq_encode_kernel, grid_for(rows * words, 256), 256, 0, stream)(x, rows, dims, mean, inv_stddev, bits, words,
-                                                                     codes);
+  VS_LAUNCH(sbq_encode_kernel, grid_for(rows * words, 256), 256, 0, stream, x, rows, dims, mean, inv_stddev, bits,
+            words, codes);
   return cudaGetLastError();
 }
 
@@ -126,7 +126,8 @@ cudaError_t medoid_keys(const float* x, std::size_t n, std::size_t dims, const f
                         cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   const std::size_t threads = n * 32;
-  VS_LAUNCH(medoid_keys_kernel, static_cast<unsigned>((threads + 255) / 256), 256, 0, stream)(x, n, dims, centroid, keys);
+  VS_LAUNCH(medoid_keys_kernel, static_cast<unsigned>((threads + 255) / 256), 256, 0, stream, x, n, dims, centroid,
+            keys);
   return cudaGetLastError();
 }
 

@@ -69,8 +69,7 @@ float element(const Operand& x, long long b, int i, int l) {
 }
 
 cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
-                    const Operand& a, const Operand& b, float beta, float* c, int ldc, long long stride_c,
-                    int batch) {
+                    const Operand& a, const Operand& b, float beta, float* c, int ldc, long long stride_c, int batch) {
   if (h == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   if (vs::cuda::emu::sticky_error() != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
   if ((ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T))
@@ -93,8 +92,8 @@ cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb
     bad = "C";
   if (bad != nullptr) {
     fail_sticky(cudaErrorIllegalAddress, std::string("cuBLAS GEMM: operand ") + bad +
-                                             " reaches outside its device allocation (m " + std::to_string(m) +
-                                             ", n " + std::to_string(n) + ", k " + std::to_string(k) + ", batch " +
+                                             " reaches outside its device allocation (m " + std::to_string(m) + ", n " +
+                                             std::to_string(n) + ", k " + std::to_string(k) + ", batch " +
                                              std::to_string(batch) + ")");
     return CUBLAS_STATUS_EXECUTION_FAILED;
   }
@@ -161,25 +160,39 @@ cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode) {
 
 const char* cublasGetStatusName(cublasStatus_t status) {
   switch (status) {
-    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
-    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
-    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
-    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
-    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
-    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
-    default: return "CUBLAS_STATUS_UNKNOWN";
+    case CUBLAS_STATUS_SUCCESS:
+      return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED:
+      return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED:
+      return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE:
+      return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_EXECUTION_FAILED:
+      return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_NOT_SUPPORTED:
+      return "CUBLAS_STATUS_NOT_SUPPORTED";
+    default:
+      return "CUBLAS_STATUS_UNKNOWN";
   }
 }
 
 const char* cublasGetStatusString(cublasStatus_t status) {
   switch (status) {
-    case CUBLAS_STATUS_SUCCESS: return "success";
-    case CUBLAS_STATUS_NOT_INITIALIZED: return "the library was not initialized";
-    case CUBLAS_STATUS_ALLOC_FAILED: return "the resource allocation failed";
-    case CUBLAS_STATUS_INVALID_VALUE: return "an invalid numeric value was used as an argument";
-    case CUBLAS_STATUS_EXECUTION_FAILED: return "the GPU program failed to execute";
-    case CUBLAS_STATUS_NOT_SUPPORTED: return "the functionality requested is not supported";
-    default: return "unknown error";
+    case CUBLAS_STATUS_SUCCESS:
+      return "success";
+    case CUBLAS_STATUS_NOT_INITIALIZED:
+      return "the library was not initialized";
+    case CUBLAS_STATUS_ALLOC_FAILED:
+      return "the resource allocation failed";
+    case CUBLAS_STATUS_INVALID_VALUE:
+      return "an invalid numeric value was used as an argument";
+    case CUBLAS_STATUS_EXECUTION_FAILED:
+      return "the GPU program failed to execute";
+    case CUBLAS_STATUS_NOT_SUPPORTED:
+      return "the functionality requested is not supported";
+    default:
+      return "unknown error";
   }
 }
 
@@ -202,8 +215,9 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
   const bool inputs_ok = Atype == Btype && (Atype == CUDA_R_32F || Atype == CUDA_R_16BF);
   if (!inputs_ok || Ctype != CUDA_R_32F || computeType != CUBLAS_COMPUTE_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
   return gemm(handle, transa, transb, m, n, k, *static_cast<const float*>(alpha),
-              Operand{A, Atype, lda, strideA, transa == CUBLAS_OP_T}, Operand{B, Btype, ldb, strideB, transb == CUBLAS_OP_T},
-              *static_cast<const float*>(beta), static_cast<float*>(C), ldc, strideC, batchCount);
+              Operand{A, Atype, lda, strideA, transa == CUBLAS_OP_T},
+              Operand{B, Btype, ldb, strideB, transb == CUBLAS_OP_T}, *static_cast<const float*>(beta),
+              static_cast<float*>(C), ldc, strideC, batchCount);
 }
 
 }  // extern "C"

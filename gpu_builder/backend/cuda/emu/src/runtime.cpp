@@ -120,11 +120,11 @@ cudaError_t record(cudaError_t e) {
 }
 
 void* aligned_block(std::size_t bytes) {
-  return ::operator new(std::max<std::size_t>(bytes, 1), std::align_val_t{kAlignment}, std::nothrow);
+  return ::operator new (std::max<std::size_t>(bytes, 1), std::align_val_t{kAlignment}, std::nothrow);
 }
 
 void free_block(void* p) {
-  ::operator delete(p, std::align_val_t{kAlignment});
+  ::operator delete (p, std::align_val_t{kAlignment});
 }
 
 // ---- fibers --------------------------------------------------------------------------------
@@ -137,8 +137,7 @@ class StackPool {
   StackPool(const StackPool&) = delete;
   StackPool& operator=(const StackPool&) = delete;
   ~StackPool() {
-    for (const ctx::stack_context& sc : free_)
-      ::munmap(static_cast<char*>(sc.sp) - sc.size - page_, sc.size + page_);
+    for (const ctx::stack_context& sc : free_) ::munmap(static_cast<char*>(sc.sp) - sc.size - page_, sc.size + page_);
   }
   ctx::stack_context allocate() {
     if (!free_.empty()) {
@@ -157,7 +156,9 @@ class StackPool {
     sc.sp = static_cast<char*>(base) + page_ + kStackBytes;
     return sc;
   }
-  void deallocate(ctx::stack_context& sc) noexcept { free_.push_back(sc); }
+  void deallocate(ctx::stack_context& sc) noexcept {
+    free_.push_back(sc);
+  }
 
  private:
   std::size_t page_;
@@ -199,8 +200,8 @@ struct Run {
   std::vector<Lane> lanes;
   std::vector<std::uint64_t> slots;  // per warp: 2 sets (used in turn) x 32 lanes
   std::vector<std::uint8_t> summed;  // per warp and set: warp_butterfly_sum replaced the values
-  ctx::fiber scheduler;  // the scheduler, while lanes run
-  Stack scheduler_stack;  // learnt at the first switch away from it
+  ctx::fiber scheduler;              // the scheduler, while lanes run
+  Stack scheduler_stack;             // learnt at the first switch away from it
   void* shared = nullptr;
   bool finished = false;  // every block ran: lanes leave their loop
   std::string failure;    // a block that cannot go on
@@ -270,7 +271,8 @@ std::string describe(const ThreadIndex& i) {
 void run_block(Run& run) {
   const std::size_t n = run.lanes.size();
   for (;;) {
-    const auto first = std::find_if(run.lanes.begin(), run.lanes.end(), [](const Lane& l) { return l.wait == Wait::kRun; });
+    const auto first =
+        std::find_if(run.lanes.begin(), run.lanes.end(), [](const Lane& l) { return l.wait == Wait::kRun; });
     if (first != run.lanes.end()) resume_lane(*first, &run.scheduler, run.scheduler_stack);  // every runnable lane
     if (!run.failure.empty()) return;
     bool released = false;
@@ -310,8 +312,7 @@ cudaError_t check_configuration(const void* kernel, dim3 grid, dim3 block, std::
   if (grid.x == 0 || grid.y == 0 || grid.z == 0 || block.x == 0 || block.y == 0 || block.z == 0)
     return cudaErrorInvalidConfiguration;
   if (grid.x > 0x7FFFFFFFu || grid.y > 65535 || grid.z > 65535) return cudaErrorInvalidConfiguration;
-  if (block.x > 1024 || block.y > 1024 || block.z > 64 ||
-      std::uint64_t{block.x} * block.y * block.z > 1024)
+  if (block.x > 1024 || block.y > 1024 || block.z > 64 || std::uint64_t{block.x} * block.y * block.z > 1024)
     return cudaErrorInvalidConfiguration;
   std::size_t limit = kDefaultShared;
   {
@@ -530,37 +531,63 @@ cudaError_t cudaPeekAtLastError(void) {
 
 const char* cudaGetErrorName(cudaError_t error) {
   switch (error) {
-    case cudaSuccess: return "cudaSuccess";
-    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
-    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
-    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
-    case cudaErrorNoDevice: return "cudaErrorNoDevice";
-    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
-    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
-    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
-    case cudaErrorHostMemoryAlreadyRegistered: return "cudaErrorHostMemoryAlreadyRegistered";
-    case cudaErrorHostMemoryNotRegistered: return "cudaErrorHostMemoryNotRegistered";
-    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
-    case cudaErrorNotSupported: return "cudaErrorNotSupported";
-    default: return "cudaErrorUnknown";
+    case cudaSuccess:
+      return "cudaSuccess";
+    case cudaErrorInvalidValue:
+      return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation:
+      return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration:
+      return "cudaErrorInvalidConfiguration";
+    case cudaErrorNoDevice:
+      return "cudaErrorNoDevice";
+    case cudaErrorInvalidDevice:
+      return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidResourceHandle:
+      return "cudaErrorInvalidResourceHandle";
+    case cudaErrorIllegalAddress:
+      return "cudaErrorIllegalAddress";
+    case cudaErrorHostMemoryAlreadyRegistered:
+      return "cudaErrorHostMemoryAlreadyRegistered";
+    case cudaErrorHostMemoryNotRegistered:
+      return "cudaErrorHostMemoryNotRegistered";
+    case cudaErrorLaunchFailure:
+      return "cudaErrorLaunchFailure";
+    case cudaErrorNotSupported:
+      return "cudaErrorNotSupported";
+    default:
+      return "cudaErrorUnknown";
   }
 }
 
 const char* cudaGetErrorString(cudaError_t error) {
   switch (error) {
-    case cudaSuccess: return "no error";
-    case cudaErrorInvalidValue: return "invalid argument";
-    case cudaErrorMemoryAllocation: return "out of memory";
-    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
-    case cudaErrorNoDevice: return "no CUDA-capable device is detected (CUDA emulator)";
-    case cudaErrorInvalidDevice: return "invalid device ordinal";
-    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
-    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
-    case cudaErrorHostMemoryAlreadyRegistered: return "part or all of the requested memory range is already mapped";
-    case cudaErrorHostMemoryNotRegistered: return "pointer does not correspond to a registered memory region";
-    case cudaErrorLaunchFailure: return "unspecified launch failure";
-    case cudaErrorNotSupported: return "operation not supported";
-    default: return "unknown error";
+    case cudaSuccess:
+      return "no error";
+    case cudaErrorInvalidValue:
+      return "invalid argument";
+    case cudaErrorMemoryAllocation:
+      return "out of memory";
+    case cudaErrorInvalidConfiguration:
+      return "invalid configuration argument";
+    case cudaErrorNoDevice:
+      return "no CUDA-capable device is detected (CUDA emulator)";
+    case cudaErrorInvalidDevice:
+      return "invalid device ordinal";
+    case cudaErrorInvalidResourceHandle:
+      return "invalid resource handle";
+    case cudaErrorIllegalAddress:
+      return "an illegal memory access was encountered";
+    case cudaErrorHostMemoryAlreadyRegistered:
+      return "part or all of the requested memory range is already mapped";
+    case cudaErrorHostMemoryNotRegistered:
+      return "pointer does not correspond to a registered memory region";
+    case cudaErrorLaunchFailure:
+      return "unspecified launch failure";
+    case cudaErrorNotSupported:
+      return "operation not supported";
+    default:
+      return "unknown error";
   }
 }
 
@@ -611,14 +638,29 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
   if (device < 0 || device >= device_count()) return record(cudaErrorInvalidDevice);
   switch (attr) {
-    case cudaDevAttrComputeCapabilityMajor: *value = kComputeMajor; break;
-    case cudaDevAttrComputeCapabilityMinor: *value = kComputeMinor; break;
-    case cudaDevAttrMaxSharedMemoryPerBlock: *value = static_cast<int>(kDefaultShared); break;
-    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = static_cast<int>(kOptinShared); break;
-    case cudaDevAttrMultiProcessorCount: *value = kMultiprocessors; break;
-    case cudaDevAttrWarpSize: *value = 32; break;
-    case cudaDevAttrMaxThreadsPerBlock: *value = 1024; break;
-    default: return record(cudaErrorInvalidValue);  // not one the backend asks for
+    case cudaDevAttrComputeCapabilityMajor:
+      *value = kComputeMajor;
+      break;
+    case cudaDevAttrComputeCapabilityMinor:
+      *value = kComputeMinor;
+      break;
+    case cudaDevAttrMaxSharedMemoryPerBlock:
+      *value = static_cast<int>(kDefaultShared);
+      break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin:
+      *value = static_cast<int>(kOptinShared);
+      break;
+    case cudaDevAttrMultiProcessorCount:
+      *value = kMultiprocessors;
+      break;
+    case cudaDevAttrWarpSize:
+      *value = 32;
+      break;
+    case cudaDevAttrMaxThreadsPerBlock:
+      *value = 1024;
+      break;
+    default:
+      return record(cudaErrorInvalidValue);  // not one the backend asks for
   }
   return cudaSuccess;
 }
@@ -751,10 +793,18 @@ cudaError_t check_copy(void* dst, const void* src, std::size_t bytes, cudaMemcpy
   const bool src_in_dev = find_range(s, src) != nullptr && find_range(s, src)->second.kind == Kind::kDevice;
   bool ok = false;
   switch (kind) {
-    case cudaMemcpyHostToDevice: ok = dst_dev && !src_in_dev; break;
-    case cudaMemcpyDeviceToHost: ok = src_dev && !dst_in_dev; break;
-    case cudaMemcpyDeviceToDevice: ok = dst_dev && src_dev; break;
-    case cudaMemcpyHostToHost: ok = !dst_in_dev && !src_in_dev; break;
+    case cudaMemcpyHostToDevice:
+      ok = dst_dev && !src_in_dev;
+      break;
+    case cudaMemcpyDeviceToHost:
+      ok = src_dev && !dst_in_dev;
+      break;
+    case cudaMemcpyDeviceToDevice:
+      ok = dst_dev && src_dev;
+      break;
+    case cudaMemcpyHostToHost:
+      ok = !dst_in_dev && !src_in_dev;
+      break;
     case cudaMemcpyDefault:
       ok = (!dst_in_dev || dst_dev) && (!src_in_dev || src_dev);
       break;

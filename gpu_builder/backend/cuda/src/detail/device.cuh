@@ -5,12 +5,12 @@
 #pragma once
 
 #if defined(VS_CUDA_EMULATION)
-/** kernel<<<grid, block, shared, stream>>>(args...) is VS_LAUNCH(kernel, grid, block, shared, stream)(args...). */
-#define VS_LAUNCH(kernel, grid, block, shared, stream) \
-  ::vs::cuda::emu::make_launch(kernel, grid, block, shared, stream)
+/** kernel<<<grid, block, shared, stream>>>(args...) is VS_LAUNCH(kernel, grid, block, shared, stream, args...). */
+#define VS_LAUNCH(kernel, grid, block, shared, stream, ...) \
+  ::vs::cuda::emu::make_launch(kernel, grid, block, shared, stream)(__VA_ARGS__)
 /** The kernel's dynamic shared memory as `T name[]`. */
 #define VS_DYNAMIC_SHARED(T, name) T* const name = static_cast<T*>(::vs::cuda::emu::dynamic_shared())
 #else
-#define VS_LAUNCH(kernel, grid, block, shared, stream) kernel<<<grid, block, shared, stream>>>
+#define VS_LAUNCH(kernel, grid, block, shared, stream, ...) kernel<<<grid, block, shared, stream>>>(__VA_ARGS__)
 #define VS_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
 #endif

@@ -124,8 +124,12 @@ T from_bits(std::uint64_t b) {
 #define blockDim (::vs::cuda::emu::t_index->block_dim)
 #define gridDim (::vs::cuda::emu::t_index->grid_dim)
 
-inline void __syncthreads() { ::vs::cuda::emu::sync_block(); }
-inline void __syncwarp(unsigned mask = 0xFFFFFFFFu) { ::vs::cuda::emu::sync_warp(mask); }
+inline void __syncthreads() {
+  ::vs::cuda::emu::sync_block();
+}
+inline void __syncwarp(unsigned mask = 0xFFFFFFFFu) {
+  ::vs::cuda::emu::sync_warp(mask);
+}
 
 template <class T>
 T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = 32) {
