@@ -3,7 +3,8 @@
 // scheduler that runs kernels' threads as fibers.
 //
 // Settings (environment): VS_CUDA_EMU_MEMORY_MB (device memory, default 4096),
-// VS_CUDA_EMU_DEVICES (default 1; 0: "no device").
+// VS_CUDA_EMU_DEVICES (default 1; 0: "no device"), VS_CUDA_EMU_ORDER=reverse (threads and
+// blocks run last to first).
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -54,6 +55,16 @@ std::size_t env_size(const char* name, std::size_t fallback) {
   char* end = nullptr;
   const unsigned long long x = std::strtoull(v, &end, 10);
   return end != nullptr && *end == '\0' ? static_cast<std::size_t>(x) : fallback;
+}
+
+// VS_CUDA_EMU_ORDER=reverse: threads between barriers, and blocks, run last to first (results
+// that change with it depend on the order a device happens to run threads in: a race).
+bool reverse_order() {
+  static const bool reverse = [] {
+    const char* v = std::getenv("VS_CUDA_EMU_ORDER");
+    return v != nullptr && std::strcmp(v, "reverse") == 0;
+  }();
+  return reverse;
 }
 
 int device_count() {
@@ -253,9 +264,15 @@ void resume_lane(Lane& l, ctx::fiber* park, Stack& me) {
 void yield_to_scheduler() {
   Lane& me = *t_lane;
   Run& run = *t_run;
-  if (run.failure.empty())
-    for (Lane* next = &me + 1; next != run.lanes.data() + run.lanes.size(); ++next)
-      if (next->wait == Wait::kRun) return resume_lane(*next, &me.fiber, me.stack);
+  if (run.failure.empty()) {
+    if (reverse_order()) {
+      for (Lane* next = &me; next != run.lanes.data();)
+        if ((--next)->wait == Wait::kRun) return resume_lane(*next, &me.fiber, me.stack);
+    } else {
+      for (Lane* next = &me + 1; next != run.lanes.data() + run.lanes.size(); ++next)
+        if (next->wait == Wait::kRun) return resume_lane(*next, &me.fiber, me.stack);
+    }
+  }
   switch_to(run.scheduler, run.scheduler_stack, &me.fiber, me.stack);
 }
 
@@ -271,9 +288,15 @@ std::string describe(const ThreadIndex& i) {
 void run_block(Run& run) {
   const std::size_t n = run.lanes.size();
   for (;;) {
-    const auto first =
-        std::find_if(run.lanes.begin(), run.lanes.end(), [](const Lane& l) { return l.wait == Wait::kRun; });
-    if (first != run.lanes.end()) resume_lane(*first, &run.scheduler, run.scheduler_stack);  // every runnable lane
+    Lane* first = nullptr;  // the chain from it runs every runnable lane
+    for (std::size_t i = 0; i < n; ++i) {
+      Lane& l = run.lanes[reverse_order() ? n - 1 - i : i];
+      if (l.wait == Wait::kRun) {
+        first = &l;
+        break;
+      }
+    }
+    if (first != nullptr) resume_lane(*first, &run.scheduler, run.scheduler_stack);
     if (!run.failure.empty()) return;
     bool released = false;
     std::size_t done = 0, at_block = 0;
@@ -482,16 +505,18 @@ void launch(const void* kernel, dim3 grid, dim3 block, std::size_t shared, cudaS
     });
     l.stack = Stack{static_cast<char*>(t_new_stack.sp) - t_new_stack.size, t_new_stack.size, nullptr};
   }
-  for (unsigned z = 0; z < grid.z && run.failure.empty(); ++z)
-    for (unsigned y = 0; y < grid.y && run.failure.empty(); ++y)
-      for (unsigned x = 0; x < grid.x && run.failure.empty(); ++x) {
-        for (Lane& l : run.lanes) {
-          l.index.block_idx = uint3{x, y, z};
-          l.wait = Wait::kRun;
-          l.exchange_phase = 0;
-        }
-        run_block(run);
-      }
+  const std::uint64_t blocks = std::uint64_t{grid.x} * grid.y * grid.z;
+  for (std::uint64_t i = 0; i < blocks && run.failure.empty(); ++i) {
+    const std::uint64_t b = reverse_order() ? blocks - 1 - i : i;
+    const uint3 index{static_cast<unsigned>(b % grid.x), static_cast<unsigned>((b / grid.x) % grid.y),
+                      static_cast<unsigned>(b / (std::uint64_t{grid.x} * grid.y))};
+    for (Lane& l : run.lanes) {
+      l.index.block_idx = index;
+      l.wait = Wait::kRun;
+      l.exchange_phase = 0;
+    }
+    run_block(run);
+  }
   std::string failure = run.failure;
   if (failure.empty()) {
     run.finished = true;  // lanes leave their loops and end
