@@ -3,7 +3,8 @@
 # (idempotent; apt-get as root), configures, builds and runs every ctest in two configurations:
 #   1. Release, -Wall -Wextra -Werror, CUDA compiled when nvcc exists, failure points compiled
 #      in: the full ctest suite (unit, regress, TAP, benchmarks' recall checks);
-#   2. ASan + UBSan (Debug, CPU-only, no PostgreSQL module): the unit and fuzz tests;
+#   2. ASan + UBSan (Debug, CPU-only, no PostgreSQL module): the unit and fuzz tests, and the
+#      CUDA kernels on the CUDA emulator (which needs the toolkit's headers only);
 #   3. ThreadSanitizer (Debug, CPU-only): the engine's parallel build and the CUDA core run by
 #      a team of threads (tests/unit/cuda_core/thread_team.hpp).
 #
@@ -52,7 +53,16 @@ if ((sanitizers)); then
   echo "== ctest (ASan+UBSan: unit and fuzz)"
   (cd "$build_root/asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-     ctest --output-on-failure -j "$jobs" -L 'unit|fuzz' --timeout 900)
+     ctest --output-on-failure -j "$jobs" -L 'unit|fuzz' -LE emu --timeout 900)
+  # The CUDA kernels on the emulator under ASan+UBSan (a kernel reading or writing past its
+  # device buffers is a heap overflow here): every kernel, with the vectors resident and mapped,
+  # tiny batches; the other emulated tests ran in the release stage (this build is ~15x slower).
+  emu_tests=$build_root/asan/tests/unit/vs_gpu_emu_tests
+  if [[ -x $emu_tests ]]; then
+    echo "== CUDA emulator under ASan+UBSan"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      "$emu_tests" --gtest_filter='CudaEmulator.*:CudaDevice.*:CudaBuild.OutOfCore*:CudaBuild.TooLittle*'
+  fi
 
   echo "== ThreadSanitizer build"
   cmake -S "$here" -B "$build_root/tsan" -DCMAKE_BUILD_TYPE=Debug -DVS_WERROR=ON \

@@ -521,8 +521,15 @@ void launch(const void* kernel, dim3 grid, dim3 block, std::size_t shared, cudaS
   if (failure.empty()) {
     run.finished = true;  // lanes leave their loops and end
     for (Lane& l : run.lanes) resume_lane(l, &run.scheduler, run.scheduler_stack);
+  } else {
+    // The threads of a failed block stay suspended for good, as a faulted device's do: never
+    // resumed, never unwound (their stacks stay allocated; the device is unusable anyway).
+    static auto* const failed = new std::vector<ctx::fiber>();
+    std::lock_guard lock(state().mu);
+    for (Lane& l : run.lanes)
+      if (l.fiber) failed->push_back(std::move(l.fiber));
   }
-  run.lanes.clear();  // unfinished fibers unwind (a failed block)
+  run.lanes.clear();
   t_run = nullptr;
   t_lane = nullptr;
   t_index = nullptr;
