@@ -347,6 +347,34 @@ cudaError_t check_configuration(const void* kernel, dim3 grid, dim3 block, std::
   return shared > limit ? cudaErrorInvalidValue : cudaSuccess;
 }
 
+// Streams and events: opaque handles the emulator hands out and checks.
+template <class Handle>
+cudaError_t create_handle(std::set<Handle> State::*live, Handle* out) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  const auto handle = reinterpret_cast<Handle>(new char[1]);
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  (s.*live).insert(handle);
+  *out = handle;
+  return cudaSuccess;
+}
+
+template <class Handle>
+cudaError_t destroy_handle(std::set<Handle> State::*live, Handle handle) {
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  if (handle == nullptr || (s.*live).erase(handle) == 0) return record(cudaErrorInvalidResourceHandle);
+  delete[] reinterpret_cast<char*>(handle);
+  return s.sticky;
+}
+
+template <class Handle>
+bool live_handle(std::set<Handle> State::*live, Handle handle) {
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  return (s.*live).count(handle) != 0;
+}
+
 }  // namespace
 
 // ---- state shared with cublas.cpp ------------------------------------------------------------
@@ -370,10 +398,7 @@ bool in_device_memory(const void* p, std::size_t bytes) noexcept {
 }
 
 bool valid_stream(cudaStream_t stream) noexcept {
-  if (stream == nullptr) return true;
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  return s.streams.count(stream) != 0;
+  return stream == nullptr || live_handle(&State::streams, stream);
 }
 
 // ---- the device side (device.hpp) ------------------------------------------------------------
@@ -875,22 +900,12 @@ cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t strea
 
 // ---- streams and events (synchronous: work is done when it is enqueued) ----------------------
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) {
-  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
   (void)flags;
-  auto* handle = reinterpret_cast<cudaStream_t>(new char[1]);
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  s.streams.insert(handle);
-  *stream = handle;
-  return cudaSuccess;
+  return create_handle(&State::streams, stream);
 }
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (stream == nullptr || s.streams.erase(stream) == 0) return record(cudaErrorInvalidResourceHandle);
-  delete[] reinterpret_cast<char*>(stream);
-  return s.sticky;
+  return destroy_handle(&State::streams, stream);
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
@@ -899,46 +914,28 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int flags) {
-  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
   (void)flags;
-  auto* handle = reinterpret_cast<cudaEvent_t>(new char[1]);
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  s.events.insert(handle);
-  *event = handle;
-  return cudaSuccess;
+  return create_handle(&State::events, event);
 }
 
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (event == nullptr || s.events.erase(event) == 0) return record(cudaErrorInvalidResourceHandle);
-  delete[] reinterpret_cast<char*>(event);
-  return s.sticky;
+  return destroy_handle(&State::events, event);
 }
-
-namespace {
-bool valid_event(cudaEvent_t event) {
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  return s.events.count(event) != 0;
-}
-}  // namespace
 
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (const cudaError_t e = begin(); e != cudaSuccess) return e;
-  return valid_event(event) && valid_stream(stream) ? cudaSuccess : record(cudaErrorInvalidResourceHandle);
+  return live_handle(&State::events, event) && valid_stream(stream) ? cudaSuccess
+                                                                    : record(cudaErrorInvalidResourceHandle);
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   if (const cudaError_t e = begin(); e != cudaSuccess) return e;
-  return valid_event(event) ? cudaSuccess : record(cudaErrorInvalidResourceHandle);
+  return live_handle(&State::events, event) ? cudaSuccess : record(cudaErrorInvalidResourceHandle);
 }
 
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags) {
-  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
   (void)flags;
-  return valid_event(event) && valid_stream(stream) ? cudaSuccess : record(cudaErrorInvalidResourceHandle);
+  return cudaEventRecord(event, stream);  // the same checks; the work is already done
 }
 
 }  // extern "C"
