@@ -7,7 +7,8 @@
 # as root (CI) the test runs as the unprivileged system user vs_test in a private directory
 # under /tmp, and its logs are copied back. VS_SHARED_DATA (default: ../shared/data of the
 # checkout) is passed on for tests that load the real data sets, VS_GPU_BUILDER (the
-# gpu_builder executable, set by ctest when it is built) for the build-offload tests.
+# gpu_builder executable, set by ctest when it is built) for the build-offload tests, and
+# VS_GPU_BUILDER_EMU (gpu_builder on the CUDA emulator) for TAP 009.
 set -euo pipefail
 if (($# != 4)); then
   echo "usage: $0 BINDIR PGXS_PERL_DIR TEST.pl OUTPUT_DIR" >&2
@@ -41,7 +42,8 @@ if ((EUID == 0)); then
   chmod 755 "$work"
   rc=0
   (cd "$work" && runuser -u vs_test -- env PATH="$PATH" PERL5LIB="$perl_dir:$work/lib" PG_REGRESS="$PG_REGRESS" \
-     VS_SHARED_DATA="$VS_SHARED_DATA" VS_GPU_BUILDER="${VS_GPU_BUILDER:-}" TESTDIR="$work" \
+     VS_SHARED_DATA="$VS_SHARED_DATA" VS_GPU_BUILDER="${VS_GPU_BUILDER:-}" \
+     VS_GPU_BUILDER_EMU="${VS_GPU_BUILDER_EMU:-}" TESTDIR="$work" \
      prove -v "$work/$(basename "$test")") \
     2>&1 | tee "$outdir/prove.out" || rc=$?
   cp -R "$work/tmp_check" "$outdir/" 2>/dev/null || true
