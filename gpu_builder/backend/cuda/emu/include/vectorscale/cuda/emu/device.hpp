@@ -17,9 +17,10 @@
  * that some lanes of the warp never reach, fails the launch (a sticky error, as a device fault
  * is). Launch configurations are checked as a device checks them (grid and block limits,
  * dynamic shared memory above 48 KiB only after cudaFuncSetAttribute, and never above the
- * opt-in limit). Streams are synchronous. What it cannot find: data races (threads run one at
- * a time between barriers), memory-model and timing effects, and out-of-bounds accesses inside
- * kernels (device memory is host memory; run the emulated tests under valgrind for those).
+ * opt-in limit). Streams are synchronous. What it cannot find by itself: data races (threads
+ * run one at a time between barriers), memory-model and timing effects, and out-of-bounds
+ * accesses inside kernels (device memory is host memory: deploy/test.sh runs the emulated
+ * kernels under AddressSanitizer for those; valgrind works too).
  *
  * Include it before the .cu file (the emu/kernels_*.cpp wrappers do); the .cu files use
  * VS_LAUNCH and VS_DYNAMIC_SHARED (src/detail/device.cuh) where CUDA syntax would not compile.
