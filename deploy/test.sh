@@ -53,7 +53,7 @@ if ((sanitizers)); then
   echo "== ctest (ASan+UBSan: unit and fuzz)"
   (cd "$build_root/asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-     ctest --output-on-failure -j "$jobs" -L 'unit|fuzz' -LE emu --timeout 900)
+     ctest --output-on-failure -j "$jobs" -L 'unit|fuzz' -E '^emu' --timeout 900)
   # The CUDA kernels on the emulator under ASan+UBSan (a kernel reading or writing past its
   # device buffers is a heap overflow here): every kernel, with the vectors resident and mapped,
   # tiny batches; the other emulated tests ran in the release stage (this build is ~15x slower).
