@@ -61,7 +61,7 @@ if ((sanitizers)); then
   if [[ -x $emu_tests ]]; then
     echo "== CUDA emulator under ASan+UBSan"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      "$emu_tests" --gtest_filter='CudaEmulator.*:CudaDevice.*:CudaBuild.OutOfCore*:CudaBuild.TooLittle*'
+      "$emu_tests" --gtest_filter='CudaEmulator*:CudaDevice.*:CudaBuild.OutOfCore*:CudaBuild.TooLittle*'
   fi
 
   echo "== ThreadSanitizer build"

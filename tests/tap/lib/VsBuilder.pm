@@ -4,9 +4,10 @@ use strict;
 use warnings;
 use Exporter 'import';
 use IPC::Run;
+use PostgreSQL::Test::Cluster;
 use Time::HiRes qw(time usleep);
 our @EXPORT_OK = qw(builder_path builder_has_faults start_builder builder_log stop_builder kill_builder
-  stop_all_builders);
+  stop_all_builders builder_test_node);
 
 my @started;
 
@@ -68,6 +69,27 @@ sub kill_builder
 	return unless $b->[0]->pumpable;
 	$b->[0]->signal('KILL');
 	eval { $b->[0]->finish; };
+}
+
+# A started cluster for the build-offload tests, with vectorscale and t (id int, e vector(32)):
+# $rows rows in 7 overlapping clusters (seeded), builds allowed 512 MB, and builders given
+# $connect_timeout seconds to answer.
+sub builder_test_node
+{
+	my ($rows, $connect_timeout) = @_;
+	my $node = PostgreSQL::Test::Cluster->new('main');
+	$node->init;
+	$node->append_conf('postgresql.conf',
+		"maintenance_work_mem = '512MB'\ndiskann.builder_connect_timeout = $connect_timeout");
+	$node->start;
+	$node->safe_psql('postgres', qq{
+		CREATE EXTENSION vectorscale CASCADE;
+		SELECT setseed(0.5);
+		CREATE TABLE t (id int, e vector(32));
+		INSERT INTO t SELECT i, ARRAY(SELECT random() + (i % 7) * 0.2 FROM generate_series(1, 32) WHERE i > 0)::vector(32)
+		  FROM generate_series(1, $rows) i;
+	});
+	return $node;
 }
 
 # Stops every builder started so far.

@@ -4,28 +4,19 @@
 # valid index or a clean error, and no backend crashes.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
-use VsBuilder qw(builder_path builder_has_faults start_builder stop_builder stop_all_builders);
+use VsBuilder qw(builder_path builder_has_faults start_builder stop_builder stop_all_builders builder_test_node);
 
 plan skip_all => 'gpu_builder was not built (needs gRPC; VS_GPU_BUILDER unset)' unless builder_path();
 my $has_faults = builder_has_faults();
 
 my $dir = PostgreSQL::Test::Utils::tempdir;
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf('postgresql.conf', "maintenance_work_mem = '512MB'\ndiskann.builder_connect_timeout = 2");
-$node->start;
+my $node = builder_test_node(3000, 2);
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION vectorscale CASCADE;
 	CREATE EXTENSION pageinspect;
-	SELECT setseed(0.5);
-	CREATE TABLE t (id int, e vector(32));
-	INSERT INTO t SELECT i, ARRAY(SELECT random() + (i % 7) * 0.2 FROM generate_series(1, 32) WHERE i > 0)::vector(32)
-	  FROM generate_series(1, 3000) i;
 	INSERT INTO t VALUES (0, NULL);
 	CREATE TABLE tl AS SELECT id, e, CASE WHEN id % 11 = 0 THEN NULL
 	                                      ELSE ARRAY[(id % 5)::smallint, (10 + id % 3)::smallint] END AS labels FROM t;

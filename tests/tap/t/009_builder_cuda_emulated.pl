@@ -7,10 +7,9 @@
 # Labelled builds go to the CPU backend.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsBuilder qw(start_builder builder_log stop_all_builders);
+use VsBuilder qw(start_builder builder_log stop_all_builders builder_test_node);
 
 my $emu = $ENV{VS_GPU_BUILDER_EMU} // '';
 plan skip_all => 'gpu_builder_emu was not built (it needs gRPC, the CUDA toolkit\'s headers and '
@@ -18,16 +17,8 @@ plan skip_all => 'gpu_builder_emu was not built (it needs gRPC, the CUDA toolkit
   unless $emu && -x $emu;
 $ENV{VS_GPU_BUILDER} = $emu;    # start_builder runs it
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf('postgresql.conf', "maintenance_work_mem = '512MB'\ndiskann.builder_connect_timeout = 5");
-$node->start;
+my $node = builder_test_node(1500, 5);
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION vectorscale CASCADE;
-	SELECT setseed(0.25);
-	CREATE TABLE t (id int, e vector(32));
-	INSERT INTO t SELECT i, ARRAY(SELECT random() + (i % 7) * 0.2 - 0.6 FROM generate_series(1, 32) WHERE i > 0)::vector(32)
-	  FROM generate_series(1, 1500) i;
 	CREATE TABLE tl AS SELECT id, e, ARRAY[(id % 4)::smallint] AS labels FROM t;
 	CREATE TABLE q AS SELECT id AS qid, e AS q FROM t WHERE id % 50 = 7;
 });
@@ -93,6 +84,6 @@ is($node->psql('postgres', "SELECT diskann_validate_index('labelled')"), 0, 'the
 stop_all_builders();
 my $log = builder_log($b);
 is(() = $log =~ /backend=cuda/g, 4, 'the builder logged four CUDA builds') or diag($log);
-unlike($node->logfile ? slurp_file($node->logfile) : '', qr/server process .* was terminated/, 'no backend crashed');
+unlike(slurp_file($node->logfile), qr/server process .* was terminated/, 'no backend crashed');
 $node->stop;
 done_testing();

@@ -10,10 +10,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <random>
 #include <vector>
 
 #include "detail/device.cuh"
+#include "detail/resources.hpp"
 #include "vectorscale/cuda/emu/cub.hpp"
 
 namespace {
@@ -61,29 +63,26 @@ __global__ void noop_kernel(unsigned* out) {
   if (out != nullptr && threadIdx.x == 0) out[0] = 1;
 }
 
+using vs::cuda::detail::DeviceBuffer;
+
 template <class T>
-struct DeviceArray {
-  explicit DeviceArray(std::size_t n) : n(n) {
-    EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&p), n * sizeof(T)), cudaSuccess);
-  }
-  ~DeviceArray() { (void)cudaFree(p); }
-  std::vector<T> get() const {
-    std::vector<T> h(n);
-    EXPECT_EQ(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-    return h;
-  }
-  void put(const std::vector<T>& h) {
-    EXPECT_EQ(cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-  }
-  T* p = nullptr;
-  std::size_t n;
-};
+std::vector<T> download(const DeviceBuffer<T>& d) {
+  std::vector<T> h(d.size());
+  EXPECT_EQ(cudaMemcpy(h.data(), d.data(), d.bytes(), cudaMemcpyDeviceToHost), cudaSuccess);
+  return h;
+}
+
+template <class T>
+void upload(DeviceBuffer<T>& d, const std::vector<T>& h) {
+  ASSERT_EQ(h.size(), d.size());
+  EXPECT_EQ(cudaMemcpy(d.data(), h.data(), d.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
+}
 
 TEST(CudaEmulator, BarriersOrderSharedMemoryAcrossThreads) {
-  DeviceArray<std::uint32_t> out(3 * 96);
-  VS_LAUNCH(rotate_kernel, 3, 96, 96 * sizeof(std::uint32_t), nullptr, out.p);
+  DeviceBuffer<std::uint32_t> out(3 * 96);
+  VS_LAUNCH(rotate_kernel, 3, 96, 96 * sizeof(std::uint32_t), nullptr, out.data());
   ASSERT_EQ(cudaGetLastError(), cudaSuccess);
-  const auto h = out.get();
+  const auto h = download(out);
   for (std::uint32_t b = 0; b < 3; ++b)
     for (std::uint32_t t = 0; t < 96; ++t) ASSERT_EQ(h[b * 96 + t], (t + 1) % 96 + 1000 * b) << b << " " << t;
 }
@@ -94,11 +93,11 @@ TEST(CudaEmulator, WarpShufflesAndTheWarpSum) {
   std::uniform_real_distribution<float> u(-100.0f, 100.0f);
   std::vector<float> in(n);
   for (float& v : in) v = u(rng);
-  DeviceArray<float> d_in(n), partner(n), loop_sum(n), fast_sum(n);
-  d_in.put(in);
-  VS_LAUNCH(shuffle_kernel, 4, 64, 0, nullptr, d_in.p, 5, partner.p, loop_sum.p, fast_sum.p);
+  DeviceBuffer<float> d_in(n), partner(n), loop_sum(n), fast_sum(n);
+  upload(d_in, in);
+  VS_LAUNCH(shuffle_kernel, 4, 64, 0, nullptr, d_in.data(), 5, partner.data(), loop_sum.data(), fast_sum.data());
   ASSERT_EQ(cudaGetLastError(), cudaSuccess);
-  const auto p = partner.get(), ls = loop_sum.get(), fs = fast_sum.get();
+  const auto p = download(partner), ls = download(loop_sum), fs = download(fast_sum);
   for (std::size_t t = 0; t < n; ++t) {
     ASSERT_EQ(p[t], in[(t & ~std::size_t{31}) | ((t & 31) ^ 5)]) << t;
     // The butterfly as a device computes it: lane i adds lane i ^ offset, five rounds.
@@ -115,27 +114,27 @@ TEST(CudaEmulator, WarpShufflesAndTheWarpSum) {
 }
 
 TEST(CudaEmulator, AtomicsCountEveryThread) {
-  DeviceArray<unsigned> counter(1), lowest(1);
-  counter.put({0});
-  lowest.put({~0u});
-  VS_LAUNCH(count_kernel, dim3(5, 2), 160, 0, nullptr, counter.p, lowest.p);
+  DeviceBuffer<unsigned> counter(1), lowest(1);
+  upload(counter, {0});
+  upload(lowest, {~0u});
+  VS_LAUNCH(count_kernel, dim3(5, 2), 160, 0, nullptr, counter.data(), lowest.data());
   ASSERT_EQ(cudaGetLastError(), cudaSuccess);
-  EXPECT_EQ(counter.get()[0], 5u * 2u * 160u);
-  EXPECT_EQ(lowest.get()[0], 7u);
+  EXPECT_EQ(download(counter)[0], 5u * 2u * 160u);
+  EXPECT_EQ(download(lowest)[0], 7u);
 }
 
 TEST(CudaEmulator, RefusesWhatADeviceRefuses) {
-  DeviceArray<unsigned> out(1);
-  VS_LAUNCH(noop_kernel, 1, 2048, 0, nullptr, out.p);  // over 1024 threads
+  DeviceBuffer<unsigned> out(1);
+  VS_LAUNCH(noop_kernel, 1, 2048, 0, nullptr, out.data());  // over 1024 threads
   EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
-  EXPECT_EQ(cudaGetLastError(), cudaSuccess);                     // read once
-  VS_LAUNCH(noop_kernel, dim3(1, 70000), 32, 0, nullptr, out.p);  // grid y over 65535
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);                          // read once
+  VS_LAUNCH(noop_kernel, dim3(1, 70000), 32, 0, nullptr, out.data());  // grid y over 65535
   EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
-  VS_LAUNCH(noop_kernel, 0, 32, 0, nullptr, out.p);  // an empty grid
+  VS_LAUNCH(noop_kernel, 0, 32, 0, nullptr, out.data());  // an empty grid
   EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
   // Dynamic shared memory above 48 KiB needs the kernel's attribute first, and never more than
   // the opt-in limit.
-  VS_LAUNCH(noop_kernel, 1, 32, 64 * 1024, nullptr, out.p);
+  VS_LAUNCH(noop_kernel, 1, 32, 64 * 1024, nullptr, out.data());
   EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidValue);
   int optin = 0;
   ASSERT_EQ(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0), cudaSuccess);
@@ -143,14 +142,14 @@ TEST(CudaEmulator, RefusesWhatADeviceRefuses) {
             cudaErrorInvalidValue);
   EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidValue);  // a failed call is the last error too
   ASSERT_EQ(cudaFuncSetAttribute(noop_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024), cudaSuccess);
-  VS_LAUNCH(noop_kernel, 1, 32, 64 * 1024, nullptr, out.p);
+  VS_LAUNCH(noop_kernel, 1, 32, 64 * 1024, nullptr, out.data());
   EXPECT_EQ(cudaGetLastError(), cudaSuccess);
   // Copies must stay inside their allocations and go the way their kind says.
   std::vector<unsigned> host(4);
-  EXPECT_EQ(cudaMemcpy(out.p, host.data(), 4 * sizeof(unsigned), cudaMemcpyHostToDevice), cudaErrorInvalidValue);
-  EXPECT_EQ(cudaMemcpy(host.data(), out.p, sizeof(unsigned), cudaMemcpyHostToDevice), cudaErrorInvalidValue);
-  EXPECT_EQ(cudaMemsetAsync(out.p, 0, 8, nullptr), cudaErrorInvalidValue);
-  EXPECT_EQ(cudaMemcpy(host.data(), out.p, sizeof(unsigned), cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(out.data(), host.data(), 4 * sizeof(unsigned), cudaMemcpyHostToDevice), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaMemcpy(host.data(), out.data(), sizeof(unsigned), cudaMemcpyHostToDevice), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaMemsetAsync(out.data(), 0, 8, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaMemcpy(host.data(), out.data(), sizeof(unsigned), cudaMemcpyDeviceToHost), cudaSuccess);
   // Device memory is finite and accounted.
   std::size_t free_before = 0, total = 0, free_after = 0;
   ASSERT_EQ(cudaMemGetInfo(&free_before, &total), cudaSuccess);
@@ -180,14 +179,15 @@ TEST(CudaEmulator, GemmsAreCublasColumnMajorGemms) {
       std::vector<float> a(static_cast<std::size_t>(sa * batch)), b(static_cast<std::size_t>(sb * batch));
       for (float& v : a) v = static_cast<float>(u(rng));
       for (float& v : b) v = static_cast<float>(u(rng));
-      DeviceArray<float> da(a.size()), db(b.size()), dc(static_cast<std::size_t>(sc * batch));
-      da.put(a);
-      db.put(b);
+      DeviceBuffer<float> da(a.size()), db(b.size()), dc(static_cast<std::size_t>(sc * batch));
+      upload(da, a);
+      upload(db, b);
       const float one = 1.0f, zero = 0.0f;
-      ASSERT_EQ(cublasSgemmStridedBatched(h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k,
-                                          &one, da.p, lda, sa, db.p, ldb, sb, &zero, dc.p, ldc, sc, batch),
-                CUBLAS_STATUS_SUCCESS);
-      const auto c = dc.get();
+      ASSERT_EQ(
+          cublasSgemmStridedBatched(h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k, &one,
+                                    da.data(), lda, sa, db.data(), ldb, sb, &zero, dc.data(), ldc, sc, batch),
+          CUBLAS_STATUS_SUCCESS);
+      const auto c = download(dc);
       for (int bi = 0; bi < batch; ++bi)
         for (int i = 0; i < m; ++i)
           for (int j = 0; j < n; ++j) {
@@ -201,10 +201,10 @@ TEST(CudaEmulator, GemmsAreCublasColumnMajorGemms) {
           }
     }
   // A leading dimension below the rows is refused, as cuBLAS refuses it.
-  DeviceArray<float> x(64), y(64);
+  DeviceBuffer<float> x(64), y(64);
   const float one = 1.0f, zero = 0.0f;
-  EXPECT_EQ(cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one, x.p, 3, 16, x.p, 4, 16, &zero, y.p, 4,
-                                      16, 1),
+  EXPECT_EQ(cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one, x.data(), 3, 16, x.data(), 4, 16,
+                                      &zero, y.data(), 4, 16, 1),
             CUBLAS_STATUS_INVALID_VALUE);
   EXPECT_EQ(cublasDestroy(h), CUBLAS_STATUS_SUCCESS);
 }
@@ -241,15 +241,43 @@ TEST(CudaEmulator, CubCallsFollowCubsProtocol) {
   EXPECT_EQ(sums, (std::vector<std::uint32_t>{0, 2, 3}));
 }
 
-// Last: the fault is sticky, as a device's is, and every later call of the process fails.
-TEST(CudaEmulator, ZZBarrierDivergenceIsAStickyLaunchFailure) {
-  DeviceArray<unsigned> out(64);
-  VS_LAUNCH(divergent_kernel, 1, 64, 0, nullptr, out.p);
-  EXPECT_EQ(cudaGetLastError(), cudaErrorLaunchFailure);
-  EXPECT_EQ(cudaDeviceSynchronize(), cudaErrorLaunchFailure);
+// A fault is sticky, as a device's is: every later call of the process fails. Each case runs in
+// a child process (a death test), so the fault stays there; the child reports by its exit code
+// what it saw, and its stderr must carry the emulator's reason.
+int faulted_process_code(cudaError_t want) {
+  int wrong = 0;
+  wrong += cudaGetLastError() != want;
+  wrong += cudaDeviceSynchronize() != want;
   void* p = nullptr;
-  EXPECT_EQ(cudaMalloc(&p, 16), cudaErrorLaunchFailure);
-  EXPECT_EQ(cudaGetLastError(), cudaErrorLaunchFailure);  // reading it does not clear it
+  wrong += cudaMalloc(&p, 16) != want;
+  wrong += cudaGetLastError() != want;  // reading it does not clear it
+  return wrong;
+}
+
+[[noreturn]] void diverge() {
+  DeviceBuffer<unsigned> out(64);
+  VS_LAUNCH(divergent_kernel, 1, 64, 0, nullptr, out.data());
+  std::exit(faulted_process_code(cudaErrorLaunchFailure));
+}
+
+[[noreturn]] void gemm_past_the_output() {
+  DeviceBuffer<float> x(16);
+  DeviceBuffer<float> y(15);  // C needs 16 floats
+  cublasHandle_t h = nullptr;
+  if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) std::exit(100);
+  const float one = 1.0f, zero = 0.0f;
+  const cublasStatus_t st = cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one, x.data(), 4, 16,
+                                                      x.data(), 4, 16, &zero, y.data(), 4, 16, 1);
+  if (st != CUBLAS_STATUS_EXECUTION_FAILED) std::exit(101);
+  std::exit(faulted_process_code(cudaErrorIllegalAddress));
+}
+
+TEST(CudaEmulatorDeathTest, BarrierDivergenceIsAStickyLaunchFailure) {
+  EXPECT_EXIT(diverge(), ::testing::ExitedWithCode(0), "threads of the block wait at different barriers");
+}
+
+TEST(CudaEmulatorDeathTest, GemmPastItsBufferIsAStickyIllegalAddress) {
+  EXPECT_EXIT(gemm_past_the_output(), ::testing::ExitedWithCode(0), "operand C reaches outside its device allocation");
 }
 
 }  // namespace

@@ -7,11 +7,12 @@
 #include <cublas_v2.h>
 
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "state.hpp"
+#include "vectorscale/cuda/core/hd.hpp"
+#include "vectorscale/distance/distance.hpp"
 
 struct cublasContext {
   cudaStream_t stream = nullptr;
@@ -22,20 +23,11 @@ namespace {
 
 using vs::cuda::emu::fail_sticky;
 
-float bf16_to_float(std::uint16_t bits) {
-  const std::uint32_t u = static_cast<std::uint32_t>(bits) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-
 // TF32 keeps 10 mantissa bits (round to nearest even), as the tensor cores read FP32 inputs.
 float to_tf32(float f) {
-  std::uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
+  std::uint32_t u = vs::cuda::core::float_bits(f);
   if ((u & 0x7F800000u) != 0x7F800000u) u = (u + 0xFFFu + ((u >> 13) & 1u)) & ~0x1FFFu;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
+  return vs::cuda::core::float_from_bits(u);
 }
 
 // Bytes an operand of rows x cols (as stored, leading dimension ld) spans over `batch` matrices.
@@ -48,11 +40,11 @@ std::uint64_t extent(int rows, int cols, int ld, long long stride, int batch, st
 }
 
 struct Operand {
+  cublasOperation_t op;
   const void* data;
   cudaDataType type;
   int ld;
   long long stride;
-  bool transposed;
 };
 
 std::size_t element_bytes(cudaDataType t) {
@@ -61,20 +53,21 @@ std::size_t element_bytes(cudaDataType t) {
 
 // op(X)(i, l) of batch b, as float.
 float element(const Operand& x, long long b, int i, int l) {
-  const std::uint64_t idx = static_cast<std::uint64_t>(b) * static_cast<std::uint64_t>(x.stride) +
-                            (x.transposed ? static_cast<std::uint64_t>(l) + static_cast<std::uint64_t>(i) * x.ld
-                                          : static_cast<std::uint64_t>(i) + static_cast<std::uint64_t>(l) * x.ld);
-  if (x.type == CUDA_R_16BF) return bf16_to_float(static_cast<const std::uint16_t*>(x.data)[idx]);
+  const std::uint64_t idx =
+      static_cast<std::uint64_t>(b) * static_cast<std::uint64_t>(x.stride) +
+      (x.op == CUBLAS_OP_T ? static_cast<std::uint64_t>(l) + static_cast<std::uint64_t>(i) * x.ld
+                           : static_cast<std::uint64_t>(i) + static_cast<std::uint64_t>(l) * x.ld);
+  if (x.type == CUDA_R_16BF) return vs::cuda::core::to_float(static_cast<const vs::cuda::core::Bf16*>(x.data)[idx]);
   return static_cast<const float*>(x.data)[idx];
 }
 
-cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
-                    const Operand& a, const Operand& b, float beta, float* c, int ldc, long long stride_c, int batch) {
+cublasStatus_t gemm(cublasHandle_t h, int m, int n, int k, float alpha, const Operand& a, const Operand& b, float beta,
+                    float* c, int ldc, long long stride_c, int batch) {
   if (h == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   if (vs::cuda::emu::sticky_error() != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
-  if ((ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T))
+  if ((a.op != CUBLAS_OP_N && a.op != CUBLAS_OP_T) || (b.op != CUBLAS_OP_N && b.op != CUBLAS_OP_T))
     return CUBLAS_STATUS_INVALID_VALUE;
-  const bool at = ta == CUBLAS_OP_T, bt = tb == CUBLAS_OP_T;
+  const bool at = a.op == CUBLAS_OP_T, bt = b.op == CUBLAS_OP_T;
   if (m < 0 || n < 0 || k < 0 || batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
   if (a.ld < std::max(1, at ? k : m) || b.ld < std::max(1, bt ? n : k) || ldc < std::max(1, m))
     return CUBLAS_STATUS_INVALID_VALUE;
@@ -114,19 +107,35 @@ cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb
     float* cb = c + bi * stride_c;
     for (int j = 0; j < n; ++j)
       for (int i = 0; i < m; ++i) {
-        const float* x = &ra[static_cast<std::size_t>(i) * k];
-        const float* y = &rb[static_cast<std::size_t>(j) * k];
-        float acc[8] = {};
-        int l = 0;
-        for (; l + 8 <= k; l += 8)
-          for (int t = 0; t < 8; ++t) acc[t] += x[l + t] * y[l + t];
-        float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-        for (; l < k; ++l) s += x[l] * y[l];
+        const float s = vs::distance::dot(&ra[static_cast<std::size_t>(i) * k], &rb[static_cast<std::size_t>(j) * k],
+                                          static_cast<std::size_t>(k));
         float& out = cb[static_cast<std::size_t>(j) * ldc + i];
         out = alpha * s + (beta == 0.0f ? 0.0f : beta * out);  // beta 0: C is not read (may be NaN)
       }
   }
   return CUBLAS_STATUS_SUCCESS;
+}
+
+// The statuses the emulator returns, with cuBLAS's names and texts.
+struct StatusText {
+  cublasStatus_t code;
+  const char* name;
+  const char* text;
+};
+
+const StatusText& describe_status(cublasStatus_t status) {
+  static constexpr StatusText kStatuses[] = {
+      {CUBLAS_STATUS_SUCCESS, "CUBLAS_STATUS_SUCCESS", "success"},
+      {CUBLAS_STATUS_NOT_INITIALIZED, "CUBLAS_STATUS_NOT_INITIALIZED", "the library was not initialized"},
+      {CUBLAS_STATUS_ALLOC_FAILED, "CUBLAS_STATUS_ALLOC_FAILED", "the resource allocation failed"},
+      {CUBLAS_STATUS_INVALID_VALUE, "CUBLAS_STATUS_INVALID_VALUE", "an invalid numeric value was used as an argument"},
+      {CUBLAS_STATUS_EXECUTION_FAILED, "CUBLAS_STATUS_EXECUTION_FAILED", "the GPU program failed to execute"},
+      {CUBLAS_STATUS_NOT_SUPPORTED, "CUBLAS_STATUS_NOT_SUPPORTED", "the functionality requested is not supported"},
+  };
+  static constexpr StatusText kUnknown{CUBLAS_STATUS_INTERNAL_ERROR, "CUBLAS_STATUS_UNKNOWN", "unknown error"};
+  for (const StatusText& e : kStatuses)
+    if (e.code == status) return e;
+  return kUnknown;
 }
 
 }  // namespace
@@ -159,49 +168,19 @@ cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode) {
 }
 
 const char* cublasGetStatusName(cublasStatus_t status) {
-  switch (status) {
-    case CUBLAS_STATUS_SUCCESS:
-      return "CUBLAS_STATUS_SUCCESS";
-    case CUBLAS_STATUS_NOT_INITIALIZED:
-      return "CUBLAS_STATUS_NOT_INITIALIZED";
-    case CUBLAS_STATUS_ALLOC_FAILED:
-      return "CUBLAS_STATUS_ALLOC_FAILED";
-    case CUBLAS_STATUS_INVALID_VALUE:
-      return "CUBLAS_STATUS_INVALID_VALUE";
-    case CUBLAS_STATUS_EXECUTION_FAILED:
-      return "CUBLAS_STATUS_EXECUTION_FAILED";
-    case CUBLAS_STATUS_NOT_SUPPORTED:
-      return "CUBLAS_STATUS_NOT_SUPPORTED";
-    default:
-      return "CUBLAS_STATUS_UNKNOWN";
-  }
+  return describe_status(status).name;
 }
 
 const char* cublasGetStatusString(cublasStatus_t status) {
-  switch (status) {
-    case CUBLAS_STATUS_SUCCESS:
-      return "success";
-    case CUBLAS_STATUS_NOT_INITIALIZED:
-      return "the library was not initialized";
-    case CUBLAS_STATUS_ALLOC_FAILED:
-      return "the resource allocation failed";
-    case CUBLAS_STATUS_INVALID_VALUE:
-      return "an invalid numeric value was used as an argument";
-    case CUBLAS_STATUS_EXECUTION_FAILED:
-      return "the GPU program failed to execute";
-    case CUBLAS_STATUS_NOT_SUPPORTED:
-      return "the functionality requested is not supported";
-    default:
-      return "unknown error";
-  }
+  return describe_status(status).text;
 }
 
 cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
                                          int m, int n, int k, const float* alpha, const float* A, int lda,
                                          long long int strideA, const float* B, int ldb, long long int strideB,
                                          const float* beta, float* C, int ldc, long long int strideC, int batchCount) {
-  return gemm(handle, transa, transb, m, n, k, *alpha, Operand{A, CUDA_R_32F, lda, strideA, transa == CUBLAS_OP_T},
-              Operand{B, CUDA_R_32F, ldb, strideB, transb == CUBLAS_OP_T}, *beta, C, ldc, strideC, batchCount);
+  return gemm(handle, m, n, k, *alpha, Operand{transa, A, CUDA_R_32F, lda, strideA},
+              Operand{transb, B, CUDA_R_32F, ldb, strideB}, *beta, C, ldc, strideC, batchCount);
 }
 
 cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
@@ -214,10 +193,9 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
   // The combinations the backend uses: FP32 or BF16 inputs, FP32 output and sums.
   const bool inputs_ok = Atype == Btype && (Atype == CUDA_R_32F || Atype == CUDA_R_16BF);
   if (!inputs_ok || Ctype != CUDA_R_32F || computeType != CUBLAS_COMPUTE_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
-  return gemm(handle, transa, transb, m, n, k, *static_cast<const float*>(alpha),
-              Operand{A, Atype, lda, strideA, transa == CUBLAS_OP_T},
-              Operand{B, Btype, ldb, strideB, transb == CUBLAS_OP_T}, *static_cast<const float*>(beta),
-              static_cast<float*>(C), ldc, strideC, batchCount);
+  return gemm(handle, m, n, k, *static_cast<const float*>(alpha), Operand{transa, A, Atype, lda, strideA},
+              Operand{transb, B, Btype, ldb, strideB}, *static_cast<const float*>(beta), static_cast<float*>(C), ldc,
+              strideC, batchCount);
 }
 
 }  // extern "C"

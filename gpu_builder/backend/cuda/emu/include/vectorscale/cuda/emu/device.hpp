@@ -132,9 +132,9 @@ inline void __syncwarp(unsigned mask = 0xFFFFFFFFu) {
   ::vs::cuda::emu::sync_warp(mask);
 }
 
+// Across whole warps only (no `width`: a kernel that passes one does not compile here).
 template <class T>
-T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = 32) {
-  (void)width;  // the kernels shuffle across whole warps
+T __shfl_xor_sync(unsigned mask, T value, int lane_mask) {
   namespace e = ::vs::cuda::emu;
   return e::from_bits<T>(e::shuffle_xor(e::to_bits(value), lane_mask, mask));
 }
