@@ -270,7 +270,15 @@ struct RemoteRequest
 bool
 remote_attempt(const RemoteRequest &rq, IndexBuildResult *result, AttemptFailure *failure)
 {
-	const auto	started = std::chrono::steady_clock::now();
+	using Clock = std::chrono::steady_clock;
+	const auto	started = Clock::now();
+	const auto	since = [](Clock::time_point from, Clock::time_point to) {
+		return std::chrono::duration<double>(to - from).count();
+	};
+	Clock::time_point sent,
+				received,
+				checked,
+				written;
 	const DiskannBuildOptions *opts = rq.opts;
 	std::optional<vs::client::RemoteBuild> remote;
 	std::vector<std::uint64_t> tids;
@@ -313,6 +321,7 @@ remote_attempt(const RemoteRequest &rq, IndexBuildResult *result, AttemptFailure
 	try
 	{
 		remote->finish();
+		sent = Clock::now();
 		for (;;)
 		{
 			if (QueryCancelPending || ProcDiePending)
@@ -364,6 +373,7 @@ remote_attempt(const RemoteRequest &rq, IndexBuildResult *result, AttemptFailure
 		return fail(vs::detail::format("the page stream ended after %zu pages without a summary", pages.size()));
 
 	/* 3. Check everything before writing anything. */
+	received = Clock::now();
 	std::vector<std::uint32_t> by_tid;
 
 	if (opts->labeled)
@@ -379,11 +389,13 @@ remote_attempt(const RemoteRequest &rq, IndexBuildResult *result, AttemptFailure
 		return fail("invalid index returned: " + problem);
 
 	/* 4. Write, then WAL-log once. */
+	checked = Clock::now();
 	Relation	index = rq.index;
 
 	for (std::size_t b = 0; b < pages.size(); ++b)
 		DiskannWriteNewPage(index, MAIN_FORKNUM, (std::uint32_t) b,
 							{reinterpret_cast<const std::byte *>(pages[b].data()), pages[b].size()});
+	written = Clock::now();
 	vs::pg::call([&] {
 		if (RelationNeedsWAL(index))
 			log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
@@ -392,12 +404,15 @@ remote_attempt(const RemoteRequest &rq, IndexBuildResult *result, AttemptFailure
 	result->heap_tuples = reltuples;
 	result->index_tuples = (double) tids.size();
 
-	const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+	const auto	done = Clock::now();
 
 	vs::pg::call([&] {
-		elog(LOG, "diskann index \"%s\" built through builder \"%s\" by \"%s\" at %s, backend %s: %zu rows, %zu pages, %.3f s",
+		elog(LOG, "diskann index \"%s\" built through builder \"%s\" by \"%s\" at %s, backend %s: %zu rows, %zu pages, "
+			 "%.3f s (scan and send %.3f s, builder until the last page %.3f s, check %.3f s, write %.3f s, WAL %.3f s)",
 			 RelationGetRelationName(index), rq.settings->endpoint.c_str(), summary->builder_id.c_str(),
-			 summary->peer.c_str(), summary->backend.c_str(), tids.size(), pages.size(), seconds);
+			 summary->peer.c_str(), summary->backend.c_str(), tids.size(), pages.size(), since(started, done),
+			 since(started, sent), since(sent, received), since(received, checked), since(checked, written),
+			 since(written, done));
 	});
 	return true;
 }

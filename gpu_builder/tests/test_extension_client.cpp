@@ -6,9 +6,14 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "builder_test_support.hpp"
 #include "client/builder_client.hpp"
@@ -27,13 +32,38 @@ using vs::client::RemoteBuild;
 using vs::client::RemoteError;
 using vs::client::RemoteEvent;
 
-std::unique_ptr<vb::Server> start_server(const std::string& token = "", const std::string& listen = "127.0.0.1:0") {
+// The builder's per-build log lines, collected from its threads.
+struct BuildLog {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  std::function<void(const std::string&)> sink() {
+    return [this](const std::string& line) {
+      std::lock_guard lock(mu);
+      lines.push_back(line);
+    };
+  }
+  // The first line containing `what`, waiting up to 10 s for it (a build logs as it ends).
+  std::string find(const std::string& what) {
+    for (int i = 0; i < 1000; ++i) {
+      {
+        std::lock_guard lock(mu);
+        for (const auto& l : lines)
+          if (l.find(what) != std::string::npos) return l;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return "";
+  }
+};
+
+std::unique_ptr<vb::Server> start_server(const std::string& token = "", const std::string& listen = "127.0.0.1:0",
+                                         BuildLog* log = nullptr) {
   vb::ServerOptions o;
   o.listen = listen;
   o.backend = "cpu";  // the expectations are the CPU backend's, also where a GPU exists
   o.threads = 2;
   o.max_memory = 1ull << 30;
-  o.log = [](const std::string&) {};
+  o.log = log != nullptr ? log->sink() : [](const std::string&) {};
   if (!token.empty()) {
     o.token_file = ::testing::TempDir() + "/vs_client_token";
     std::ofstream(o.token_file) << token << "\n";
@@ -191,6 +221,60 @@ TEST(ExtensionClient, CancelEndsTheStream) {
           if (rb.poll(std::chrono::milliseconds(100)).kind == RemoteEvent::kDone) break;
       },
       RemoteError);
+}
+
+// Rows of 256 floats: 1,023 to a 1 MiB batch, so these uploads are several batches, which the
+// client's writer thread sends while more rows are added.
+constexpr std::uint32_t kWideDims = 256;
+
+TEST(ExtensionClient, ManyBatchesArriveInOrder) {
+  BuildLog log;
+  auto server = start_server("", "127.0.0.1:0", &log);
+  const auto spec = vt::small_spec(kWideDims, 6000);
+  const auto d = vt::make_dataset(6000, kWideDims);
+  RemoteBuild rb(settings_for(server->address()), remote_spec(spec));
+  EXPECT_GT(run(rb, d), 2u);  // the summary's node count is checked there
+  const std::string line = log.find("result=");
+  EXPECT_NE(line.find("rows=6000 "), std::string::npos) << line;
+  EXPECT_NE(line.find("result=ok"), std::string::npos) << line;
+}
+
+// The builder refuses a batch (a NaN in its third batch) while the client is still sending:
+// the builder's status comes back, from add() or finish(), as a RemoteError not worth a retry.
+TEST(ExtensionClient, BatchRefusedMidUploadIsTheBuildersError) {
+  auto server = start_server();
+  const auto spec = vt::small_spec(kWideDims, 12000);
+  auto d = vt::make_dataset(12000, kWideDims);
+  d.vectors[2500 * kWideDims + 7] = std::numeric_limits<float>::quiet_NaN();
+  RemoteBuild rb(settings_for(server->address()), remote_spec(spec));
+  try {
+    run(rb, d);
+    ADD_FAILURE() << "the build must fail";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), 3) << e.what();  // INVALID_ARGUMENT
+    EXPECT_NE(std::string(e.what()).find("row 2500: dimension 7 is not a finite number"), std::string::npos)
+        << e.what();
+    EXPECT_FALSE(e.builder_went_away());
+  }
+}
+
+// A scan that stops half way (an error in the backend) drops the build with batches still queued:
+// the destructor cancels the call at once, and the builder is free for the next build.
+TEST(ExtensionClient, AbandonedUploadIsCancelled) {
+  BuildLog log;
+  auto server = start_server("", "127.0.0.1:0", &log);
+  const auto spec = vt::small_spec(kWideDims, 8000);
+  const auto d = vt::make_dataset(8000, kWideDims);
+  const auto started = std::chrono::steady_clock::now();
+  {
+    RemoteBuild rb(settings_for(server->address()), remote_spec(spec));
+    for (std::size_t i = 0; i < 5000; ++i) rb.add(&d.vectors[i * d.dims], d.tids[i].key());
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
+  EXPECT_NE(log.find("result=CANCELLED"), "");
+  const auto small = vt::make_dataset(300, kWideDims);
+  RemoteBuild next(settings_for(server->address()), remote_spec(vt::small_spec(kWideDims, 300)));
+  EXPECT_GT(run(next, small), 2u);
 }
 
 // Builds one small index through target; returns the builder's address (gRPC's "ipv4:..." name).

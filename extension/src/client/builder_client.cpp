@@ -178,6 +178,8 @@ class RemoteBuildImpl
 	void		write(const pb::BuildRequest &req);
 	[[noreturn]] void fail_from_stream(const char *while_doing);
 	void		read_loop();
+	void		write_loop();
+	void		stop_writer() noexcept;
 
 	std::uint32_t dims_;
 	bool		has_labels_;
@@ -185,11 +187,25 @@ class RemoteBuildImpl
 	std::unique_ptr<pb::Builder::Stub> stub_;
 	grpc::ClientContext context_;
 	std::unique_ptr<grpc::ClientReaderWriter<pb::BuildRequest, pb::BuildResponse>> stream_;
-	pb::BuildRequest batch_;
+	std::unique_ptr<pb::BuildRequest> batch_;	/* being filled by add() */
 	std::size_t batch_rows_ = 0;
 	std::size_t batch_labels_ = 0;
 	std::uint64_t rows_ = 0;
-	bool		finished_writing_ = false;
+
+	/*
+	 * The writer thread sends the full batches, so that the heap scan goes on while gRPC
+	 * serializes and sends the previous ones. kBatchesInFlight messages circulate: queued
+	 * (outbox_), being written, or empty and ready to fill (spare_); their capacity is reused.
+	 */
+	static constexpr std::size_t kBatchesInFlight = 4;
+	std::thread writer_;
+	std::mutex	wmu_;
+	std::condition_variable wcv_;
+	std::deque<std::unique_ptr<pb::BuildRequest>> outbox_;
+	std::vector<std::unique_ptr<pb::BuildRequest>> spare_;
+	std::size_t unsent_ = 0;	/* queued or being written */
+	bool		write_failed_ = false;
+	bool		stop_writing_ = false;
 
 	std::thread reader_;
 	std::mutex	mu_;
@@ -268,6 +284,11 @@ RemoteBuildImpl::RemoteBuildImpl(const BuilderSettings &settings, const RemoteSp
 	try
 	{
 		write(req);
+		for (std::size_t i = 0; i < kBatchesInFlight; ++i)
+			spare_.push_back(std::make_unique<pb::BuildRequest>());
+		batch_ = std::move(spare_.back());
+		spare_.pop_back();
+		writer_ = std::thread([this] { write_loop(); });
 	}
 	catch (...)
 	{
@@ -285,10 +306,63 @@ RemoteBuildImpl::~RemoteBuildImpl()
 	SignalBlock blocked;
 
 	context_.TryCancel();
+	stop_writer();
 	if (reader_.joinable())
 		reader_.join();
 	if (stream_ && !status_taken_)
 		(void) stream_->Finish();
+}
+
+/* The writer thread: writes the queued batches in order until told to stop or a write fails. */
+void
+RemoteBuildImpl::write_loop()
+{
+	for (;;)
+	{
+		std::unique_ptr<pb::BuildRequest> req;
+
+		{
+			std::unique_lock<std::mutex> lock(wmu_);
+
+			wcv_.wait(lock, [this] { return !outbox_.empty() || stop_writing_; });
+			if (outbox_.empty())
+				return;
+			req = std::move(outbox_.front());
+			outbox_.pop_front();
+		}
+		const bool	ok = stream_->Write(*req);
+
+		req->Clear();
+		std::lock_guard<std::mutex> lock(wmu_);
+
+		spare_.push_back(std::move(req));
+		--unsent_;
+		if (!ok)
+		{
+			/* The stream is over; fail_from_stream() collects its status. */
+			write_failed_ = true;
+			outbox_.clear();
+			unsent_ = 0;
+		}
+		wcv_.notify_all();
+		if (!ok)
+			return;
+	}
+}
+
+/* Ends the writer thread once its queue is written (or its write failed, or the call ended). */
+void
+RemoteBuildImpl::stop_writer() noexcept
+{
+	if (!writer_.joinable())
+		return;
+	{
+		std::lock_guard<std::mutex> lock(wmu_);
+
+		stop_writing_ = true;
+	}
+	wcv_.notify_all();
+	writer_.join();
 }
 
 /* The reader thread: queues every response until the stream ends. */
@@ -335,6 +409,7 @@ RemoteBuildImpl::fail_from_stream(const char *while_doing)
 			cv_.wait(lock, [this] { return read_done_; });
 		}
 	}
+	stop_writer();				/* its writes fail at once: the call is over */
 	status_taken_ = true;
 	const grpc::Status st = stream_->Finish();
 
@@ -349,8 +424,25 @@ RemoteBuildImpl::send_batch()
 {
 	if (batch_rows_ == 0)
 		return;
-	write(batch_);
-	batch_.Clear();
+	bool		failed;
+
+	{
+		std::unique_lock<std::mutex> lock(wmu_);
+
+		/* Bounded by the call's deadline: a write that cannot go on fails then. */
+		wcv_.wait(lock, [this] { return !spare_.empty() || write_failed_; });
+		failed = write_failed_;
+		if (!failed)
+		{
+			outbox_.push_back(std::move(batch_));
+			++unsent_;
+			batch_ = std::move(spare_.back());
+			spare_.pop_back();
+		}
+	}
+	if (failed)
+		fail_from_stream("sending");
+	wcv_.notify_all();
 	batch_rows_ = 0;
 	batch_labels_ = 0;
 }
@@ -358,7 +450,7 @@ RemoteBuildImpl::send_batch()
 void
 RemoteBuildImpl::add(const float *vector, std::uint64_t heap_tid, std::span<const std::int16_t> labels)
 {
-	pb::VectorBatch *b = batch_.mutable_vectors();
+	pb::VectorBatch *b = batch_->mutable_vectors();
 
 	b->add_heap_tids(heap_tid);
 	b->mutable_data()->Add(vector, vector + dims_);
@@ -382,6 +474,14 @@ void
 RemoteBuildImpl::finish()
 {
 	send_batch();
+	{
+		std::unique_lock<std::mutex> lock(wmu_);
+
+		wcv_.wait(lock, [this] { return unsent_ == 0 || write_failed_; });
+	}
+	stop_writer();
+	if (write_failed_)
+		fail_from_stream("sending");
 	pb::BuildRequest req;
 
 	req.mutable_finish()->set_rows(rows_);
@@ -389,7 +489,6 @@ RemoteBuildImpl::finish()
 	SignalBlock blocked;
 
 	stream_->WritesDone();
-	finished_writing_ = true;
 }
 
 RemoteEvent
