@@ -126,11 +126,13 @@ class RemoteBuild
 	RemoteBuild &operator=(const RemoteBuild &) = delete;
 
 	/*
-	 * Queues one row (indexed_dims floats; labels when the spec has them) and sends a batch
-	 * when it is full; throws RemoteError.
+	 * Queues one row (indexed_dims floats; labels when the spec has them). A full batch goes
+	 * to the writer thread, which sends it while more rows come; add() waits only when 3
+	 * batches are already queued or being sent. Throws RemoteError (a failed send shows up at
+	 * the next full batch or in finish()).
 	 */
 	void		add(const float *vector, std::uint64_t heap_tid, std::span<const std::int16_t> labels = {});
-	/* Sends the last batch and Finish, then half-closes; throws RemoteError. */
+	/* Sends the last batch, waits until every batch is sent, sends Finish and half-closes; throws RemoteError. */
 	void		finish();
 	/* Waits up to wait for the next server message; throws RemoteError on a failed stream. */
 	RemoteEvent poll(std::chrono::milliseconds wait);
