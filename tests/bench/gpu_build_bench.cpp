@@ -273,9 +273,29 @@ struct Result {
   double total = 0;
   std::map<std::string, double> phases;
   std::map<unsigned, double> recall;
-  std::map<std::string, double> prune_gemm;  // cuda: vs::cuda::GramWork (GFLOP, GiB, counts)
+  // cuda: "device_seconds" (the graph phase by kind of work), "search" (work of the greedy
+  // searches and the bandwidth it took), "prune_gemm" (vs::cuda::GramWork: GFLOP, GiB, counts);
+  // reference: "search".
+  std::map<std::string, std::map<std::string, double>> sections;
   std::string note;
 };
+
+// The greedy searches' work (n searches per pass): distances and expansions per search, and the
+// vector bytes those distances read (element_bytes a dimension; neighbour lists and visited
+// tables not counted); with the searches' device seconds, the bandwidth that took. The
+// distances include the few of the connectivity pass.
+std::map<std::string, double> search_work(const Options& o, const vs::cuda::GraphBuildStats& st,
+                                          unsigned element_bytes, double seconds) {
+  const double searches = static_cast<double>(o.n) * (1 + o.graph().refine_passes);
+  const double gib = static_cast<double>(st.distance_computations) * static_cast<double>(o.dims * element_bytes) /
+                     static_cast<double>(1ull << 30);
+  std::map<std::string, double> m = {{"searches", searches},
+                                     {"distances_per_search", static_cast<double>(st.distance_computations) / searches},
+                                     {"expansions_per_search", static_cast<double>(st.expansions) / searches},
+                                     {"vector_gib", gib}};
+  if (seconds > 0) m["vector_gib_per_s"] = gib / seconds;
+  return m;
+}
 
 void print(const Options& o, const Result& r) {
   std::printf(
@@ -289,10 +309,10 @@ void print(const Options& o, const Result& r) {
   bool first = true;
   for (const auto& [l, v] : r.recall) std::printf("%s\"%u\":%.4f", first ? "" : ",", l, v), first = false;
   std::printf("}");
-  if (!r.prune_gemm.empty()) {
-    std::printf(",\"prune_gemm\":{");
+  for (const auto& [name, values] : r.sections) {
+    std::printf(",\"%s\":{", name.c_str());
     first = true;
-    for (const auto& [k, v] : r.prune_gemm) std::printf("%s\"%s\":%.6g", first ? "" : ",", k.c_str(), v), first = false;
+    for (const auto& [k, v] : values) std::printf("%s\"%s\":%.6g", first ? "" : ",", k.c_str(), v), first = false;
     std::printf("}");
   }
   std::printf(",\"note\":\"%s\"}\n", r.note.c_str());
@@ -387,8 +407,13 @@ int main(int argc, char** argv) {
         r.recall = measure(index, o, queries, truth);
         r.note = dev.name + (d.bf16_vectors ? "; bf16 vectors" : "; fp32 vectors") + "; " + d.plan.describe() + "; capped searches " + std::to_string(d.stats.capped_searches) +
                  ", batches " + std::to_string(d.stats.batches);
+        const vs::cuda::DeviceKernelTimes& k = d.times.device;
+        r.sections["device_seconds"] = {{"search", k.search},   {"candidates", k.candidates}, {"order", k.order},
+                                        {"gather", k.gather},   {"gemm", k.gemm},             {"prune", k.prune},
+                                        {"reverse", k.reverse}, {"host", k.host}};
+        r.sections["search"] = search_work(o, d.stats, d.bf16_vectors ? 2 : 4, k.search);
         // The prunes' Gram GEMMs as done (sorted by candidate count) and unbucketed.
-        r.prune_gemm = {{"gflop", d.gram.flops * 1e-9},
+        r.sections["prune_gemm"] = {{"gflop", d.gram.flops * 1e-9},
                         {"gflop_unbucketed", d.gram.flops_unbucketed * 1e-9},
                         {"row_gib", d.gram.row_bytes / (1ull << 30)},
                         {"row_gib_unbucketed", d.gram.row_bytes_unbucketed / (1ull << 30)},
@@ -418,6 +443,7 @@ int main(int argc, char** argv) {
         const auto index = vs::vamana::Index::from_parts(std::move(v), o.n, o.dims, o.index, ref.quantizer(),
                                                          std::move(codes), std::move(g));
         r.recall = measure(index, o, queries, truth);
+        r.sections["search"] = search_work(o, st, o.graph().bf16_vectors ? 2 : 4, 0);
         r.note = "serial CPU run of the CUDA algorithm (not a speed figure); the CPU build took " +
                  std::to_string(cpu_seconds) + " s; batches " + std::to_string(st.batches) + ", capped searches " +
                  std::to_string(st.capped_searches);

@@ -63,12 +63,22 @@ void expect_same_graph(const vamana::Graph& got, const vamana::Graph& want) {
 }
 
 // Every prune went through exactly one Gram sub-batch: one per row per insertion or refinement
-// pass, plus the reverse-edge and final prunes; and sorting by count never adds work.
+// pass, plus the reverse-edge and final prunes; and sorting by count never adds work. The
+// device times of the graph phase: every kind of work that each batch runs took time, and
+// together no more than the phase's wall clock.
 void expect_gram_work(const cuda::DeviceBuildResult& r, std::size_t n, std::uint32_t refine_passes) {
   EXPECT_EQ(r.gram.items, n * (1 + refine_passes) + r.stats.reverse_prunes + r.stats.final_prunes);
   EXPECT_GE(r.gram.sub_batches, r.gram.groups);
   EXPECT_LE(r.gram.flops, r.gram.flops_unbucketed);
   EXPECT_LE(r.gram.row_bytes, r.gram.row_bytes_unbucketed);
+  const cuda::DeviceKernelTimes& k = r.times.device;
+  for (const double t : {k.search, k.order, k.gather, k.gemm, k.prune, k.reverse}) EXPECT_GT(t, 0.0);
+  EXPECT_GE(k.candidates, 0.0);
+  EXPECT_GE(k.host, 0.0);
+  const double sum = k.search + k.candidates + k.order + k.gather + k.gemm + k.prune + k.reverse + k.host;
+  EXPECT_LE(sum, 1.05 * (r.times.insert + r.times.prune) + 1e-3);
+  EXPECT_GT(r.stats.expansions, 0u);
+  EXPECT_LE(r.stats.expansions, r.stats.distance_computations);  // only nodes with a distance are expanded
 }
 
 cuda::DeviceBuildOptions options_on(int device) {
@@ -138,8 +148,14 @@ TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
       EXPECT_EQ(r.bf16_vectors, o.graph.bf16_vectors && major >= 8);
       test::expect_graph_invariants(r.graph, 16);
       expect_gram_work(r, n, refine);
-      const auto want = cuda::reference_build_graph(data.data(), n, dims, ip.build, o.graph, r.plan.search_batch);
+      cuda::GraphBuildStats st;
+      const auto want =
+          cuda::reference_build_graph(data.data(), n, dims, ip.build, o.graph, r.plan.search_batch, {}, &st);
       expect_same_graph(r.graph, want);
+      // The same searches: the device's counters are the reference's.
+      EXPECT_EQ(r.stats.expansions, st.expansions);
+      EXPECT_EQ(r.stats.distance_computations, st.distance_computations);
+      EXPECT_EQ(r.stats.capped_searches, st.capped_searches);
     }
   }
 }
@@ -234,6 +250,13 @@ TEST_P(CudaRecall, WithinHalfAPointOfTheCpuBuild) {
   std::printf("%s %zu x %zu: train %.3f s, insert %.3f s, prune %.3f s, connect %.3f s; %s; %s\n",
               distance::metric_name(c.metric), c.n, c.dims, r.times.train, r.times.insert, r.times.prune,
               r.times.connect, r.plan.describe().c_str(), r.gram.describe().c_str());
+  const cuda::DeviceKernelTimes& k = r.times.device;
+  const double searches = static_cast<double>(c.n) * (1 + options_on(dev.device).graph.refine_passes);
+  std::printf("  device: search %.3f s, candidates %.3f s, order %.3f s, gather %.3f s, gemm %.3f s, prune %.3f s, "
+              "reverse %.3f s, waiting for the host %.3f s; %.0f distances and %.1f expansions a search\n",
+              k.search, k.candidates, k.order, k.gather, k.gemm, k.prune, k.reverse, k.host,
+              static_cast<double>(r.stats.distance_computations) / searches,
+              static_cast<double>(r.stats.expansions) / searches);
   expect_gram_work(r, c.n, cuda::GraphOptions{}.refine_passes);
   const auto gpu = vamana::Index::from_parts(std::move(stored), c.n, c.dims, ip, {}, {}, std::move(r.graph));
 

@@ -8,9 +8,11 @@
 #include "vectorscale/cuda/device_build.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -54,6 +56,55 @@ using detail::Stream;
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
+
+// Device time by kind of work. mark(kind) records a timing event on the stream: the work
+// queued after it, until the next mark, is of that kind. settle(), once the stream is
+// synchronized, adds up the intervals that have ended; the last mark stays open, so that the
+// time the stream then waits for the host is counted when the next mark comes (as kHost, the
+// kind marked before each synchronization). Events are reused.
+class KernelClock {
+ public:
+  enum Kind : std::uint8_t { kSearch, kCandidates, kOrder, kGather, kGemm, kPrune, kReverse, kHost, kKinds };
+
+  explicit KernelClock(const Stream& stream) : stream_(stream) {}
+
+  void mark(Kind kind) {
+    if (free_.empty()) {
+      events_.push_back(std::make_unique<Event>(cudaEventDefault));
+      free_.push_back(events_.back()->get());
+    }
+    const cudaEvent_t e = free_.back();
+    VS_CUDA_TRY(cudaEventRecord(e, stream_.get()));
+    free_.pop_back();
+    open_.push_back({e, kind});
+  }
+
+  void settle() {
+    for (std::size_t i = 0; i + 1 < open_.size(); ++i) {
+      float ms = 0;
+      VS_CUDA_TRY(cudaEventElapsedTime(&ms, open_[i].event, open_[i + 1].event));
+      seconds_[open_[i].kind] += 1e-3 * ms;
+      free_.push_back(open_[i].event);
+    }
+    if (open_.size() > 1) open_.erase(open_.begin(), open_.end() - 1);
+  }
+
+  [[nodiscard]] DeviceKernelTimes times() const {
+    return {seconds_[kSearch], seconds_[kCandidates], seconds_[kOrder], seconds_[kGather],
+            seconds_[kGemm],   seconds_[kPrune],      seconds_[kReverse], seconds_[kHost]};
+  }
+
+ private:
+  struct Open {
+    cudaEvent_t event;
+    Kind kind;
+  };
+  const Stream& stream_;
+  std::vector<std::unique_ptr<Event>> events_;
+  std::vector<cudaEvent_t> free_;
+  std::vector<Open> open_;
+  std::array<double, kKinds> seconds_{};
+};
 
 // Copies a device array to a host vector (synchronously on `stream`).
 template <class T>
@@ -132,6 +183,7 @@ class DeviceBuilder {
     t = Clock::now();
     final_prune();
     out.times.prune = seconds_since(t);
+    out.times.device = clock_.times();
     t = Clock::now();
     out.graph = download_graph();
     release_device_memory();
@@ -295,7 +347,7 @@ class DeviceBuilder {
           log_key(plan.search_batch * s.max_iters),
           log_count(plan.search_batch),
           kept_distance(plan.search_batch * s.R),
-          counters(2),
+          counters(kernels::kCounters),
           rows(plan.prune_batch * plan.gram_dim * dims),
           gram(plan.prune_batch * plan.gram_dim * plan.gram_dim),
           cand(plan.prune_batch * s.max_candidates),
@@ -337,7 +389,7 @@ class DeviceBuilder {
     DeviceBuffer<float> log_key;
     DeviceBuffer<std::uint32_t> log_count;
     DeviceBuffer<float> kept_distance;                            // prune output for reverse edges
-    DeviceBuffer<unsigned long long> counters;                    // distances computed, capped searches
+    DeviceBuffer<unsigned long long> counters;                    // kernels::SearchCounter
     DeviceBuffer<float> rows, gram;                               // prune: gathered rows, Gram matrices
     DeviceBuffer<std::uint32_t> cand, cand_counts, prune_nodes;   // prune: candidate lists
     DeviceBuffer<std::uint32_t> histogram;                        // prune group: items per candidate count
@@ -389,21 +441,22 @@ class DeviceBuilder {
         done += end - begin;
         poll(vamana::kPhaseInsert, done, total);
       }
-    const auto counters = download(w_->counters.data(), 2, stream_);
-    stats_.distance_computations += counters[0];
-    stats_.capped_searches = counters[1];
+    const auto counters = download(w_->counters.data(), kernels::kCounters, stream_);
+    stats_.distance_computations += counters[kernels::kDistances];
+    stats_.capped_searches = counters[kernels::kCapped];
+    stats_.expansions = counters[kernels::kExpansions];
   }
 
   // One batch of rows order[begin, end): search, prune, reverse edges (reference.cpp's run_batch).
   void run_batch(std::size_t begin, std::size_t end, bool refine) {
     const auto count = static_cast<std::uint32_t>(end - begin);
     const std::uint32_t* rows = w_->order.data() + begin;
+    clock_.mark(KernelClock::kSearch);
     VS_CUDA_TRY(cudaMemsetAsync(w_->tables.data(), 0xFF, std::size_t{count} * plan_.table_slots * sizeof(std::uint32_t),
                                 stream_.get()));
     auto search = [&](const auto& args) {
       VS_CUDA_TRY(kernels::search(args, rows, count, medoid_, w_->tables.data(), plan_.table_slots, w_->log_id.data(),
-                                  w_->log_key.data(), w_->log_count.data(), w_->counters.data(),
-                                  w_->counters.data() + 1, stream_.get()));
+                                  w_->log_key.data(), w_->log_count.data(), w_->counters.data(), stream_.get()));
     };
     if (xh_ != nullptr)
       search(search_args(xh_));
@@ -418,6 +471,7 @@ class DeviceBuilder {
       for (std::uint32_t first = 0; first < count; first += static_cast<std::uint32_t>(plan_.prune_batch)) {
         const std::uint32_t c = std::min<std::uint32_t>(static_cast<std::uint32_t>(plan_.prune_batch), count - first);
         const std::uint32_t* log = w_->log_id.data() + std::size_t{first} * s_.max_iters;
+        clock_.mark(KernelClock::kCandidates);
         VS_CUDA_TRY(kernels::refine_candidates(rows + first, w_->neighbors.data(), s_.stride, w_->degrees.data(), log,
                                                s_.max_iters, w_->log_count.data() + first, c, s_.max_candidates,
                                                w_->cand.data(), w_->cand_counts.data(), stream_.get()));
@@ -425,12 +479,15 @@ class DeviceBuilder {
               w_->kept_distance.data() + std::size_t{first} * s_.R);
       }
     }
+    clock_.mark(KernelClock::kReverse);
     VS_CUDA_TRY(kernels::reverse_edges(rows, count, w_->kept_distance.data(), s_.R, w_->neighbors.data(), s_.stride,
                                        w_->degrees.data(), s_.max_candidates, w_->reverse, stream_.get()));
+    clock_.mark(KernelClock::kHost);
     const std::uint32_t overflowing = download_one(w_->run_count.data() + 1, stream_);
     for (std::uint32_t first = 0; first < overflowing; first += static_cast<std::uint32_t>(plan_.prune_batch)) {
       const std::uint32_t c =
           std::min<std::uint32_t>(static_cast<std::uint32_t>(plan_.prune_batch), overflowing - first);
+      clock_.mark(KernelClock::kCandidates);
       VS_CUDA_TRY(kernels::overflow_candidates(w_->reverse, first, c, w_->neighbors.data(), s_.stride,
                                                w_->degrees.data(), s_.max_candidates, w_->prune_nodes.data(),
                                                w_->cand.data(), w_->cand_counts.data(), stream_.get()));
@@ -438,7 +495,9 @@ class DeviceBuilder {
     }
     stats_.reverse_prunes += overflowing;
     ++stats_.batches;
+    clock_.mark(KernelClock::kHost);
     stream_.sync();
+    clock_.settle();
   }
 
   // RobustPrune of a group of `count` items (nodes[i], cand[i * cand_stride ...], counts[i]):
@@ -453,11 +512,13 @@ class DeviceBuilder {
     if (count == 0) return;
     VS_ASSERT(count <= w_->by_count.size());
     Work& w = *w_;
+    clock_.mark(KernelClock::kOrder);
     VS_CUDA_TRY(kernels::order_by_count(counts, count, s_.max_candidates, w.histogram.data(), w.count_ids.data(),
                                         w.count_keys.data(), w.by_count.data(), w.count_temp.data(),
                                         w.count_temp.bytes(), stream_.get()));
     VS_CUDA_TRY(cudaMemcpyAsync(w.histogram_host.data(), w.histogram.data(), w.histogram.bytes(),
                                 cudaMemcpyDeviceToHost, stream_.get()));
+    clock_.mark(KernelClock::kHost);
     stream_.sync();
     const std::span<const std::uint32_t> histogram(w.histogram_host.data(), std::size_t{s_.max_candidates} + 1);
     VS_ASSERT(w.histogram_host.data()[s_.max_candidates + 1] == 0);  // no list is longer than max_candidates
@@ -474,11 +535,13 @@ class DeviceBuilder {
       // rows: per position M x dims row-major = dims x M column-major (lda = dims); gram = rows^T
       // rows (gram.hpp; CudaGram tests the layout against a column-major GEMM on the CPU).
       const GramGemm g = gram_gemm(M, dims_, items);
+      clock_.mark(KernelClock::kGather);
       if (xh_ != nullptr) {
         // BF16 rows (half the float buffer) and a BF16 GEMM with FP32 sums into FP32 Gram matrices.
         auto* rows = reinterpret_cast<core::Bf16*>(w.rows.data());
         VS_CUDA_TRY(kernels::gather_rows(xh_, dims_, nodes, cand, cand_stride, counts, order, items, M, rows,
                                          stream_.get()));
+        clock_.mark(KernelClock::kGemm);
         VS_CUBLAS_TRY(cublasGemmStridedBatchedEx(blas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, g.m, g.n, g.k, &one, rows,
                                                  CUDA_R_16BF, g.lda, g.stride_a, rows, CUDA_R_16BF, g.ldb, g.stride_b,
                                                  &zero, w.gram.data(), CUDA_R_32F, g.ldc, g.stride_c, g.batch,
@@ -486,11 +549,13 @@ class DeviceBuilder {
       } else {
         VS_CUDA_TRY(kernels::gather_rows(x_, dims_, nodes, cand, cand_stride, counts, order, items, M, w.rows.data(),
                                          stream_.get()));
+        clock_.mark(KernelClock::kGemm);
         VS_CUBLAS_TRY(cublasSgemmStridedBatched(blas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, g.m, g.n, g.k, &one,
                                                 w.rows.data(), g.lda, g.stride_a, w.rows.data(), g.ldb, g.stride_b,
                                                 &zero, w.gram.data(), g.ldc, g.stride_c, g.batch));
       }
       // Shared memory for the sub-batch's longest list only (more warps per SM for short lists).
+      clock_.mark(KernelClock::kPrune);
       VS_CUDA_TRY(kernels::prune(w.gram.data(), M, nodes, cand, cand_stride, counts, order, items,
                                  std::max<std::uint32_t>(1, b.most), s_.prune, w.neighbors.data(), s_.stride,
                                  w.degrees.data(), kept_distance, stream_.get()));
@@ -500,18 +565,24 @@ class DeviceBuilder {
   // ---- 4: every list to at most R -------------------------------------------------------------
   void final_prune() {
     if (control_.cancel && control_.cancel()) throw Cancelled();
+    clock_.mark(KernelClock::kCandidates);
     VS_CUDA_TRY(cudaMemsetAsync(w_->run_count.data(), 0, sizeof(std::uint32_t), stream_.get()));
     VS_CUDA_TRY(
         kernels::select_overfull(w_->degrees.data(), n_, s_.R, w_->over.data(), w_->run_count.data(), stream_.get()));
+    clock_.mark(KernelClock::kHost);
     const std::uint32_t over = download_one(w_->run_count.data(), stream_);
+    clock_.settle();
     poll(vamana::kPhasePrune, 0, over);
     for (std::uint32_t first = 0; first < over; first += static_cast<std::uint32_t>(plan_.prune_batch)) {
       const std::uint32_t c = std::min<std::uint32_t>(static_cast<std::uint32_t>(plan_.prune_batch), over - first);
       const std::uint32_t* nodes = w_->over.data() + first;
+      clock_.mark(KernelClock::kCandidates);
       VS_CUDA_TRY(kernels::list_candidates(nodes, c, w_->neighbors.data(), s_.stride, w_->degrees.data(),
                                            s_.max_candidates, w_->cand.data(), w_->cand_counts.data(), stream_.get()));
       prune(nodes, w_->cand.data(), s_.max_candidates, w_->cand_counts.data(), c, nullptr);
+      clock_.mark(KernelClock::kHost);
       stream_.sync();
+      clock_.settle();
       poll(vamana::kPhasePrune, first + c, over);
     }
     stats_.final_prunes = over;
@@ -560,6 +631,7 @@ class DeviceBuilder {
   // Declared before the buffers, destroyed after them.
   Stream stream_;
   detail::CublasHandle blas_;
+  KernelClock clock_{stream_};
   std::optional<detail::HostRegistration> mapped_;
   DeviceBuffer<float> vectors_;
   const float* x_ = nullptr;  // the vectors as the device sees them (vectors_ or mapped_)

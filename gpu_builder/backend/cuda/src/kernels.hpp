@@ -44,18 +44,17 @@ std::size_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride);
 /**
  * One block per query: core::greedy_search_one for vectors queries[b] from `start`. Tables
  * (count * table_slots, all core::kEmptySlot) are the visited sets; log_id/log_key (count *
- * args.max_iters) receive the expansions, log_count[b] their number; *computed and *capped
- * (searches that hit max_iters) are incremented.
+ * args.max_iters) receive the expansions, log_count[b] their number. The counters (kCounters)
+ * grow by the distances computed, the searches that hit max_iters and the nodes expanded.
  */
+enum SearchCounter : unsigned { kDistances, kCapped, kExpansions, kCounters };
 cudaError_t search(const core::SearchArgs& args, const std::uint32_t* queries, std::uint32_t count, std::uint32_t start,
                    std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id, float* log_key,
-                   std::uint32_t* log_count, unsigned long long* computed, unsigned long long* capped,
-                   cudaStream_t stream);
+                   std::uint32_t* log_count, unsigned long long* counters, cudaStream_t stream);
 /** The same over bfloat16 vectors. */
 cudaError_t search(const core::SearchArgsOf<core::Bf16>& args, const std::uint32_t* queries, std::uint32_t count,
                    std::uint32_t start, std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id,
-                   float* log_key, std::uint32_t* log_count, unsigned long long* computed, unsigned long long* capped,
-                   cudaStream_t stream);
+                   float* log_key, std::uint32_t* log_count, unsigned long long* counters, cudaStream_t stream);
 
 // ---- prune (prune.cu) -----------------------------------------------------------------------
 // A prune group is `count` items: nodes[i], its candidates cand[i * cand_stride ...] and

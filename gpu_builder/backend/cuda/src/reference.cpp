@@ -132,6 +132,7 @@ vamana::Graph reference_build_graph(const float* vectors, std::size_t n, std::si
       const auto r = w.search(order[begin + b], g.medoid, args, log_id[b], log_key[b]);
       expanded[b] = r.expanded;
       st.distance_computations += r.computed;
+      st.expansions += r.expanded;
       if (r.expanded == s.max_iters) ++st.capped_searches;
     }
     // 2. Prune each row's candidates into its list.

@@ -14,7 +14,7 @@ __global__ void search_kernel(core::SearchArgsOf<V> args, const std::uint32_t* _
                               std::uint32_t count, std::uint32_t start, std::uint32_t* __restrict__ tables,
                               std::uint32_t table_slots, std::uint32_t* __restrict__ log_id,
                               float* __restrict__ log_key, std::uint32_t* __restrict__ log_count,
-                              unsigned long long* __restrict__ computed, unsigned long long* __restrict__ capped) {
+                              unsigned long long* __restrict__ counters) {
   VS_DYNAMIC_SHARED(float4, search_shared);
   const detail::BlockTeam team;
   const core::SearchShared shared = core::carve_search_shared(search_shared, args.list_size, args.stride);
@@ -26,8 +26,9 @@ __global__ void search_kernel(core::SearchArgsOf<V> args, const std::uint32_t* _
                                 table_slots - 1, log_id + log_base, log_key + log_base);
     if (team.leader()) {
       log_count[b] = r.expanded;
-      atomicAdd(computed, static_cast<unsigned long long>(r.computed));
-      if (r.expanded == args.max_iters) atomicAdd(capped, 1ull);
+      atomicAdd(&counters[kDistances], static_cast<unsigned long long>(r.computed));
+      atomicAdd(&counters[kExpansions], static_cast<unsigned long long>(r.expanded));
+      if (r.expanded == args.max_iters) atomicAdd(&counters[kCapped], 1ull);
     }
     team.sync();  // the next query reuses the shared memory
   }
@@ -36,8 +37,8 @@ __global__ void search_kernel(core::SearchArgsOf<V> args, const std::uint32_t* _
 template <class V>
 cudaError_t launch_search(const core::SearchArgsOf<V>& args, const std::uint32_t* queries, std::uint32_t count,
                           std::uint32_t start, std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id,
-                          float* log_key, std::uint32_t* log_count, unsigned long long* computed,
-                          unsigned long long* capped, cudaStream_t stream) {
+                          float* log_key, std::uint32_t* log_count, unsigned long long* counters,
+                          cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
   const std::size_t shared = core::search_shared_bytes(args.list_size, args.stride);
   if (shared > 48 * 1024) {
@@ -47,7 +48,7 @@ cudaError_t launch_search(const core::SearchArgsOf<V>& args, const std::uint32_t
   }
   const unsigned grid = count < 65535u * 32u ? count : 65535u * 32u;
   VS_LAUNCH(search_kernel<V>, grid, kSearchThreads, shared, stream, args, queries, count, start, tables, table_slots,
-            log_id, log_key, log_count, computed, capped);
+            log_id, log_key, log_count, counters);
   return cudaGetLastError();
 }
 
@@ -59,18 +60,14 @@ std::size_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride) {
 
 cudaError_t search(const core::SearchArgs& args, const std::uint32_t* queries, std::uint32_t count, std::uint32_t start,
                    std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id, float* log_key,
-                   std::uint32_t* log_count, unsigned long long* computed, unsigned long long* capped,
-                   cudaStream_t stream) {
-  return launch_search(args, queries, count, start, tables, table_slots, log_id, log_key, log_count, computed, capped,
-                       stream);
+                   std::uint32_t* log_count, unsigned long long* counters, cudaStream_t stream) {
+  return launch_search(args, queries, count, start, tables, table_slots, log_id, log_key, log_count, counters, stream);
 }
 
 cudaError_t search(const core::SearchArgsOf<core::Bf16>& args, const std::uint32_t* queries, std::uint32_t count,
                    std::uint32_t start, std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id,
-                   float* log_key, std::uint32_t* log_count, unsigned long long* computed, unsigned long long* capped,
-                   cudaStream_t stream) {
-  return launch_search(args, queries, count, start, tables, table_slots, log_id, log_key, log_count, computed, capped,
-                       stream);
+                   float* log_key, std::uint32_t* log_count, unsigned long long* counters, cudaStream_t stream) {
+  return launch_search(args, queries, count, start, tables, table_slots, log_id, log_key, log_count, counters, stream);
 }
 
 }  // namespace vs::cuda::kernels

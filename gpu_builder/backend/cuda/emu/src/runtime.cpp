@@ -10,12 +10,14 @@
 
 #include <algorithm>
 #include <boost/context/fiber.hpp>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -91,6 +93,8 @@ struct State {
   std::size_t device_bytes = 0;
   std::set<cudaStream_t> streams;
   std::set<cudaEvent_t> events;
+  // Timing events (created without cudaEventDisableTiming) and when each was last recorded.
+  std::map<cudaEvent_t, std::optional<std::chrono::steady_clock::time_point>> timing_events;
   std::unordered_map<const void*, std::size_t> max_dynamic_shared;  // cudaFuncSetAttribute
   cudaError_t sticky = cudaSuccess;
 };
@@ -848,18 +852,45 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int flags) {
-  (void)flags;
-  return create_handle(&State::events, event);
+  if (const cudaError_t e = create_handle(&State::events, event); e != cudaSuccess) return e;
+  if ((flags & cudaEventDisableTiming) == 0) {
+    State& s = state();
+    std::lock_guard lock(s.mu);
+    s.timing_events[*event];
+  }
+  return cudaSuccess;
 }
 
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  {
+    State& s = state();
+    std::lock_guard lock(s.mu);
+    s.timing_events.erase(event);
+  }
   return destroy_handle(&State::events, event);
 }
 
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (const cudaError_t e = begin(); e != cudaSuccess) return e;
-  return live_handle(&State::events, event) && valid_stream(stream) ? cudaSuccess
-                                                                    : record(cudaErrorInvalidResourceHandle);
+  if (!live_handle(&State::events, event) || !valid_stream(stream)) return record(cudaErrorInvalidResourceHandle);
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  if (const auto it = s.timing_events.find(event); it != s.timing_events.end())
+    it->second = std::chrono::steady_clock::now();  // the work before it is done: streams are synchronous
+  return cudaSuccess;
+}
+
+// As the runtime: both events recorded, neither created with cudaEventDisableTiming.
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  if (const cudaError_t e = begin(); e != cudaSuccess) return e;
+  if (ms == nullptr) return record(cudaErrorInvalidValue);
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  const auto a = s.timing_events.find(start), b = s.timing_events.find(end);
+  if (a == s.timing_events.end() || b == s.timing_events.end() || !a->second || !b->second)
+    return record(cudaErrorInvalidResourceHandle);
+  *ms = std::chrono::duration<float, std::milli>(*b->second - *a->second).count();
+  return cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {

@@ -128,10 +128,10 @@ class StreamSyncGuard {
   const Stream& s_;
 };
 
-/** An event without timing, for ordering streams. */
+/** An event: without timing by default, for ordering streams; cudaEventDefault for timing. */
 class Event {
  public:
-  Event() { VS_CUDA_TRY(cudaEventCreateWithFlags(&e_, cudaEventDisableTiming)); }
+  explicit Event(unsigned flags = cudaEventDisableTiming) { VS_CUDA_TRY(cudaEventCreateWithFlags(&e_, flags)); }
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
   ~Event() { (void)cudaEventDestroy(e_); }

@@ -89,6 +89,21 @@ struct DeviceBuildOptions {
   std::uint32_t train_phase = 0;  ///< progress phase of training (gpu_builder's kPhaseTrain); 0: not reported
 };
 
+/**
+ * Device time of the graph phase (insertion, refinement, final prune) by kind of work, from
+ * timing events recorded on the build's stream around each group of launches.
+ */
+struct DeviceKernelTimes {
+  double search = 0;      ///< visited-table resets and greedy searches
+  double candidates = 0;  ///< candidate lists of refined, overflowing and overfull nodes
+  double order = 0;       ///< prune items sorted by candidate count, the histogram copied back
+  double gather = 0;      ///< rows gathered for the Gram matrices
+  double gemm = 0;        ///< the Gram GEMMs
+  double prune = 0;       ///< RobustPrune kernels
+  double reverse = 0;     ///< reverse edges
+  double host = 0;        ///< the stream idle, waiting for the host (synchronizations, planning)
+};
+
 /** Seconds per phase of a device build (host wall clock, device work included). */
 struct DeviceBuildTimes {
   double train = 0;    ///< upload, statistics, codes, medoid
@@ -96,6 +111,7 @@ struct DeviceBuildTimes {
   double prune = 0;    ///< final prune
   double connect = 0;  ///< download and connectivity pass
   double total = 0;
+  DeviceKernelTimes device;  ///< the graph phase (insert + prune) on the device, by kind of work
 };
 
 /** What a device build hands back: host structures only. */
