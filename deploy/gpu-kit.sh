@@ -606,6 +606,12 @@ json_field() {
   grep "\"backend\":\"$2\"" "$1" | tail -1 | grep -o "\"$3\":[0-9.]*" | head -1 | cut -d: -f2 || true
 }
 
+# One object of a gpu_build_bench JSON line as "key value, key value": json_section FILE BACKEND NAME.
+json_section() {
+  grep "\"backend\":\"$2\"" "$1" | tail -1 | grep -o "\"$3\":{[^}]*}" | head -1 |
+    sed -e "s/^\"$3\":{//" -e 's/}$//' -e 's/"//g' -e 's/:/ /g' -e 's/,/, /g' || true
+}
+
 # Runs gpu_build_bench (output also in $1); a failure is summarised and remembered in status.
 bench_run() {
   local out=$1 rc=0 extra=()
@@ -640,6 +646,9 @@ step_bench() {
   fi
   if [[ -n $cuda ]]; then
     summary "cuda $n x $dims: ${cuda}s, recall@10 $(json_field "$big" cuda 100) at L=100"
+    summary "  phases: $(json_section "$big" cuda seconds)"
+    summary "  graph phase on the device, seconds: $(json_section "$big" cuda device_seconds)"
+    summary "  searches: $(json_section "$big" cuda search)"
   else
     summary "cuda $n x $dims: not run ($(grep -m1 -e 'skipping cuda' -e 'no CUDA' "$big" | sed 's/.*skipping cuda: //'))"
   fi

@@ -3,8 +3,10 @@
 // one: vamana::Index::build, as gpu_builder's CPU backend; the CUDA one: vs::cuda::
 // build_on_device + Index::from_parts, as its CUDA backend), and prints one JSON object per
 // line: seconds per phase and in total, and recall@10 against brute force on sampled queries at
-// several query search list sizes (for cuda also `prune_gemm`: the prunes' Gram GEMM work in
-// GFLOP and gathered rows in GiB, as done and as the unbucketed layout would do it). A last line compares the first two
+// several query search list sizes (for cuda also `device_seconds`: the graph phase's device time
+// by kind of work; `search`: distances and expansions per search, the vector bytes they read and
+// the bandwidth that took; `prune_gemm`: the prunes' Gram GEMM work in GFLOP and gathered rows
+// in GiB, as done and as the unbucketed layout would do it). A last line compares the first two
 // backends (speed-up, recall gap). Backend `reference` runs the CUDA backend's algorithm serially on the CPU
 // (vs::cuda::reference_build_graph): its recall without a GPU, slowly.
 //
