@@ -203,7 +203,6 @@ class RemoteBuildImpl
 	std::condition_variable wcv_;
 	std::deque<std::unique_ptr<pb::BuildRequest>> outbox_;
 	std::vector<std::unique_ptr<pb::BuildRequest>> spare_;
-	std::size_t unsent_ = 0;	/* queued or being written */
 	bool		write_failed_ = false;
 	bool		stop_writing_ = false;
 
@@ -336,13 +335,11 @@ RemoteBuildImpl::write_loop()
 		std::lock_guard<std::mutex> lock(wmu_);
 
 		spare_.push_back(std::move(req));
-		--unsent_;
 		if (!ok)
 		{
 			/* The stream is over; fail_from_stream() collects its status. */
 			write_failed_ = true;
 			outbox_.clear();
-			unsent_ = 0;
 		}
 		wcv_.notify_all();
 		if (!ok)
@@ -435,7 +432,6 @@ RemoteBuildImpl::send_batch()
 		if (!failed)
 		{
 			outbox_.push_back(std::move(batch_));
-			++unsent_;
 			batch_ = std::move(spare_.back());
 			spare_.pop_back();
 		}
@@ -477,7 +473,8 @@ RemoteBuildImpl::finish()
 	{
 		std::unique_lock<std::mutex> lock(wmu_);
 
-		wcv_.wait(lock, [this] { return unsent_ == 0 || write_failed_; });
+		/* Every batch but batch_ back in spare_: all sent. */
+		wcv_.wait(lock, [this] { return spare_.size() == kBatchesInFlight - 1 || write_failed_; });
 	}
 	stop_writer();
 	if (write_failed_)
