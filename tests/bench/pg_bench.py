@@ -4,7 +4,8 @@
 Starts a throwaway cluster (as the unprivileged user vs_test when run as root), loads the
 data set with binary COPY, and measures, side by side in one run:
 
-  build     CREATE INDEX time, build WAL bytes and index size: diskann memory_optimized (SBQ)
+  build     CREATE INDEX time, build WAL bytes and index size (through gpu_builder also where the
+            time went, from the extension's LOG line): diskann memory_optimized (SBQ)
             and plain, locally and through gpu_builder (--builder; one builder per backend of
             --builder-backends, e.g. cpu,cuda side by side), and pgvector HNSW when it is
             installed;
@@ -31,6 +32,7 @@ import io
 import json
 import os
 import pwd
+import re
 import shutil
 import struct
 import subprocess
@@ -260,7 +262,18 @@ def start_builder(path, backend="auto"):
 
 # ---- sections --------------------------------------------------------------------------------
 
-def section_build(cur, args, dims, builder_endpoints, results):
+def remote_phases(server_log):
+    """Where the last build through gpu_builder spent its time, from the extension's LOG line."""
+    with open(server_log) as f:
+        lines = [l for l in f if "built through builder" in l]
+    m = re.search(r"\(scan and send ([\d.]+) s, builder until the last page ([\d.]+) s, check ([\d.]+) s, "
+                  r"write ([\d.]+) s, WAL ([\d.]+) s\)", lines[-1]) if lines else None
+    if m is None:
+        return None
+    return dict(zip(("scan_and_send", "builder", "check", "write", "wal"), (float(x) for x in m.groups())))
+
+
+def section_build(cur, args, dims, builder_endpoints, results, server_log):
     op, opclass = OPS[args.metric]
     runs = [("diskann memory_optimized", "memory_optimized", None), ("diskann plain", "plain", None)]
     for backend, endpoint in builder_endpoints:
@@ -279,6 +292,10 @@ def section_build(cur, args, dims, builder_endpoints, results):
         results["build"].append({"method": name, "seconds": round(secs, 2), "wal_bytes": wal, "index_bytes": size,
                                  "built_by": who})
         log(f"    {name:<40} {secs:7.2f} s  index {size / 2**20:7.1f} MiB  WAL {wal / 2**20:7.1f} MiB  ({who})")
+        phases = remote_phases(server_log) if endpoint is not None else None
+        if phases is not None:
+            results["build"][-1]["phases"] = phases
+            log("        " + ", ".join(f"{k.replace('_', ' ')} {v:.2f} s" for k, v in phases.items()))
         if endpoint is None or args.sweep_builder_indexes:
             yield name, storage
     if args.hnsw:
@@ -545,7 +562,8 @@ def main():
                 builders.append(proc)
                 endpoints.append((backend, endpoint))
         if sections & {"build", "sweep", "clients"}:
-            for method, kind in section_build(cur, args, dims, endpoints, results):
+            for method, kind in section_build(cur, args, dims, endpoints, results,
+                                              os.path.join(cluster.dir, "server.log")):
                 # Each index is measured right after its build (the next build drops it).
                 if "sweep" in sections:
                     sweep(cur, method, kind, sql, params, truth_all, results)
