@@ -119,6 +119,7 @@ std::size_t run(RemoteBuild& rb, const vt::Dataset& d, std::string* peer = nullp
       summary = true;
       EXPECT_EQ(ev.nodes, d.n);
       EXPECT_EQ(ev.total_pages, pages);
+      EXPECT_EQ(ev.backend, "cpu");  // as diskann_index_info names it
       if (peer != nullptr) *peer = ev.peer;
     }
   }

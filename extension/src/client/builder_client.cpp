@@ -548,7 +548,12 @@ RemoteBuildImpl::poll(std::chrono::milliseconds wait)
 			ev.nodes = msg.summary().nodes();
 			ev.total_pages = msg.summary().total_pages();
 			ev.builder_id = msg.summary().builder_id();
+			/* As diskann_index_info and the builder's log name it: BACKEND_CUDA is "cuda". */
 			ev.backend = pb::Backend_Name(msg.summary().backend());
+			if (ev.backend.rfind("BACKEND_", 0) == 0)
+				ev.backend.erase(0, 8);
+			std::transform(ev.backend.begin(), ev.backend.end(), ev.backend.begin(),
+						   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
 			{
 				SignalBlock blocked;
 
