@@ -162,8 +162,8 @@ TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
 
 // The out-of-core paths on small data: vectors left in mapped host memory, batches of 7 rows,
 // prune groups of 3 nodes (Gram buffers for 3 items of max_candidates, more of shorter lists);
-// and resident vectors uploaded in many small chunks. Same graph as the reference with the same
-// batches.
+// and resident vectors uploaded in many small chunks; a refinement pass, so that every kernel
+// runs. Same graph as the reference with the same batches.
 TEST(CudaBuild, OutOfCoreTinyTilesGiveTheReferenceGraph) {
   REQUIRE_DEVICE(dev);
   const std::size_t n = test::gpu_rows(3001, 1201), dims = 20;
@@ -179,6 +179,7 @@ TEST(CudaBuild, OutOfCoreTinyTilesGiveTheReferenceGraph) {
     o.limits.search_batch = 7;
     o.limits.prune_batch = 3;
     o.limits.upload_rows = 256;
+    o.graph.refine_passes = 1;
     const auto r = cuda::build_on_device(data.data(), n, dims, ip, {}, o);
     EXPECT_EQ(r.plan.resident, !mapped);
     if (mapped) {
