@@ -333,7 +333,13 @@ class Rows {
   }
 
   [[nodiscard]] std::uint64_t rows() const noexcept { return rows_; }
-  Array<float>& vectors() noexcept { return vectors_; }
+  // The rows' vectors; room reserved past them (more rows announced than sent) reads as zeros.
+  Array<float>& vectors() noexcept {
+    const std::size_t used = static_cast<std::size_t>(rows_) * dims_;
+    if (vectors_.size() > used)
+      std::memset(static_cast<void*>(vectors_.data() + used), 0, (vectors_.size() - used) * sizeof(float));
+    return vectors_;
+  }
   std::vector<format::Tid>& tids() noexcept { return tids_; }
   std::optional<vamana::LabelSets>& labels() noexcept { return labels_; }
 
@@ -342,7 +348,8 @@ class Rows {
   void reserve(std::uint64_t rows, std::uint64_t label_values = 0) {
     admission_.grow(memory_need(spec_, rows, label_values));
     if (rows <= capacity_) return;
-    Array<float> bigger(static_cast<std::size_t>(rows) * dims_);
+    // Uninitialised: rows are appended before they are read, and vectors() zeroes the rest.
+    Array<float> bigger(static_cast<std::size_t>(rows) * dims_, kUninitialized);
     if (rows_ != 0) std::memcpy(bigger.data(), vectors_.data(), rows_ * dims_ * sizeof(float));
     vectors_ = std::move(bigger);
     tids_.reserve(static_cast<std::size_t>(rows));

@@ -34,6 +34,10 @@ class Allocator {
 /** Alignment of engine arrays: one cache line, enough for AVX-512 loads. */
 inline constexpr std::size_t kArrayAlign = 64;
 
+/** Tag of an Array left uninitialised: storage that is written before it is read. */
+struct Uninitialized {};
+inline constexpr Uninitialized kUninitialized{};
+
 /** Move-only array of trivially copyable T, zero-initialised, owned through an Allocator. */
 template <class T>
 class Array {
@@ -41,11 +45,17 @@ class Array {
 
  public:
   Array() = default;
-  explicit Array(std::size_t n, Allocator& alloc = default_allocator()) : alloc_(&alloc), size_(n) {
+  explicit Array(std::size_t n, Allocator& alloc = default_allocator()) : Array(n, kUninitialized, alloc) {
+    if (n != 0) std::memset(static_cast<void*>(data_), 0, n * sizeof(T));
+  }
+  /**
+   * Elements left as the allocator returns them: no pass over the memory, so that a large
+   * buffer is not faulted in (and zeroed by the kernel, then by memset) before it is filled.
+   */
+  Array(std::size_t n, Uninitialized, Allocator& alloc = default_allocator()) : alloc_(&alloc), size_(n) {
     if (n != 0) {
       if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw std::bad_alloc();
       data_ = static_cast<T*>(alloc.allocate(n * sizeof(T), kArrayAlign));
-      std::memset(static_cast<void*>(data_), 0, n * sizeof(T));
     }
   }
   Array(const Array&) = delete;
