@@ -289,7 +289,7 @@ class DeviceBuilder {
     upload(inv_d.data(), inv.data(), inv.size(), stream_);
     DeviceBuffer<std::uint64_t> codes(n_ * words_);
     VS_CUDA_TRY(kernels::sbq_encode(x_, n_, dims_, mean_d.data(), inv_d.data(), bits_, codes.data(), stream_.get()));
-    out.codes = Array<std::uint64_t>(n_ * words_);
+    out.codes = Array<std::uint64_t>(n_ * words_, kUninitialized);  // all of it downloaded
     VS_CUDA_TRY(cudaMemcpyAsync(out.codes.data(), codes.data(), codes.bytes(), cudaMemcpyDeviceToHost, stream_.get()));
     stream_.sync();
   }
@@ -593,8 +593,8 @@ class DeviceBuilder {
     g.num_nodes = static_cast<std::uint32_t>(n_);
     g.stride = s_.stride;
     g.medoid = medoid_;
-    g.neighbors = Array<std::uint32_t>(n_ * s_.stride);
-    g.degrees = Array<std::uint32_t>(n_);
+    g.neighbors = Array<std::uint32_t>(n_ * s_.stride, kUninitialized);  // downloaded, tails cleared below
+    g.degrees = Array<std::uint32_t>(n_, kUninitialized);
     VS_CUDA_TRY(cudaMemcpyAsync(g.neighbors.data(), w_->neighbors.data(), w_->neighbors.bytes(), cudaMemcpyDeviceToHost,
                                 stream_.get()));
     VS_CUDA_TRY(cudaMemcpyAsync(g.degrees.data(), w_->degrees.data(), w_->degrees.bytes(), cudaMemcpyDeviceToHost,
