@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <map>
 #include <set>
 #include <tuple>
 
 #include "synthetic.hpp"
 #include "vectorscale/core/error.hpp"
+#include "vectorscale/distance/distance.hpp"
 #include "vectorscale/vamana/build.hpp"
 #include "vectorscale/vamana/index.hpp"
 #include "vectorscale/vamana/prune.hpp"
@@ -222,6 +224,27 @@ TEST(Vamana, DeterministicWithOneThreadAndSeed) {
     differing += !std::equal(x.begin(), x.end(), y.begin(), y.end());
   }
   EXPECT_GT(differing, n / 10) << "the seed must change the insertion order";
+}
+
+// Normalisation and SBQ codes run on the build's threads, row by row: the stored vectors and
+// codes are the one-thread build's, bit for bit, whatever the number of threads.
+TEST(Vamana, VectorsAndCodesDoNotDependOnThreads) {
+  const std::size_t n = 1001, dims = 40;
+  const auto base = vs::test::clustered(n, dims, 10, 13);
+  IndexParams ip;
+  ip.build.metric = Metric::kCosine;
+  ip.build.num_neighbors = 12;
+  ip.build.search_list_size = 24;
+  ip.storage = Storage::kMemoryOptimized;
+  ip.bits_per_dim = 2;
+  ip.build.threads = 1;
+  const Index one = Index::build(base.data(), n, dims, ip);
+  ip.build.threads = 3;
+  const Index three = Index::build(base.data(), n, dims, ip);
+  ASSERT_EQ(one.quantizer().words(), three.quantizer().words());
+  EXPECT_EQ(std::memcmp(one.vector(0), three.vector(0), n * dims * sizeof(float)), 0);
+  EXPECT_EQ(std::memcmp(one.code(0), three.code(0), n * one.quantizer().words() * sizeof(std::uint64_t)), 0);
+  EXPECT_NEAR(vs::distance::dot(one.vector(n - 1), one.vector(n - 1), dims), 1.0f, 1e-5f);  // normalised
 }
 
 TEST(Vamana, MedoidIsNearestToCentroid) {

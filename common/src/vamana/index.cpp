@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "vectorscale/core/error.hpp"
+#include "vectorscale/core/threads.hpp"
 #include "vectorscale/distance/distance.hpp"
 
 namespace vs::vamana {
@@ -27,7 +28,7 @@ Index Index::with_vectors(Array<float>&& vectors, std::size_t n, std::size_t dim
 
 Index Index::build(const float* vectors, std::size_t n, std::size_t dims, const IndexParams& params,
                    const LabelSets* labels, const Control& control, BuildStats* stats) {
-  Array<float> copy(n * dims);
+  Array<float> copy(n * dims, kUninitialized);
   if (n != 0) std::memcpy(copy.data(), vectors, n * dims * sizeof(float));
   return build(std::move(copy), n, dims, params, labels, control, stats);
 }
@@ -37,15 +38,24 @@ Index Index::build(Array<float>&& vectors, std::size_t n, std::size_t dims, cons
   Index ix = with_vectors(std::move(vectors), n, dims, params, labels);
   VS_EXPECTS(params.storage == Storage::kMemoryOptimized || params.storage == Storage::kPlain,
              "unknown storage layout");
+  // Row by row, so on the build's threads (each a contiguous share of the rows; the same result
+  // whatever their number).
+  const std::size_t workers = std::max<std::size_t>(1, std::min<std::size_t>(params.build.threads, n));
+  const auto each_row = [&](const auto& body) {
+    run_workers(workers, [&](std::size_t w) {
+      for (std::size_t i = n * w / workers; i < n * (w + 1) / workers; ++i) body(i);
+    });
+  };
   if (ix.metric_ == distance::Metric::kCosine)
-    for (std::size_t i = 0; i < n; ++i) (void)distance::normalize(ix.vectors_.data() + i * dims, dims);
+    each_row([&](std::size_t i) { (void)distance::normalize(ix.vectors_.data() + i * dims, dims); });
 
   if (params.storage == Storage::kMemoryOptimized) {
     const std::uint32_t bits = params.bits_per_dim == 0 ? sbq::default_bits_per_dim(dims) : params.bits_per_dim;
     ix.quantizer_ = sbq::Quantizer::train(ix.vectors_.data(), n, dims, bits);
-    ix.codes_ = Array<std::uint64_t>(n * ix.quantizer_.words());
-    for (std::size_t i = 0; i < n; ++i)
+    ix.codes_ = Array<std::uint64_t>(n * ix.quantizer_.words(), kUninitialized);  // encode writes every word
+    each_row([&](std::size_t i) {
       ix.quantizer_.encode(ix.vector(static_cast<std::uint32_t>(i)), ix.codes_.data() + i * ix.quantizer_.words());
+    });
   } else {
     VS_EXPECTS(params.bits_per_dim <= 1, "num_bits_per_dimension > 1 requires storage_layout memory_optimized");
   }
