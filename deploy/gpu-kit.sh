@@ -885,6 +885,13 @@ SQL
       "recall@10 $(grep "^$m: recall@10 L=100" "$out" | awk '{print $4}') at L=100," \
       "$(grep "^$m: recall@10 L=40" "$out" | awk '{print $4}') at L=40"
   done
+  # Where the build through gpu_builder spent its time: the extension's LOG line, the builder's.
+  local phases
+  phases=$(grep -o 'built through builder.*' "$dir/pg/server.log" 2>/dev/null | tail -1 | grep -o '([^()]*)$' |
+    tr -d '()' || true)
+  [[ -z $phases ]] || summary "builder: $phases"
+  phases=$(grep '^build client=' "$dir/builder.err" 2>/dev/null | tail -1 | grep -o 'queue_s=.* write_s=[0-9.]*' || true)
+  [[ -z $phases ]] || summary "gpu_builder: $phases"
   if [[ $modes == *local* ]]; then
     summary "CREATE INDEX speed-up through gpu_builder ($backend): $(awk '/^local: create_index_seconds=/ {split($2, a, "="); l = a[2]}
       /^builder: create_index_seconds=/ {split($2, a, "="); b = a[2]} END {if (b > 0) printf "%.2fx", l / b}' "$out")"
