@@ -276,10 +276,7 @@ diskann_index_info(PG_FUNCTION_ARGS)
 		DiskannTidToItemPointer(m.entry_point, &row.entry);
 		strlcpy(row.built_by, m.built_by == vs::format::BuiltBy::kBuilder ? "builder" : "local",
 				sizeof(row.built_by));
-		strlcpy(row.backend,
-				m.build_backend == vs::format::BuildBackend::kCuda ? "cuda"
-				: m.build_backend == vs::format::BuildBackend::kCpu ? "cpu" : "none",
-				sizeof(row.backend));
+		strlcpy(row.backend, vs::format::build_backend_name(m.build_backend), sizeof(row.backend));
 		strlcpy(row.builder_id, m.builder_id.c_str(), sizeof(row.builder_id));
 	});
 

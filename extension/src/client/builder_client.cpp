@@ -4,6 +4,9 @@
  */
 #include "builder_client.hpp"
 
+// common/ first: its headers refuse to follow gRPC's.
+#include "vectorscale/format/records.hpp"
+
 #include <grpcpp/grpcpp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -470,13 +473,7 @@ void
 RemoteBuildImpl::finish()
 {
 	send_batch();
-	{
-		std::unique_lock<std::mutex> lock(wmu_);
-
-		/* Every batch but batch_ back in spare_: all sent. */
-		wcv_.wait(lock, [this] { return spare_.size() == kBatchesInFlight - 1 || write_failed_; });
-	}
-	stop_writer();
+	stop_writer();				/* writes what is queued first */
 	if (write_failed_)
 		fail_from_stream("sending");
 	pb::BuildRequest req;
@@ -548,12 +545,9 @@ RemoteBuildImpl::poll(std::chrono::milliseconds wait)
 			ev.nodes = msg.summary().nodes();
 			ev.total_pages = msg.summary().total_pages();
 			ev.builder_id = msg.summary().builder_id();
-			/* As diskann_index_info and the builder's log name it: BACKEND_CUDA is "cuda". */
-			ev.backend = pb::Backend_Name(msg.summary().backend());
-			if (ev.backend.rfind("BACKEND_", 0) == 0)
-				ev.backend.erase(0, 8);
-			std::transform(ev.backend.begin(), ev.backend.end(), ev.backend.begin(),
-						   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+			/* The wire values are format::BuildBackend's (the builder casts it). */
+			ev.backend = vs::format::build_backend_name(
+				static_cast<vs::format::BuildBackend>(msg.summary().backend()));
 			{
 				SignalBlock blocked;
 

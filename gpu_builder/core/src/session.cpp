@@ -333,12 +333,13 @@ class Rows {
   }
 
   [[nodiscard]] std::uint64_t rows() const noexcept { return rows_; }
-  // The rows' vectors; room reserved past them (more rows announced than sent) reads as zeros.
-  Array<float>& vectors() noexcept {
+  // Hands the rows' vectors over; room reserved past them (more rows announced than sent) is
+  // zeroed first, as it was allocated uninitialised.
+  Array<float>&& take_vectors() noexcept {
     const std::size_t used = static_cast<std::size_t>(rows_) * dims_;
     if (vectors_.size() > used)
       std::memset(static_cast<void*>(vectors_.data() + used), 0, (vectors_.size() - used) * sizeof(float));
-    return vectors_;
+    return std::move(vectors_);
   }
   std::vector<format::Tid>& tids() noexcept { return tids_; }
   std::optional<vamana::LabelSets>& labels() noexcept { return labels_; }
@@ -348,7 +349,7 @@ class Rows {
   void reserve(std::uint64_t rows, std::uint64_t label_values = 0) {
     admission_.grow(memory_need(spec_, rows, label_values));
     if (rows <= capacity_) return;
-    // Uninitialised: rows are appended before they are read, and vectors() zeroes the rest.
+    // Uninitialised: rows are appended before they are read, and take_vectors() zeroes the rest.
     Array<float> bigger(static_cast<std::size_t>(rows) * dims_, kUninitialized);
     if (rows_ != 0) std::memcpy(bigger.data(), vectors_.data(), rows_ * dims_ * sizeof(float));
     vectors_ = std::move(bigger);
@@ -449,7 +450,7 @@ void run_build_or_throw(BuildCall& call, Scheduler& scheduler, BuildBackend& bac
   in.params = spec.params;
   in.rows = static_cast<std::size_t>(rows.rows());
   in.dims = spec.spec.indexed_dims;
-  in.vectors = std::move(rows.vectors());
+  in.vectors = rows.take_vectors();
   in.heap_tids = std::move(rows.tids());
   in.labels = std::move(rows.labels());
   in.page_options.page_size = spec.spec.page_size;
@@ -478,7 +479,7 @@ void run_build_or_throw(BuildCall& call, Scheduler& scheduler, BuildBackend& bac
   streamer.finish();
   // A CUDA backend hands some builds (labelled ones) to the CPU: log the backend that built.
   if (stats.backend != format::BuildBackend::kNone && stats.backend != backend.kind())
-    report.backend = stats.backend == format::BuildBackend::kCpu ? "cpu" : "cuda";
+    report.backend = format::build_backend_name(stats.backend);
   report.pages = streamer.pages_sent();
   if (streamer.truncated()) return;  // failure point: OK without a Summary
 

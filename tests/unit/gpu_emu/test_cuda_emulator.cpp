@@ -9,9 +9,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "detail/device.cuh"
@@ -150,6 +152,12 @@ TEST(CudaEmulator, RefusesWhatADeviceRefuses) {
   EXPECT_EQ(cudaMemcpy(host.data(), out.data(), sizeof(unsigned), cudaMemcpyHostToDevice), cudaErrorInvalidValue);
   EXPECT_EQ(cudaMemsetAsync(out.data(), 0, 8, nullptr), cudaErrorInvalidValue);
   EXPECT_EQ(cudaMemcpy(host.data(), out.data(), sizeof(unsigned), cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(out.data(), out.data(), sizeof(unsigned), cudaMemcpyDeviceToDevice), cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(host.data(), out.data(), sizeof(unsigned), cudaMemcpyDeviceToDevice), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaMemcpy(&host[1], host.data(), sizeof(unsigned), cudaMemcpyHostToHost), cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(&host[1], out.data(), sizeof(unsigned), cudaMemcpyHostToHost), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaMemcpy(host.data(), out.data(), sizeof(unsigned), cudaMemcpyDefault), cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(host.data(), out.data(), 2 * sizeof(unsigned), cudaMemcpyDefault), cudaErrorInvalidValue);
   // Device memory is finite and accounted.
   std::size_t free_before = 0, total = 0, free_after = 0;
   ASSERT_EQ(cudaMemGetInfo(&free_before, &total), cudaSuccess);
@@ -161,6 +169,23 @@ TEST(CudaEmulator, RefusesWhatADeviceRefuses) {
   EXPECT_EQ(cudaFree(p), cudaSuccess);
   EXPECT_EQ(cudaFree(host.data()), cudaErrorInvalidValue);  // not device memory
   (void)cudaGetLastError();
+}
+
+// Timing events measure the time between their records (streams are synchronous); the runtime's
+// rules: both recorded, neither created with cudaEventDisableTiming.
+TEST(CudaEmulator, TimingEventsMeasureBetweenRecords) {
+  const vs::cuda::detail::Event a(cudaEventDefault), b(cudaEventDefault), untimed;
+  float ms = -1;
+  EXPECT_EQ(cudaEventElapsedTime(&ms, a.get(), b.get()), cudaErrorInvalidResourceHandle);  // not recorded
+  a.record(nullptr);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  b.record(nullptr);
+  ASSERT_EQ(cudaEventElapsedTime(&ms, a.get(), b.get()), cudaSuccess);
+  EXPECT_GE(ms, 20.0f);
+  EXPECT_LT(ms, 10000.0f);
+  untimed.record(nullptr);
+  EXPECT_EQ(cudaEventElapsedTime(&ms, a.get(), untimed.get()), cudaErrorInvalidResourceHandle);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidResourceHandle);
 }
 
 TEST(CudaEmulator, GemmsAreCublasColumnMajorGemms) {

@@ -65,6 +65,19 @@ enum class BuiltBy : std::uint16_t { kLocal = 1, kBuilder = 2 };
 /** Which backend built the index; stored on disk. */
 enum class BuildBackend : std::uint16_t { kNone = 0, kCpu = 1, kCuda = 2 };
 
+/** Its name in logs and diskann_index_info: "none", "cpu", "cuda" ("unknown" for other values). */
+[[nodiscard]] constexpr const char* build_backend_name(BuildBackend b) noexcept {
+  switch (b) {
+    case BuildBackend::kNone:
+      return "none";
+    case BuildBackend::kCpu:
+      return "cpu";
+    case BuildBackend::kCuda:
+      return "cuda";
+  }
+  return "unknown";
+}
+
 /** Start node of one label (Filtered DiskANN). On disk: i16 label, u16 offset, u32 block. */
 struct LabelStart {
   std::int16_t label = 0;  ///< the label

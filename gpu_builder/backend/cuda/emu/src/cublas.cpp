@@ -21,6 +21,7 @@ struct cublasContext {
 
 namespace {
 
+using vs::cuda::emu::CodeText;
 using vs::cuda::emu::fail_sticky;
 
 // TF32 keeps 10 mantissa bits (round to nearest even), as the tensor cores read FP32 inputs.
@@ -117,14 +118,8 @@ cublasStatus_t gemm(cublasHandle_t h, int m, int n, int k, float alpha, const Op
 }
 
 // The statuses the emulator returns, with cuBLAS's names and texts.
-struct StatusText {
-  cublasStatus_t code;
-  const char* name;
-  const char* text;
-};
-
-const StatusText& describe_status(cublasStatus_t status) {
-  static constexpr StatusText kStatuses[] = {
+const CodeText<cublasStatus_t>& describe_status(cublasStatus_t status) {
+  static constexpr CodeText<cublasStatus_t> kStatuses[] = {
       {CUBLAS_STATUS_SUCCESS, "CUBLAS_STATUS_SUCCESS", "success"},
       {CUBLAS_STATUS_NOT_INITIALIZED, "CUBLAS_STATUS_NOT_INITIALIZED", "the library was not initialized"},
       {CUBLAS_STATUS_ALLOC_FAILED, "CUBLAS_STATUS_ALLOC_FAILED", "the resource allocation failed"},
@@ -132,10 +127,9 @@ const StatusText& describe_status(cublasStatus_t status) {
       {CUBLAS_STATUS_EXECUTION_FAILED, "CUBLAS_STATUS_EXECUTION_FAILED", "the GPU program failed to execute"},
       {CUBLAS_STATUS_NOT_SUPPORTED, "CUBLAS_STATUS_NOT_SUPPORTED", "the functionality requested is not supported"},
   };
-  static constexpr StatusText kUnknown{CUBLAS_STATUS_INTERNAL_ERROR, "CUBLAS_STATUS_UNKNOWN", "unknown error"};
-  for (const StatusText& e : kStatuses)
-    if (e.code == status) return e;
-  return kUnknown;
+  static constexpr CodeText<cublasStatus_t> kUnknown{CUBLAS_STATUS_INTERNAL_ERROR, "CUBLAS_STATUS_UNKNOWN",
+                                                      "unknown error"};
+  return vs::cuda::emu::describe(kStatuses, kUnknown, status);
 }
 
 }  // namespace

@@ -383,14 +383,8 @@ bool live_handle(std::set<Handle> State::*live, Handle handle) {
 }
 
 // The errors the emulator reports, with the runtime's names and texts.
-struct ErrorText {
-  cudaError_t code;
-  const char* name;
-  const char* text;
-};
-
-const ErrorText& describe_error(cudaError_t error) {
-  static constexpr ErrorText kErrors[] = {
+const CodeText<cudaError_t>& describe_error(cudaError_t error) {
+  static constexpr CodeText<cudaError_t> kErrors[] = {
       {cudaSuccess, "cudaSuccess", "no error"},
       {cudaErrorInvalidValue, "cudaErrorInvalidValue", "invalid argument"},
       {cudaErrorMemoryAllocation, "cudaErrorMemoryAllocation", "out of memory"},
@@ -406,10 +400,8 @@ const ErrorText& describe_error(cudaError_t error) {
       {cudaErrorLaunchFailure, "cudaErrorLaunchFailure", "unspecified launch failure"},
       {cudaErrorNotSupported, "cudaErrorNotSupported", "operation not supported"},
   };
-  static constexpr ErrorText kUnknown{cudaErrorUnknown, "cudaErrorUnknown", "unknown error"};
-  for (const ErrorText& e : kErrors)
-    if (e.code == error) return e;
-  return kUnknown;
+  static constexpr CodeText<cudaError_t> kUnknown{cudaErrorUnknown, "cudaErrorUnknown", "unknown error"};
+  return describe(kErrors, kUnknown, error);
 }
 
 // cudaMalloc and cudaMallocHost: device memory counts against the device's, and is reserved
@@ -786,25 +778,13 @@ cudaError_t check_copy(void* dst, const void* src, std::size_t bytes, cudaMemcpy
   State& s = state();
   std::lock_guard lock(s.mu);
   const Place to = place(s, dst, bytes), from = place(s, src, bytes);
-  bool ok = false;
-  switch (kind) {
-    case cudaMemcpyHostToDevice:
-      ok = to == Place::kDevice && from == Place::kHost;
-      break;
-    case cudaMemcpyDeviceToHost:
-      ok = to == Place::kHost && from == Place::kDevice;
-      break;
-    case cudaMemcpyDeviceToDevice:
-      ok = to == Place::kDevice && from == Place::kDevice;
-      break;
-    case cudaMemcpyHostToHost:
-      ok = to == Place::kHost && from == Place::kHost;
-      break;
-    case cudaMemcpyDefault:
-      ok = to != Place::kOverrun && from != Place::kOverrun;
-      break;
-  }
-  return ok ? cudaSuccess : cudaErrorInvalidValue;
+  if (kind == cudaMemcpyDefault)
+    return to != Place::kOverrun && from != Place::kOverrun ? cudaSuccess : cudaErrorInvalidValue;
+  if (kind > cudaMemcpyDeviceToDevice) return cudaErrorInvalidValue;
+  // The runtime's encoding of the other four kinds: bit 0, the destination is device memory;
+  // bit 1, the source is.
+  const auto side = [&](unsigned bit) { return (kind & bit) != 0 ? Place::kDevice : Place::kHost; };
+  return to == side(1) && from == side(2) ? cudaSuccess : cudaErrorInvalidValue;
 }
 
 }  // namespace

@@ -18,4 +18,20 @@ bool in_device_memory(const void* p, std::size_t bytes) noexcept;
 /** Whether a stream handle is null (the default stream) or a live stream. */
 bool valid_stream(cudaStream_t stream) noexcept;
 
+/** A status code with the library's name and text for it. */
+template <class Code>
+struct CodeText {
+  Code code;
+  const char* name;
+  const char* text;
+};
+
+/** The entry of `table` for `code`, or `unknown`. */
+template <class Code, std::size_t N>
+const CodeText<Code>& describe(const CodeText<Code> (&table)[N], const CodeText<Code>& unknown, Code code) noexcept {
+  for (const CodeText<Code>& e : table)
+    if (e.code == code) return e;
+  return unknown;
+}
+
 }  // namespace vs::cuda::emu
