@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <random>
 #include <set>
@@ -365,12 +366,57 @@ TEST(CudaCore, GreedySearchOverBf16IsTheSearchOverItsValues) {
   }
 }
 
+// Wide loads: a Chunk's elements are the row's elements in order, for both element types, and
+// their distance terms sum to the element-at-a-time sum (exact on integer values).
+TEST(CudaCore, ChunksAreTheRowsElements) {
+  EXPECT_EQ(core::kChunkElements<float>, 4u);
+  EXPECT_EQ(core::kChunkElements<core::Bf16>, 8u);
+  std::mt19937_64 rng(29);
+  const std::uint32_t dims = 64;
+  const auto a = integer_points(1, dims, rng(), 9), b = integer_points(1, dims, rng(), 9);
+  std::vector<core::Bf16> ha(dims), hb(dims);
+  for (std::uint32_t d = 0; d < dims; ++d) {
+    ha[d] = core::to_bf16(a[d] * 0.5f);
+    hb[d] = core::to_bf16(b[d]);
+  }
+  for (std::uint32_t c = 0; c < dims / 8; ++c) {
+    const core::Chunk chunk = core::load_chunk(&ha[c * 8]);
+    for (std::uint32_t i = 0; i < 8; ++i)
+      ASSERT_EQ(core::chunk_element(chunk, i, ha.data()), core::to_float(ha[c * 8 + i])) << c << " " << i;
+    const core::Chunk fchunk = core::load_chunk(&a[c * 4]);
+    for (std::uint32_t i = 0; i < 4; ++i) ASSERT_EQ(core::chunk_element(fchunk, i, a.data()), a[c * 4 + i]);
+  }
+  for (const auto metric : {core::Metric::kL2, core::Metric::kCosine, core::Metric::kInnerProduct}) {
+    float want = 0, want_half = 0, got = 0, got_half = 0;
+    for (std::uint32_t d = 0; d < dims; ++d) {
+      want += core::distance_term(metric, a[d], b[d]);
+      want_half += core::distance_term(metric, core::to_float(ha[d]), core::to_float(hb[d]));
+    }
+    for (std::uint32_t d = 0; d < dims; d += 4) got += core::chunk_distance_terms(metric, &a[d], &b[d]);
+    for (std::uint32_t d = 0; d < dims; d += 8) got_half += core::chunk_distance_terms(metric, &ha[d], &hb[d]);
+    EXPECT_EQ(got, want);
+    EXPECT_EQ(got_half, want_half);
+  }
+  core::Chunk stored{};
+  core::store_chunk(&stored, core::load_chunk(&ha[8]));
+  EXPECT_EQ(std::memcmp(&stored, &ha[8], sizeof stored), 0);
+  // Rows are wide when dims is a multiple of the chunk's elements and the first row is aligned.
+  alignas(16) static const float row[8] = {};
+  EXPECT_TRUE(core::wide_rows(row, 4));
+  EXPECT_TRUE(core::wide_rows(row, 768));
+  EXPECT_FALSE(core::wide_rows(row, 6));
+  EXPECT_FALSE(core::wide_rows(row + 1, 4));
+  EXPECT_TRUE(core::wide_rows(reinterpret_cast<const core::Bf16*>(row), 8));
+  EXPECT_FALSE(core::wide_rows(reinterpret_cast<const core::Bf16*>(row), 12));
+}
+
 // The search core on a random graph against vamana::greedy_search: the same expansions in the
-// same order (integer points make every distance exact on both sides).
+// same order (integer points make every distance exact on both sides), reading rows an element
+// or a Chunk at a time.
 TEST(CudaCore, GreedySearchOneIsCommonsGreedySearch) {
   std::mt19937_64 rng(13);
   for (int round = 0; round < 30; ++round) {
-    const std::uint32_t n = 400, dims = 6, stride = 12;
+    const std::uint32_t n = 400, dims = 8, stride = 12;
     const std::uint32_t L = 4 + static_cast<std::uint32_t>(rng() % 40);
     const auto pts = integer_points(n, dims, rng(), 9);
     const auto [nb, deg] = test::random_graph(n, stride, true, rng);
@@ -402,6 +448,7 @@ TEST(CudaCore, GreedySearchOneIsCommonsGreedySearch) {
       a.stride = stride;
       a.list_size = L;
       a.max_iters = 10 * n;
+      a.wide = round % 2 == 1;
       std::vector<std::uint32_t> mem(core::search_shared_bytes(L, stride) / 4 + 1);
       std::vector<std::uint32_t> table(core::visited_table_slots(a.max_iters, stride), core::kEmptySlot);
       std::vector<std::uint32_t> log_id(a.max_iters);

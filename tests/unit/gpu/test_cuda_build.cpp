@@ -127,13 +127,15 @@ TEST(CudaBuild, SbqStatisticsAndCodesAreCommonsQuantizer) {
 }
 
 // Small integers are exact in bfloat16 too, so both precisions of the graph phase
-// (GraphOptions::bf16_vectors) must give the reference graph.
+// (GraphOptions::bf16_vectors) must give the reference graph. Rows of 16 bfloat16 or 12 float
+// values are whole 16-byte chunks: the kernels' wide loads (OutOfCoreTinyTiles reads rows an
+// element at a time).
 TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
   REQUIRE_DEVICE(dev);
   for (const auto metric : {distance::Metric::kL2, distance::Metric::kInnerProduct}) {
     for (const std::uint32_t refine : {0u, 1u}) {
       SCOPED_TRACE(::testing::Message() << "metric " << distance::metric_name(metric) << " refine " << refine);
-      const std::size_t n = test::gpu_rows(6001, 1501), dims = 12;
+      const std::size_t n = test::gpu_rows(6001, 1501), dims = refine == 0 ? 16 : 12;
       const auto data = exact_points(n, dims, 3 + refine);
       vamana::IndexParams ip;
       ip.build.metric = metric;
@@ -164,10 +166,11 @@ TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
 // The out-of-core paths on small data: vectors left in mapped host memory, batches of 7 rows,
 // prune groups of 3 nodes (Gram buffers for 3 items of max_candidates, more of shorter lists);
 // and resident vectors uploaded in many small chunks; a refinement pass, so that every kernel
-// runs. Same graph as the reference with the same batches.
+// runs. Same graph as the reference with the same batches. Rows of 22 values are not whole
+// 16-byte chunks: the kernels read them an element at a time.
 TEST(CudaBuild, OutOfCoreTinyTilesGiveTheReferenceGraph) {
   REQUIRE_DEVICE(dev);
-  const std::size_t n = test::gpu_rows(3001, 1201), dims = 20;
+  const std::size_t n = test::gpu_rows(3001, 1201), dims = 22;
   const auto data = exact_points(n, dims, 11);
   vamana::IndexParams ip;
   ip.build.metric = distance::Metric::kL2;

@@ -422,6 +422,7 @@ class DeviceBuilder {
     a.stride = s_.stride;
     a.list_size = s_.L;
     a.max_iters = s_.max_iters;
+    a.wide = core::wide_rows(vectors, a.dims);
     return a;
   }
 

@@ -33,14 +33,20 @@ std::uint32_t key_bits(std::uint32_t max_count) {
   return bits;
 }
 
-// One block per (row, position): copies a vector, or zeros for padding rows. `first` is the
-// position of blockIdx.y == 0 (grids are chunked below 65536 in y).
-template <class V>
+// One warp per (row, position): copies a vector, or zeros for padding rows; kRowsPerBlock rows
+// of a position per block (blockIdx.x: the group of rows; the grid's y is chunked below 65536,
+// `first` is the position of blockIdx.y == 0). Wide: a Chunk per lane and step (rows whole
+// Chunks, 16-byte aligned: core::wide_rows of x and of the output), else an element.
+constexpr std::uint32_t kRowsPerBlock = 4;
+
+template <class V, bool kWide>
 __global__ void gather_rows_kernel(const V* __restrict__ x, std::size_t dims, const std::uint32_t* __restrict__ nodes,
                                    const std::uint32_t* __restrict__ cand, std::size_t cand_stride,
                                    const std::uint32_t* __restrict__ counts, const std::uint32_t* __restrict__ order,
                                    std::uint32_t first, std::uint32_t gram_dim, V* __restrict__ rows) {
-  const std::uint32_t j = first + blockIdx.y, r = blockIdx.x;
+  const std::uint32_t j = first + blockIdx.y, r = blockIdx.x * kRowsPerBlock + (threadIdx.x >> 5);
+  const std::uint32_t lane = threadIdx.x & 31u;
+  if (r >= gram_dim) return;
   const std::uint32_t item = order[j];
   V* out = rows + gram_row_offset(j, gram_dim, r, dims);
   const V* src = nullptr;
@@ -48,7 +54,13 @@ __global__ void gather_rows_kernel(const V* __restrict__ x, std::size_t dims, co
     src = x + static_cast<std::uint64_t>(nodes[item]) * dims;
   else if (r - 1 < counts[item])
     src = x + static_cast<std::uint64_t>(cand[static_cast<std::uint64_t>(item) * cand_stride + (r - 1)]) * dims;
-  for (std::size_t d = threadIdx.x; d < dims; d += blockDim.x) out[d] = src != nullptr ? src[d] : V{};  // zero
+  if constexpr (kWide) {
+    constexpr std::uint32_t w = core::kChunkElements<V>;
+    for (std::size_t d = std::size_t{lane} * w; d < dims; d += 32 * w)
+      core::store_chunk(out + d, src != nullptr ? core::load_chunk(src + d) : core::Chunk{});  // zero
+  } else {
+    for (std::size_t d = lane; d < dims; d += 32) out[d] = src != nullptr ? src[d] : V{};  // zero
+  }
 }
 
 __global__ void prune_kernel(const float* __restrict__ gram, std::uint32_t gram_dim,
@@ -116,10 +128,13 @@ cudaError_t launch_gather_rows(const V* x, std::size_t dims, const std::uint32_t
                                std::uint32_t count, std::uint32_t gram_dim, V* rows, cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
   constexpr std::uint32_t kMaxGridY = 65535;
+  const bool wide = dims < 0x80000000u && core::wide_rows(x, static_cast<std::uint32_t>(dims)) &&
+                    core::wide_rows(rows, static_cast<std::uint32_t>(dims));
+  const auto kernel = wide ? gather_rows_kernel<V, true> : gather_rows_kernel<V, false>;
   for (std::uint32_t first = 0; first < count; first += kMaxGridY) {
     const std::uint32_t items = count - first < kMaxGridY ? count - first : kMaxGridY;
-    const dim3 grid(gram_dim, items);
-    VS_LAUNCH(gather_rows_kernel<V>, grid, 128, 0, stream, x, dims, nodes, cand, cand_stride, counts, order, first,
+    const dim3 grid((gram_dim + kRowsPerBlock - 1) / kRowsPerBlock, items);
+    VS_LAUNCH(kernel, grid, 32 * kRowsPerBlock, 0, stream, x, dims, nodes, cand, cand_stride, counts, order, first,
               gram_dim, rows);
     const cudaError_t st = cudaGetLastError();
     if (st != cudaSuccess) return st;

@@ -21,6 +21,13 @@
 #define VS_HD
 #endif
 
+// Unroll the next loop in device code (host compilers unroll short constant loops themselves).
+#if defined(__CUDA_ARCH__)
+#define VS_UNROLL _Pragma("unroll")
+#else
+#define VS_UNROLL
+#endif
+
 namespace vs::cuda::core {
 
 /** Distance of an index; the values of vs::distance::Metric (checked in device_build.cpp). */
@@ -137,6 +144,74 @@ VS_HD inline float finish_distance(Metric m, float sum) noexcept {
       return -sum;
   }
   return sum;
+}
+
+/** 16 bytes of a vector row: the unit of the kernels' wide (128-bit) loads. */
+struct alignas(16) Chunk {
+  std::uint32_t w[4];
+};
+
+/** Elements of V in one Chunk. */
+template <class V>
+inline constexpr std::uint32_t kChunkElements = static_cast<std::uint32_t>(sizeof(Chunk) / sizeof(V));
+
+/**
+ * Whether rows of `dims` elements starting at `vectors` can be read in whole Chunks: dims a
+ * multiple of kChunkElements<V> and the first row 16-byte aligned (then every row is).
+ */
+template <class V>
+VS_HD inline bool wide_rows(const V* vectors, std::uint32_t dims) noexcept {
+  return dims % kChunkElements<V> == 0 && reinterpret_cast<std::uintptr_t>(vectors) % sizeof(Chunk) == 0;
+}
+
+/** The Chunk at p (16-byte aligned): one 128-bit load on the device. */
+VS_HD inline Chunk load_chunk(const void* p) noexcept {
+#if defined(__CUDA_ARCH__)
+  const uint4 v = *static_cast<const uint4*>(p);
+  return Chunk{{v.x, v.y, v.z, v.w}};
+#else
+  Chunk c;
+  std::memcpy(&c, p, sizeof c);
+  return c;
+#endif
+}
+
+/** Writes c at p (16-byte aligned): one 128-bit store on the device. */
+VS_HD inline void store_chunk(void* p, const Chunk& c) noexcept {
+#if defined(__CUDA_ARCH__)
+  *static_cast<uint4*>(p) = uint4{c.w[0], c.w[1], c.w[2], c.w[3]};
+#else
+  std::memcpy(p, &c, sizeof c);
+#endif
+}
+
+/** Element i of a Chunk of V as float (the pointer only picks the element type). */
+VS_HD inline float chunk_element(const Chunk& c, std::uint32_t i, const float* /*type*/) noexcept {
+  return float_from_bits(c.w[i]);
+}
+VS_HD inline float chunk_element(const Chunk& c, std::uint32_t i, const Bf16* /*type*/) noexcept {
+  const std::uint32_t w = c.w[i >> 1];  // little-endian: element 2k is the low half of word k
+  return float_from_bits((i & 1u) != 0 ? (w & 0xFFFF0000u) : (w << 16));
+}
+
+/**
+ * Sum of distance_term over the kChunkElements<V> elements at a and b (each 16-byte aligned),
+ * in element order: one wide load of each, the metric's branch outside the loop.
+ */
+template <class V>
+VS_HD inline float chunk_distance_terms(Metric m, const V* a, const V* b) noexcept {
+  const Chunk ca = load_chunk(a), cb = load_chunk(b);
+  float s = 0.0f;
+  if (m == Metric::kL2) {
+    VS_UNROLL
+    for (std::uint32_t i = 0; i < kChunkElements<V>; ++i)
+      s += distance_term(Metric::kL2, chunk_element(ca, i, a), chunk_element(cb, i, b));
+  } else {
+    VS_UNROLL
+    for (std::uint32_t i = 0; i < kChunkElements<V>; ++i)
+      s += distance_term(Metric::kInnerProduct, chunk_element(ca, i, a), chunk_element(cb, i, b));
+  }
+  return s;
 }
 
 /**

@@ -58,6 +58,8 @@ struct SearchArgsOf {
   std::uint32_t stride = 0;
   std::uint32_t list_size = 0;  ///< L
   std::uint32_t max_iters = 0;  ///< most expansions (>= 1)
+  /** Rows are read a Chunk at a time (set it to wide_rows(vectors, dims)); else an element at a time. */
+  bool wide = false;
 };
 using SearchArgs = SearchArgsOf<float>;
 
@@ -123,14 +125,24 @@ VS_HD SearchResult greedy_search_one(const Team& team, const SearchArgsOf<V>& a,
   for (;;) {
     const std::uint32_t fresh = s.scalars[kNew];
     if (fresh > 0) {
-      // Distances of the new candidates, then sort them and merge them into the list.
-      team.for_each_reduce(
-          fresh, a.dims,
-          [&](std::uint32_t j, std::uint32_t d) {
-            return distance_term(a.metric, to_float(query[d]),
-                                 to_float(a.vectors[static_cast<std::uint64_t>(s.new_id[j]) * a.dims + d]));
-          },
-          [&](std::uint32_t j, float total) { s.new_key[j] = finish_distance(a.metric, total); });
+      // Distances of the new candidates (a group of lanes per candidate, each lane a Chunk or
+      // an element at a time), then sort them and merge them into the list.
+      auto row = [&](std::uint32_t j) { return a.vectors + static_cast<std::uint64_t>(s.new_id[j]) * a.dims; };
+      auto done = [&](std::uint32_t j, float total) { s.new_key[j] = finish_distance(a.metric, total); };
+      if (a.wide) {
+        constexpr std::uint32_t w = kChunkElements<V>;
+        team.for_each_reduce(
+            fresh, a.dims / w,
+            [&](std::uint32_t j, std::uint32_t c) { return chunk_distance_terms(a.metric, query + c * w, row(j) + c * w); },
+            done);
+      } else {
+        team.for_each_reduce(
+            fresh, a.dims,
+            [&](std::uint32_t j, std::uint32_t d) {
+              return distance_term(a.metric, to_float(query[d]), to_float(row(j)[d]));
+            },
+            done);
+      }
       const std::uint32_t m = next_pow2(fresh);
       team.for_each(m - fresh, [&](std::uint32_t t) {
         s.new_key[fresh + t] = infinity();
