@@ -61,6 +61,7 @@ struct Options {
   int device = -1;
   double batch_fraction = -1, max_iters_factor = -1;
   int refine_passes = -1;
+  long local_visited = -1;
   bool tf32 = false;
   bool fp32 = false;
 
@@ -70,6 +71,7 @@ struct Options {
     if (batch_fraction > 0) g.batch_fraction = batch_fraction;
     if (refine_passes >= 0) g.refine_passes = static_cast<std::uint32_t>(refine_passes);
     if (max_iters_factor > 0) g.max_iters_factor = max_iters_factor;
+    if (local_visited >= 0) g.local_visited_slots = static_cast<std::uint32_t>(local_visited);
     g.tf32_gram = tf32;
     g.bf16_vectors = !fp32;
     return g;
@@ -85,7 +87,7 @@ struct Options {
                "         [--metric cosine|l2|ip] [--R 50] [--L 100] [--alpha 1.2] [--storage sbq|plain] [--bits B]\n"
                "         [--threads T] [--queries Q] [--search-l 10,20,50,100,200] [--rescore 50]\n"
                "         [--backends cpu,cuda,reference] [--cuda-device I] [--batch-fraction F] [--refine-passes P]\n"
-               "         [--max-iters-factor M] [--tf32] [--fp32] [--write PREFIX]\n",
+               "         [--max-iters-factor M] [--local-visited SLOTS] [--tf32] [--fp32] [--write PREFIX]\n",
                why);
   std::exit(2);
 }
@@ -161,6 +163,8 @@ Options parse(int argc, char** argv) {
       o.refine_passes = static_cast<int>(num());
     else if (a == "--max-iters-factor")
       o.max_iters_factor = num();
+    else if (a == "--local-visited")
+      o.local_visited = static_cast<long>(num());
     else if (a == "--write")
       o.write = value();
     else if (a == "--tf32")
@@ -437,6 +441,7 @@ int main(int argc, char** argv) {
                                         {"gather", k.gather},   {"gemm", k.gemm},             {"prune", k.prune},
                                         {"reverse", k.reverse}, {"host", k.host}};
         r.sections["search"] = search_work(o, d.stats, d.bf16_vectors ? 2 : 4, k.search);
+        r.sections["search"]["spilled_searches"] = static_cast<double>(d.stats.spilled_searches);
         // The prunes' Gram GEMMs as done (sorted by candidate count) and unbucketed.
         r.sections["prune_gemm"] = {{"gflop", d.gram.flops * 1e-9},
                         {"gflop_unbucketed", d.gram.flops_unbucketed * 1e-9},

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -293,6 +294,30 @@ TEST(CudaCore, VisitedTableSetSemantics) {
   EXPECT_FALSE(core::visit(SerialTeam{}, tiny.data(), 3, 99));
 }
 
+// A team-shared table in front of the global one is the same exact set; ids that find their
+// local window full go to the global table, and say so.
+TEST(CudaCore, TwoLevelVisitedSetSemantics) {
+  const std::uint32_t slots = core::visited_table_slots(100, 8), local_slots = 32;
+  std::vector<std::uint32_t> table(slots, core::kEmptySlot), local(local_slots, core::kEmptySlot);
+  std::uint32_t spilled = 0;
+  std::set<std::uint32_t> seen;
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 400; ++i) {
+    const std::uint32_t id = static_cast<std::uint32_t>(rng() % 300);
+    ASSERT_EQ(core::visit_two_level(SerialTeam{}, local.data(), local_slots - 1, table.data(), slots - 1, &spilled, id),
+              seen.insert(id).second)
+        << "id " << id;
+    if (seen.size() <= core::kLocalProbes) {
+      EXPECT_EQ(spilled, 0u);  // the first window always has room
+    }
+  }
+  EXPECT_EQ(spilled, 1u);  // 300 ids, 32 local slots
+  const auto in_local = static_cast<std::size_t>(local_slots - std::count(local.begin(), local.end(), core::kEmptySlot));
+  const auto in_global = static_cast<std::size_t>(slots - std::count(table.begin(), table.end(), core::kEmptySlot));
+  EXPECT_EQ(in_local + in_global, seen.size());  // each id in one table
+  EXPECT_EQ(in_local, local_slots);
+}
+
 // bfloat16 rounding: the nearest bfloat16 value, ties to the even one, as __float2bfloat16_rn.
 TEST(CudaCore, Bf16RoundsToNearestEven) {
   auto bits = [](float f) { return core::float_bits(f); };
@@ -412,7 +437,9 @@ TEST(CudaCore, ChunksAreTheRowsElements) {
 
 // The search core on a random graph against vamana::greedy_search: the same expansions in the
 // same order (integer points make every distance exact on both sides), reading rows an element
-// or a Chunk at a time.
+// or a Chunk at a time, with a visited set in the global table alone, or behind a team-shared
+// table too small for the search (most ids spill to the global table) or large enough. Each
+// search leaves its global table empty.
 TEST(CudaCore, GreedySearchOneIsCommonsGreedySearch) {
   std::mt19937_64 rng(13);
   for (int round = 0; round < 30; ++round) {
@@ -449,25 +476,31 @@ TEST(CudaCore, GreedySearchOneIsCommonsGreedySearch) {
       a.list_size = L;
       a.max_iters = 10 * n;
       a.wide = round % 2 == 1;
-      std::vector<std::uint32_t> mem(core::search_shared_bytes(L, stride) / 4 + 1);
+      a.local_slots = std::array<std::uint32_t, 3>{0, core::kLocalProbes, 1024}[round % 3];
+      std::vector<std::uint32_t> mem(core::search_shared_bytes(L, stride, a.local_slots) / 4 + 1);
       std::vector<std::uint32_t> table(core::visited_table_slots(a.max_iters, stride), core::kEmptySlot);
       std::vector<std::uint32_t> log_id(a.max_iters);
       std::vector<float> log_key(a.max_iters);
-      const auto r = core::greedy_search_one(
-          SerialTeam{}, a, core::carve_search_shared(mem.data(), L, stride), q.data(), start, table.data(),
-          static_cast<std::uint32_t>(table.size() - 1), log_id.data(), log_key.data());
+      const auto shared = core::carve_search_shared(mem.data(), L, stride, a.local_slots);
+      EXPECT_EQ(shared.local != nullptr, a.local_slots != 0);
+      const auto r = core::greedy_search_one(SerialTeam{}, a, shared, q.data(), start, table.data(),
+                                             static_cast<std::uint32_t>(table.size() - 1), log_id.data(),
+                                             log_key.data());
       ASSERT_EQ(r.expanded, want.size());
       EXPECT_EQ(r.computed, computed + 1);  // + the start node
       for (std::uint32_t i = 0; i < r.expanded; ++i) {
         EXPECT_EQ(log_id[i], want[i].first);
         EXPECT_EQ(log_key[i], want[i].second);
       }
+      if (a.local_slots == 0 || (a.local_slots == core::kLocalProbes && r.computed > core::kLocalProbes)) {
+        EXPECT_TRUE(r.spilled);
+      }
+      EXPECT_EQ(std::count(table.begin(), table.end(), core::kEmptySlot), static_cast<std::ptrdiff_t>(table.size()));
       // A cap stops the search after max_iters expansions, with the log of the first ones.
       a.max_iters = 2;
-      const auto capped =
-          core::greedy_search_one(SerialTeam{}, a, core::carve_search_shared(mem.data(), L, stride), q.data(), start,
-                                  (std::fill(table.begin(), table.end(), core::kEmptySlot), table.data()),
-                                  static_cast<std::uint32_t>(table.size() - 1), log_id.data(), log_key.data());
+      const auto capped = core::greedy_search_one(SerialTeam{}, a, shared, q.data(), start, table.data(),
+                                                  static_cast<std::uint32_t>(table.size() - 1), log_id.data(),
+                                                  log_key.data());
       EXPECT_EQ(capped.expanded, std::min<std::size_t>(2, want.size()));
       for (std::uint32_t i = 0; i < capped.expanded; ++i) EXPECT_EQ(log_id[i], want[i].first);
     }

@@ -109,29 +109,35 @@ TEST(CudaCoreThreads, MergeLists) {
   }
 }
 
-// Concurrent inserts into one visited table: each distinct id is new for exactly one rank.
+// Concurrent inserts into one visited set (a global table alone, or behind a team-shared table
+// of 64 slots that most of the 700 ids overflow): each distinct id is new for exactly one rank.
 TEST(CudaCoreThreads, VisitedTableUnderContention) {
   std::mt19937_64 rng(2);
   for (const std::uint32_t size : kTeamSizes) {
-    const std::uint32_t count = 2000;
-    std::vector<std::uint32_t> ids(count);
-    for (auto& id : ids) id = static_cast<std::uint32_t>(rng() % 700);  // many duplicates
-    const std::uint32_t slots = core::visited_table_slots(count, 1);
-    std::vector<std::uint32_t> table(slots, core::kEmptySlot), firsts(count, 0), fresh_count(1, 0);
-    run_team(size, [&](const ThreadTeam& team) {
-      team.for_each(count, [&](std::uint32_t i) {
-        if (core::visit(team, table.data(), slots - 1, ids[i])) {
-          firsts[i] = 1;
-          team.atomic_add(fresh_count.data(), 1);
-        }
+    for (const std::uint32_t local_slots : {0u, 64u}) {
+      const std::uint32_t count = 2000;
+      std::vector<std::uint32_t> ids(count);
+      for (auto& id : ids) id = static_cast<std::uint32_t>(rng() % 700);  // many duplicates
+      const std::uint32_t slots = core::visited_table_slots(count, 1);
+      std::vector<std::uint32_t> table(slots, core::kEmptySlot), firsts(count, 0), fresh_count(1, 0);
+      std::vector<std::uint32_t> local(local_slots, core::kEmptySlot), spilled(1, 0);
+      run_team(size, [&](const ThreadTeam& team) {
+        team.for_each(count, [&](std::uint32_t i) {
+          if (core::visit_two_level(team, local_slots != 0 ? local.data() : nullptr, local_slots - 1, table.data(),
+                                    slots - 1, spilled.data(), ids[i])) {
+            firsts[i] = 1;
+            team.atomic_add(fresh_count.data(), 1);
+          }
+        });
+        return 0;
       });
-      return 0;
-    });
-    const std::set<std::uint32_t> distinct(ids.begin(), ids.end());
-    EXPECT_EQ(fresh_count[0], distinct.size());
-    std::vector<int> per_id(700, 0);
-    for (std::uint32_t i = 0; i < count; ++i) per_id[ids[i]] += static_cast<int>(firsts[i]);
-    for (auto id : distinct) EXPECT_EQ(per_id[id], 1) << "id " << id;
+      const std::set<std::uint32_t> distinct(ids.begin(), ids.end());
+      EXPECT_EQ(fresh_count[0], distinct.size()) << "team " << size << " local " << local_slots;
+      EXPECT_EQ(spilled[0], 1u);
+      std::vector<int> per_id(700, 0);
+      for (std::uint32_t i = 0; i < count; ++i) per_id[ids[i]] += static_cast<int>(firsts[i]);
+      for (auto id : distinct) EXPECT_EQ(per_id[id], 1) << "id " << id;
+    }
   }
 }
 
@@ -232,18 +238,19 @@ TEST(CudaCoreThreads, GreedySearchOne) {
       a.stride = stride;
       a.list_size = L;
       a.max_iters = round % 4 == 3 ? 3 : 10 * n;  // some searches stop at the cap
+      a.local_slots = round % 2 == 0 ? 0 : core::kLocalProbes;  // a team-shared table the search outgrows
       struct Run {
         std::vector<std::uint32_t> mem, table, log_id;
         std::vector<float> log_key;
       };
       auto make_run = [&] {
-        return Run{std::vector<std::uint32_t>(core::search_shared_bytes(L, stride) / 4 + 1),
+        return Run{std::vector<std::uint32_t>(core::search_shared_bytes(L, stride, a.local_slots) / 4 + 1),
                    std::vector<std::uint32_t>(core::visited_table_slots(a.max_iters, stride), core::kEmptySlot),
                    std::vector<std::uint32_t>(a.max_iters), std::vector<float>(a.max_iters)};
       };
       auto search = [&](const auto& team, Run& run) {
-        const auto r = core::greedy_search_one(team, a, core::carve_search_shared(run.mem.data(), L, stride), q.data(),
-                                               start, run.table.data(),
+        const auto r = core::greedy_search_one(team, a, core::carve_search_shared(run.mem.data(), L, stride, a.local_slots),
+                                               q.data(), start, run.table.data(),
                                                static_cast<std::uint32_t>(run.table.size() - 1), run.log_id.data(),
                                                run.log_key.data());
         return std::make_tuple(r.expanded, r.computed);
@@ -255,6 +262,8 @@ TEST(CudaCoreThreads, GreedySearchOne) {
       const auto expanded = std::get<0>(got);
       EXPECT_TRUE(std::equal(threaded.log_id.begin(), threaded.log_id.begin() + expanded, serial.log_id.begin()));
       EXPECT_TRUE(std::equal(threaded.log_key.begin(), threaded.log_key.begin() + expanded, serial.log_key.begin()));
+      EXPECT_EQ(std::count(threaded.table.begin(), threaded.table.end(), core::kEmptySlot),
+                static_cast<std::ptrdiff_t>(threaded.table.size()));  // left empty
     }
   }
 }

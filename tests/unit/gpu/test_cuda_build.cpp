@@ -20,6 +20,7 @@
 #include "graph_checks.hpp"
 #include "synthetic.hpp"
 #include "vectorscale/core/error.hpp"
+#include "vectorscale/cuda/core/search.hpp"
 #include "vectorscale/cuda/device_build.hpp"
 #include "vectorscale/cuda/reference.hpp"
 #include "vectorscale/distance/distance.hpp"
@@ -167,7 +168,8 @@ TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
 // prune groups of 3 nodes (Gram buffers for 3 items of max_candidates, more of shorter lists);
 // and resident vectors uploaded in many small chunks; a refinement pass, so that every kernel
 // runs. Same graph as the reference with the same batches. Rows of 22 values are not whole
-// 16-byte chunks: the kernels read them an element at a time.
+// 16-byte chunks: the kernels read them an element at a time. Team-shared visited tables of 16
+// slots: every search spills into its global table, which it must leave empty for the next.
 TEST(CudaBuild, OutOfCoreTinyTilesGiveTheReferenceGraph) {
   REQUIRE_DEVICE(dev);
   const std::size_t n = test::gpu_rows(3001, 1201), dims = 22;
@@ -184,6 +186,7 @@ TEST(CudaBuild, OutOfCoreTinyTilesGiveTheReferenceGraph) {
     o.limits.prune_batch = 3;
     o.limits.upload_rows = 256;
     o.graph.refine_passes = 1;
+    o.graph.local_visited_slots = cuda::core::kLocalProbes;
     const auto r = cuda::build_on_device(data.data(), n, dims, ip, {}, o);
     EXPECT_EQ(r.plan.resident, !mapped);
     if (mapped) {
@@ -192,6 +195,9 @@ TEST(CudaBuild, OutOfCoreTinyTilesGiveTheReferenceGraph) {
     EXPECT_EQ(r.plan.search_batch, 7u);
     EXPECT_EQ(r.plan.prune_batch, 3u);
     EXPECT_EQ(r.plan.upload_rows, 256u);
+    // 2n searches (a refinement pass); all but the first few on the young graph see more than 16 nodes.
+    EXPECT_GT(r.stats.spilled_searches, static_cast<std::uint64_t>(n) * 19 / 10);
+    EXPECT_LE(r.stats.spilled_searches, static_cast<std::uint64_t>(n) * 2);
     test::expect_graph_invariants(r.graph, 12);
     expect_gram_work(r, n, o.graph.refine_passes);
     expect_same_graph(r.graph, cuda::reference_build_graph(data.data(), n, dims, ip.build, o.graph, 7));
@@ -258,10 +264,12 @@ TEST_P(CudaRecall, WithinHalfAPointOfTheCpuBuild) {
   const cuda::DeviceKernelTimes& k = r.times.device;
   const double searches = static_cast<double>(c.n) * (1 + options_on(dev.device).graph.refine_passes);
   std::printf("  device: search %.3f s, candidates %.3f s, order %.3f s, gather %.3f s, gemm %.3f s, prune %.3f s, "
-              "reverse %.3f s, waiting for the host %.3f s; %.0f distances and %.1f expansions a search\n",
+              "reverse %.3f s, waiting for the host %.3f s; %.0f distances and %.1f expansions a search, %llu "
+              "searches past the shared visited table\n",
               k.search, k.candidates, k.order, k.gather, k.gemm, k.prune, k.reverse, k.host,
               static_cast<double>(r.stats.distance_computations) / searches,
-              static_cast<double>(r.stats.expansions) / searches);
+              static_cast<double>(r.stats.expansions) / searches,
+              static_cast<unsigned long long>(r.stats.spilled_searches));
   expect_gram_work(r, c.n, cuda::GraphOptions{}.refine_passes);
   const auto gpu = vamana::Index::from_parts(std::move(stored), c.n, c.dims, ip, {}, {}, std::move(r.graph));
 

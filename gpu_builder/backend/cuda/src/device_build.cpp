@@ -404,7 +404,21 @@ class DeviceBuilder {
 
   void allocate_graph() {
     w_.emplace(n_, dims_, s_, plan_);
+    // The searches' global visited tables start empty and every search leaves its table so.
+    VS_CUDA_TRY(cudaMemsetAsync(w_->tables.data(), 0xFF, w_->tables.bytes(), stream_.get()));
+    // Their team-shared tables: the settings' slots, halved until a search block fits the device.
+    local_slots_ = s_.local_slots;
+    const std::size_t limit = max_shared_bytes(options_.device);
+    while (local_slots_ >= core::kLocalProbes && kernels::search_shared_bytes(s_.L, s_.stride, local_slots_) > limit)
+      local_slots_ /= 2;
+    if (local_slots_ < core::kLocalProbes) local_slots_ = 0;
+    if (control_.log)
+      control_.log(LogLevel::kInfo, vs::detail::format("cuda build: visited sets of %u shared slots per search, %u "
+                                                       "global",
+                                                       local_slots_, plan_.table_slots));
     VS_CUDA_TRY(cudaMemsetAsync(w_->degrees.data(), 0, w_->degrees.bytes(), stream_.get()));
+    // Searches read whole list rows (core::greedy_search_one): no uninitialised reads.
+    VS_CUDA_TRY(cudaMemsetAsync(w_->neighbors.data(), 0, w_->neighbors.bytes(), stream_.get()));
     VS_CUDA_TRY(cudaMemsetAsync(w_->counters.data(), 0, w_->counters.bytes(), stream_.get()));
     order_host_ = vamana::insertion_order(n_, params_.build.seed);
     upload(w_->order.data(), order_host_.data(), n_, stream_);
@@ -423,6 +437,7 @@ class DeviceBuilder {
     a.list_size = s_.L;
     a.max_iters = s_.max_iters;
     a.wide = core::wide_rows(vectors, a.dims);
+    a.local_slots = local_slots_;
     return a;
   }
 
@@ -446,6 +461,7 @@ class DeviceBuilder {
     stats_.distance_computations += counters[kernels::kDistances];
     stats_.capped_searches = counters[kernels::kCapped];
     stats_.expansions = counters[kernels::kExpansions];
+    stats_.spilled_searches = counters[kernels::kSpilled];
   }
 
   // One batch of rows order[begin, end): search, prune, reverse edges (reference.cpp's run_batch).
@@ -453,8 +469,6 @@ class DeviceBuilder {
     const auto count = static_cast<std::uint32_t>(end - begin);
     const std::uint32_t* rows = w_->order.data() + begin;
     clock_.mark(KernelClock::kSearch);
-    VS_CUDA_TRY(cudaMemsetAsync(w_->tables.data(), 0xFF, std::size_t{count} * plan_.table_slots * sizeof(std::uint32_t),
-                                stream_.get()));
     auto search = [&](const auto& args) {
       VS_CUDA_TRY(kernels::search(args, rows, count, medoid_, w_->tables.data(), plan_.table_slots, w_->log_id.data(),
                                   w_->log_key.data(), w_->log_count.data(), w_->counters.data(), stream_.get()));
@@ -628,6 +642,7 @@ class DeviceBuilder {
   GraphBuildStats stats_;
   GramWork gram_work_;
   std::uint32_t medoid_ = 0;
+  std::uint32_t local_slots_ = 0;  // team-shared visited slots per search (SearchArgs::local_slots)
 
   // Declared before the buffers, destroyed after them.
   Stream stream_;
@@ -727,7 +742,7 @@ namespace {
 // exceeds what the device lets a block opt in to); empty when they can.
 std::string shared_memory_problem(const GraphSettings& s, int device) {
   const std::size_t limit = max_shared_bytes(device);
-  const std::size_t search = kernels::search_shared_bytes(s.L, s.stride);
+  const std::size_t search = kernels::search_shared_bytes(s.L, s.stride);  // the least: no team-shared visited table
   const std::size_t prune = kernels::prune_shared_bytes(s.max_candidates);
   if (search <= limit && prune <= limit) return {};
   return vs::detail::format(

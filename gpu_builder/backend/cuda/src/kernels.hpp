@@ -39,15 +39,17 @@ cudaError_t min_key(void* temp, std::size_t& temp_bytes, const std::uint64_t* ke
                     cudaStream_t stream);
 
 // ---- greedy search (search.cu) --------------------------------------------------------------
-/** Dynamic shared memory the search kernel needs; 0 when L and stride are too large. */
-std::size_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride);
+/** Dynamic shared memory the search kernel needs with a team-shared visited table of local_slots. */
+std::size_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride, std::uint32_t local_slots = 0);
 /**
  * One block per query: core::greedy_search_one for vectors queries[b] from `start`. Tables
- * (count * table_slots, all core::kEmptySlot) are the visited sets; log_id/log_key (count *
+ * (count * table_slots, all core::kEmptySlot, and left so) are the global halves of the visited
+ * sets (each in front of a team-shared table of args.local_slots); log_id/log_key (count *
  * args.max_iters) receive the expansions, log_count[b] their number. The counters (kCounters)
- * grow by the distances computed, the searches that hit max_iters and the nodes expanded.
+ * grow by the distances computed, the searches that hit max_iters, the nodes expanded and the
+ * searches that used their global table.
  */
-enum SearchCounter : unsigned { kDistances, kCapped, kExpansions, kCounters };
+enum SearchCounter : unsigned { kDistances, kCapped, kExpansions, kSpilled, kCounters };
 cudaError_t search(const core::SearchArgs& args, const std::uint32_t* queries, std::uint32_t count, std::uint32_t start,
                    std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id, float* log_key,
                    std::uint32_t* log_count, unsigned long long* counters, cudaStream_t stream);

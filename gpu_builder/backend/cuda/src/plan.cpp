@@ -23,6 +23,10 @@ GraphSettings derive_settings(const vamana::BuildParams& params, const GraphOpti
   VS_EXPECTS(options.batch_growth > 0 && options.batch_growth <= 1, "batch_growth must be in (0, 1]");
   VS_EXPECTS(options.refine_passes <= 4, "refine_passes must be at most 4");
   VS_EXPECTS(options.max_iters_factor >= 1 && options.max_iters_factor <= 64, "max_iters_factor must be in [1, 64]");
+  VS_EXPECTS(options.local_visited_slots == 0 ||
+                 (options.local_visited_slots >= core::kLocalProbes && options.local_visited_slots <= (1u << 20) &&
+                  (options.local_visited_slots & (options.local_visited_slots - 1)) == 0),
+             "local_visited_slots must be 0 or a power of two in [%u, 2^20]", core::kLocalProbes);
   GraphSettings s;
   s.metric = static_cast<core::Metric>(params.metric);
   s.R = params.num_neighbors;
@@ -41,6 +45,7 @@ GraphSettings derive_settings(const vamana::BuildParams& params, const GraphOpti
   s.batch_fraction = options.batch_fraction;
   s.batch_growth = options.batch_growth;
   s.refine_passes = options.refine_passes;
+  s.local_slots = std::min(options.local_visited_slots, core::visited_table_slots(s.max_iters, s.stride));
   s.prune.metric = s.metric;
   s.prune.R = s.R;
   s.prune.ratio_rule = params.metric != distance::Metric::kInnerProduct;

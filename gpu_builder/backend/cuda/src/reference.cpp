@@ -25,12 +25,12 @@ class Worker {
         s_(s),
         search_mem_(core::search_shared_bytes(s.L, s.stride) / 4 + 1),
         prune_mem_(core::prune_shared_bytes(s.max_candidates) / 4 + 1),
-        table_(core::visited_table_slots(s.max_iters, s.stride)) {}
+        table_(core::visited_table_slots(s.max_iters, s.stride), core::kEmptySlot) {}
 
-  // Greedy search for row p from `start` on the graph; fills the expansion log.
+  // Greedy search for row p from `start` on the graph (the global visited table alone, left
+  // empty by each search); fills the expansion log.
   core::SearchResult search(std::uint32_t p, std::uint32_t start, const core::SearchArgs& args,
                             std::vector<std::uint32_t>& log_id, std::vector<float>& log_key) {
-    std::fill(table_.begin(), table_.end(), core::kEmptySlot);
     log_id.resize(s_.max_iters);
     log_key.resize(s_.max_iters);
     const auto shared = core::carve_search_shared(search_mem_.data(), s_.L, s_.stride);

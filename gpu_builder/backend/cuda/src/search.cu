@@ -17,7 +17,8 @@ __global__ void search_kernel(core::SearchArgsOf<V> args, const std::uint32_t* _
                               unsigned long long* __restrict__ counters) {
   VS_DYNAMIC_SHARED(float4, search_shared);
   const detail::BlockTeam team;
-  const core::SearchShared shared = core::carve_search_shared(search_shared, args.list_size, args.stride);
+  const core::SearchShared shared =
+      core::carve_search_shared(search_shared, args.list_size, args.stride, args.local_slots);
   for (std::uint32_t b = blockIdx.x; b < count; b += gridDim.x) {
     const V* query = args.vectors + static_cast<std::uint64_t>(queries[b]) * args.dims;
     const std::uint64_t log_base = static_cast<std::uint64_t>(b) * args.max_iters;
@@ -29,6 +30,7 @@ __global__ void search_kernel(core::SearchArgsOf<V> args, const std::uint32_t* _
       atomicAdd(&counters[kDistances], static_cast<unsigned long long>(r.computed));
       atomicAdd(&counters[kExpansions], static_cast<unsigned long long>(r.expanded));
       if (r.expanded == args.max_iters) atomicAdd(&counters[kCapped], 1ull);
+      if (r.spilled) atomicAdd(&counters[kSpilled], 1ull);
     }
     team.sync();  // the next query reuses the shared memory
   }
@@ -40,7 +42,7 @@ cudaError_t launch_search(const core::SearchArgsOf<V>& args, const std::uint32_t
                           float* log_key, std::uint32_t* log_count, unsigned long long* counters,
                           cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
-  const std::size_t shared = core::search_shared_bytes(args.list_size, args.stride);
+  const std::size_t shared = core::search_shared_bytes(args.list_size, args.stride, args.local_slots);
   if (shared > 48 * 1024) {
     const cudaError_t st =
         cudaFuncSetAttribute(search_kernel<V>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
@@ -54,8 +56,8 @@ cudaError_t launch_search(const core::SearchArgsOf<V>& args, const std::uint32_t
 
 }  // namespace
 
-std::size_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride) {
-  return core::search_shared_bytes(list_size, stride);
+std::size_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride, std::uint32_t local_slots) {
+  return core::search_shared_bytes(list_size, stride, local_slots);
 }
 
 cudaError_t search(const core::SearchArgs& args, const std::uint32_t* queries, std::uint32_t count, std::uint32_t start,

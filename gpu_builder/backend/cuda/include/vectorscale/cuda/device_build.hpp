@@ -94,7 +94,7 @@ struct DeviceBuildOptions {
  * timing events recorded on the build's stream around each group of launches.
  */
 struct DeviceKernelTimes {
-  double search = 0;      ///< visited-table resets and greedy searches
+  double search = 0;      ///< greedy searches
   double candidates = 0;  ///< candidate lists of refined, overflowing and overfull nodes
   double order = 0;       ///< prune items sorted by candidate count, the histogram copied back
   double gather = 0;      ///< rows gathered for the Gram matrices

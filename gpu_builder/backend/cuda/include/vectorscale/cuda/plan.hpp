@@ -46,6 +46,15 @@ struct GraphOptions {
    * unchanged in the CPU reference (see the CUDA backend in gpu_builder/README.md).
    */
   bool bf16_vectors = true;
+  /**
+   * Slots of the visited set each search keeps in shared memory, in front of its table in
+   * global memory (core::visit_two_level): a power of two, at least core::kLocalProbes, or 0 for
+   * the global table alone. The global table is then touched (and cleared) only by the few
+   * searches that see more nodes than the shared table holds, instead of every search writing
+   * its whole table (256 KiB at R 50, L 100) and probing it with global atomics. Cut to fit the
+   * device's shared memory.
+   */
+  std::uint32_t local_visited_slots = 4096;
 };
 
 /** The derived settings every stage of the GPU build uses. */
@@ -59,6 +68,7 @@ struct GraphSettings {
   double batch_fraction = 0.06;
   double batch_growth = 1.0;
   std::uint32_t refine_passes = 1;
+  std::uint32_t local_slots = 0;  ///< team-shared visited slots: the option, at most the global table's
   core::PruneParams prune;  ///< metric, R, alpha schedule, ratio rule
 };
 

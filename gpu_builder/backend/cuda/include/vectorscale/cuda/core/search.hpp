@@ -46,6 +46,34 @@ VS_HD bool visit(const Team& team, std::uint32_t* table, std::uint32_t mask, std
   return false;
 }
 
+/** Probes of a search's team-shared visited table before an id goes to its global table. */
+inline constexpr std::uint32_t kLocalProbes = 16;
+
+/**
+ * Inserts id into the visited set of one search: the team-shared table `local` (local_mask + 1
+ * slots, a power of two >= kLocalProbes; null: none) in front of the search's global table
+ * (`table`, `mask`). An id goes to the global table only when the kLocalProbes slots of its
+ * local window hold other ids, and then sets *spilled (team-shared) to 1. Slots are never
+ * emptied during a search, so a full window stays full and every id always lands in the same
+ * table: the two tables are one exact set, as the global table alone would be. True when id was
+ * not there.
+ */
+template <class Team>
+VS_HD bool visit_two_level(const Team& team, std::uint32_t* local, std::uint32_t local_mask, std::uint32_t* table,
+                           std::uint32_t mask, std::uint32_t* spilled, std::uint32_t id) {
+  if (local != nullptr) {
+    std::uint32_t h = (id * 2654435761u) & local_mask;
+    for (std::uint32_t probe = 0; probe < kLocalProbes; ++probe) {
+      const std::uint32_t old = team.atomic_cas(&local[h], kEmptySlot, id);
+      if (old == kEmptySlot) return true;
+      if (old == id) return false;
+      h = (h + 1) & local_mask;
+    }
+  }
+  (void)team.atomic_cas(spilled, 0u, 1u);
+  return visit(team, table, mask, id);
+}
+
 /** What one search reads and writes in global memory; V: the vectors' element type (float, Bf16). */
 template <class V>
 struct SearchArgsOf {
@@ -53,13 +81,15 @@ struct SearchArgsOf {
   const V* vectors = nullptr;  ///< n x dims, row-major (device or mapped host memory)
   std::uint32_t dims = 0;
   Metric metric = Metric::kL2;
-  const std::uint32_t* neighbors = nullptr;  ///< n x stride adjacency
+  const std::uint32_t* neighbors = nullptr;  ///< n x stride adjacency (all of it readable)
   const std::uint32_t* degrees = nullptr;    ///< n
   std::uint32_t stride = 0;
   std::uint32_t list_size = 0;  ///< L
   std::uint32_t max_iters = 0;  ///< most expansions (>= 1)
   /** Rows are read a Chunk at a time (set it to wide_rows(vectors, dims)); else an element at a time. */
   bool wide = false;
+  /** Slots of the team-shared visited table (visit_two_level; 0: the global table alone). */
+  std::uint32_t local_slots = 0;
 };
 using SearchArgs = SearchArgsOf<float>;
 
@@ -70,17 +100,20 @@ struct SearchShared {
   std::uint8_t* flag[2];  ///< list "expanded" flags
   float* new_key;         ///< new candidates (next_pow2(stride) entries)
   std::uint32_t* new_id;
-  std::uint32_t* scalars;  ///< [0] first unexpanded, [1] new candidates
+  std::uint32_t* scalars;  ///< [0] first unexpanded, [1] new candidates, [2] the global table was used
+  std::uint32_t* local;    ///< the visited set's team-shared table (local_slots), null when none
 };
 
-/** Team-shared bytes of SearchShared for L and stride (device shared-memory planning). */
-VS_HD inline std::uint32_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride) noexcept {
+/** Team-shared bytes of SearchShared for L, stride and local_slots (device shared-memory planning). */
+VS_HD inline std::uint32_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride,
+                                               std::uint32_t local_slots = 0) noexcept {
   const std::uint32_t nc = next_pow2(stride < 1 ? 1 : stride);
-  return 2 * list_size * (4 + 4 + 1) + nc * (4 + 4) + 2 * 4 + 32;  // + alignment slack
+  return 2 * list_size * (4 + 4 + 1) + nc * (4 + 4) + 3 * 4 + local_slots * 4 + 32;  // + alignment slack
 }
 
 /** Carves SearchShared out of one buffer of search_shared_bytes() bytes (4-byte aligned). */
-VS_HD inline SearchShared carve_search_shared(void* base, std::uint32_t list_size, std::uint32_t stride) noexcept {
+VS_HD inline SearchShared carve_search_shared(void* base, std::uint32_t list_size, std::uint32_t stride,
+                                              std::uint32_t local_slots = 0) noexcept {
   const std::uint32_t nc = next_pow2(stride < 1 ? 1 : stride);
   auto* p = static_cast<std::uint8_t*>(base);
   SearchShared s;
@@ -91,7 +124,8 @@ VS_HD inline SearchShared carve_search_shared(void* base, std::uint32_t list_siz
   s.id[1] = s.id[0] + list_size;
   s.new_id = s.id[1] + list_size;
   s.scalars = s.new_id + nc;
-  s.flag[0] = reinterpret_cast<std::uint8_t*>(s.scalars + 2);
+  s.local = local_slots != 0 ? s.scalars + 3 : nullptr;
+  s.flag[0] = reinterpret_cast<std::uint8_t*>(s.scalars + 3 + local_slots);
   s.flag[1] = s.flag[0] + list_size;
   return s;
 }
@@ -100,12 +134,17 @@ VS_HD inline SearchShared carve_search_shared(void* base, std::uint32_t list_siz
 struct SearchResult {
   std::uint32_t expanded = 0;  ///< entries written to the log
   std::uint32_t computed = 0;  ///< distances computed
+  bool spilled = false;        ///< the search used its global visited table
 };
 
 /**
- * Greedy search for `query` from `start` (a node of the graph).
+ * Greedy search for `query` from `start` (a node of the graph). The visited set is the
+ * team-shared table of a.local_slots slots (carved by carve_search_shared with the same count)
+ * in front of `table` (visit_two_level).
  *
- * @param table   this query's visited table, all kEmptySlot, `mask` + 1 slots
+ * @param table   this query's global visited table, `mask` + 1 slots, all kEmptySlot; the
+ *                search leaves it so (it clears it after use, which only searches that spill
+ *                past the team-shared table pay for)
  * @param log_id  receives the expanded nodes in expansion order (max_iters entries)
  * @param log_key their distances to the query
  */
@@ -113,11 +152,17 @@ template <class Team, class V>
 VS_HD SearchResult greedy_search_one(const Team& team, const SearchArgsOf<V>& a, const SearchShared& s, const V* query,
                                      std::uint32_t start, std::uint32_t* table, std::uint32_t mask,
                                      std::uint32_t* log_id, float* log_key) {
-  constexpr std::uint32_t kFirst = 0, kNew = 1;
+  constexpr std::uint32_t kFirst = 0, kNew = 1, kSpilled = 2;
   SearchResult r;
   std::uint32_t size = 0, cur = 0;
+  const std::uint32_t local_mask = a.local_slots - 1;
+  if (s.local != nullptr) team.for_each(a.local_slots, [&](std::uint32_t i) { s.local[i] = kEmptySlot; });
+  auto visit_node = [&](std::uint32_t id) {
+    return visit_two_level(team, s.local, local_mask, table, mask, &s.scalars[kSpilled], id);
+  };
   if (team.leader()) {
-    (void)visit(team, table, mask, start);
+    s.scalars[kSpilled] = 0;
+    (void)visit_node(start);
     s.new_id[0] = start;
     s.scalars[kNew] = 1;
   }
@@ -172,14 +217,18 @@ VS_HD SearchResult greedy_search_one(const Team& team, const SearchArgsOf<V>& a,
     }
     ++r.expanded;
     team.sync();
-    // Its neighbours not seen before become the new candidates.
+    // Its neighbours not seen before become the new candidates. The list's whole row is read
+    // (the entries past the degree are ignored), so that its load need not wait for the degree's.
     const std::uint32_t degree = a.degrees[node];
     const std::uint32_t* nb = a.neighbors + static_cast<std::uint64_t>(node) * a.stride;
-    team.for_each(degree, [&](std::uint32_t k) {
+    team.for_each(a.stride, [&](std::uint32_t k) {
       const std::uint32_t x = nb[k];
-      if (visit(team, table, mask, x)) s.new_id[team.atomic_add(&s.scalars[kNew], 1)] = x;
+      if (k < degree && visit_node(x)) s.new_id[team.atomic_add(&s.scalars[kNew], 1)] = x;
     });
   }
+  // Every visit is behind a barrier here (each ends a for_each): the flag is final and uniform.
+  r.spilled = s.scalars[kSpilled] != 0;
+  if (r.spilled) team.for_each(mask + 1, [&](std::uint32_t i) { table[i] = kEmptySlot; });
   return r;
 }
 
