@@ -42,7 +42,9 @@
 #               CPU backend at 1M rows on 16 cores may not fit one call with the rest. The summary
 #               gives the speed-up measured at the smaller size and an estimate at 1M (the CPU
 #               time scaled linearly with the rows: a lower bound, Vamana grows a little faster
-#               than linearly); `bench-full` measures it
+#               than linearly); `bench-full` measures it. The 1M run also builds the variants
+#               $VS_KIT_BENCH_VARIANTS on the same data (default: without refinement), each
+#               summarised with its recall, device seconds and searches
 #   bench-full  gpu_build_bench --n $VS_KIT_BENCH_N --dims $VS_KIT_BENCH_DIMS, CPU then CUDA on
 #               the same data (the last line is the measured speed-up and recall gap); in a call
 #               of its own: `VS_KIT_DEADLINE=590 bash deploy/gpu-kit.sh run bench-full`
@@ -68,6 +70,9 @@
 #   VS_KIT_BENCH_N=1000000 VS_KIT_BENCH_DIMS=768 VS_KIT_BENCH_CPU_N=200000
 #   VS_KIT_BENCH_ARGS=""      more gpu_build_bench options for bench and bench-full, e.g.
 #                             "--fp32" (graph phase in FP32 instead of BF16) or "--tf32"
+#   VS_KIT_BENCH_VARIANTS=cuda:refine-passes=0   more CUDA builds in bench's 1M run, comma-
+#                             separated backends of gpu_build_bench with the GPU build's knobs
+#                             (e.g. "cuda:refine-passes=0,cuda:local-visited=0"); empty: none
 #   VS_KIT_E2E_N=100000 VS_KIT_E2E_QUERIES=100 VS_KIT_E2E_LOCAL=1 (0: no local build)
 #   VS_KIT_SANITIZE_TOOLS="memcheck racecheck synccheck"
 #   VS_KIT_COMPAT=auto        1: the kit's libstdc++/libgcc_s always; 0: never; auto: when the
@@ -629,6 +634,7 @@ bench_run() {
 
 step_bench() {
   local n=${VS_KIT_BENCH_N:-1000000} dims=${VS_KIT_BENCH_DIMS:-768} cpu_n=${VS_KIT_BENCH_CPU_N:-200000}
+  local variants=${VS_KIT_BENCH_VARIANTS-cuda:refine-passes=0}
   local big=$STATE/bench.big small=$STATE/bench.small cuda='' cpu cuda_small speedup est status=0
   # The side-by-side run first: its figures stay in the summary if the big run hits the limit.
   bench_run "$small" --n "$cpu_n" --dims "$dims" --backends cpu,cuda
@@ -639,7 +645,7 @@ step_bench() {
   [[ -z $cuda_small ]] ||
     summary "cuda $cpu_n x $dims: ${cuda_small}s, recall@10 $(json_field "$small" cuda 100); speed-up ${speedup}x"
   if [[ $(cat "$STATE/has_gpu") == 1 ]]; then
-    bench_run "$big" --n "$n" --dims "$dims" --backends cuda
+    bench_run "$big" --n "$n" --dims "$dims" --backends "cuda${variants:+,$variants}"
     cuda=$(json_field "$big" cuda total)
   else
     echo "no CUDA device (info.log): no CUDA run at $n rows" >"$big"
@@ -649,6 +655,11 @@ step_bench() {
     summary "  phases: $(json_section "$big" cuda seconds)"
     summary "  graph phase on the device, seconds: $(json_section "$big" cuda device_seconds)"
     summary "  searches: $(json_section "$big" cuda search)"
+    local v
+    for v in ${variants//,/ }; do
+      summary "$v $n x $dims: $(json_field "$big" "$v" total)s, recall@10 $(json_field "$big" "$v" 100) at L=100;" \
+        "device seconds: $(json_section "$big" "$v" device_seconds); searches: $(json_section "$big" "$v" search)"
+    done
   else
     summary "cuda $n x $dims: not run ($(grep -m1 -e 'skipping cuda' -e 'no CUDA' "$big" | sed 's/.*skipping cuda: //'))"
   fi

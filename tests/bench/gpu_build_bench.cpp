@@ -22,10 +22,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "vectorscale/core/error.hpp"
@@ -86,7 +88,8 @@ struct Options {
                "         [--seed X]\n"
                "         [--metric cosine|l2|ip] [--R 50] [--L 100] [--alpha 1.2] [--storage sbq|plain] [--bits B]\n"
                "         [--threads T] [--queries Q] [--search-l 10,20,50,100,200] [--rescore 50]\n"
-               "         [--backends cpu,cuda,reference] [--cuda-device I] [--batch-fraction F] [--refine-passes P]\n"
+               "         [--backends cpu,cuda,reference[:knob=value...],...] [--cuda-device I]\n"
+               "         [--batch-fraction F] [--refine-passes P]\n"
                "         [--max-iters-factor M] [--local-visited SLOTS] [--tf32] [--fp32] [--write PREFIX]\n",
                why);
   std::exit(2);
@@ -104,10 +107,9 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
-Options parse(int argc, char** argv) {
-  Options o;
-  o.index.build.threads = o.threads;
-  for (int i = 1; i < argc; ++i) {
+// Applies the options argv[first..argc) on top of o.
+void parse_onto(Options& o, int first, int argc, char** argv) {
+  for (int i = first; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
       if (i + 1 >= argc) usage(("missing value for " + a).c_str());
@@ -174,9 +176,44 @@ Options parse(int argc, char** argv) {
     else
       usage(("unknown option " + a).c_str());
   }
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  o.index.build.threads = o.threads;
+  parse_onto(o, 1, argc, argv);
   o.index.build.metric = o.metric;
   if (o.n == 0 || o.dims == 0 || o.clusters == 0) usage("--n, --dims and --clusters must be positive");
   return o;
+}
+
+// A backend of --backends: its name and the options it runs with. "cuda:refine-passes=0:fp32"
+// runs cuda with the GPU build's knobs changed (--refine-passes 0 --fp32) on the same data and
+// queries, so that variants compare side by side in one run; its JSON lines name it in full.
+std::pair<std::string, Options> backend_options(const Options& o, const std::string& spec) {
+  static const char* const kKnobs[] = {"batch-fraction", "refine-passes", "max-iters-factor", "local-visited",
+                                       "tf32", "fp32"};
+  std::vector<std::string> parts;
+  for (std::size_t at = 0;;) {
+    const std::size_t colon = spec.find(':', at);
+    parts.push_back(spec.substr(at, colon == std::string::npos ? std::string::npos : colon - at));
+    if (colon == std::string::npos) break;
+    at = colon + 1;
+  }
+  std::vector<std::string> args{"gpu_build_bench"};
+  for (std::size_t i = 1; i < parts.size(); ++i) {
+    const std::size_t eq = parts[i].find('=');
+    const std::string key = parts[i].substr(0, eq);
+    if (std::find(std::begin(kKnobs), std::end(kKnobs), key) == std::end(kKnobs))
+      usage(("a backend variant may set only the GPU build's knobs, not " + key).c_str());
+    args.push_back("--" + key);
+    if (eq != std::string::npos) args.push_back(parts[i].substr(eq + 1));
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  Options vo = o;
+  parse_onto(vo, 1, static_cast<int>(argv.size()), argv.data());
+  return {parts[0], vo};
 }
 
 // n + q rows around `clusters` Gaussian centres (spread * N(0, 1) each) in `latent` dimensions,
@@ -378,9 +415,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gpu_build_bench: brute force for %zu queries in %.1f s\n", o.queries, since(t));
 
     std::vector<Result> results;
-    for (const std::string& backend : o.backends) {
+    for (const std::string& spec : o.backends) {
       Result r;
-      r.backend = backend;
+      r.backend = spec;
+      const auto [backend, vo] = backend_options(o, spec);
       if (backend == "cpu") {
         // Phases by the progress reports, as gpu_builder's log line times them.
         std::map<std::uint32_t, Clock::time_point> entered;
@@ -413,7 +451,7 @@ int main(int argc, char** argv) {
         }
         vs::cuda::DeviceBuildOptions bo;
         bo.device = dev.device;
-        bo.graph = o.graph();
+        bo.graph = vo.graph();
         vs::Array<float> v(o.n * o.dims);
         std::copy(all.begin(), all.end(), v.data());
         const auto t0 = Clock::now();
@@ -440,7 +478,7 @@ int main(int argc, char** argv) {
         r.sections["device_seconds"] = {{"search", k.search},   {"candidates", k.candidates}, {"order", k.order},
                                         {"gather", k.gather},   {"gemm", k.gemm},             {"prune", k.prune},
                                         {"reverse", k.reverse}, {"host", k.host}};
-        r.sections["search"] = search_work(o, d.stats, d.bf16_vectors ? 2 : 4, k.search);
+        r.sections["search"] = search_work(vo, d.stats, d.bf16_vectors ? 2 : 4, k.search);
         r.sections["search"]["spilled_searches"] = static_cast<double>(d.stats.spilled_searches);
         // The prunes' Gram GEMMs as done (sorted by candidate count) and unbucketed.
         r.sections["prune_gemm"] = {{"gflop", d.gram.flops * 1e-9},
@@ -462,7 +500,7 @@ int main(int argc, char** argv) {
         const auto t1 = Clock::now();
         vs::cuda::GraphBuildStats st;
         vs::vamana::Graph g =
-            vs::cuda::reference_build_graph(ref.vector(0), o.n, o.dims, o.index.build, o.graph(), 0, {}, &st);
+            vs::cuda::reference_build_graph(ref.vector(0), o.n, o.dims, o.index.build, vo.graph(), 0, {}, &st);
         r.total = since(t1);
         r.phases["graph"] = r.total;
         vs::Array<float> v(o.n * o.dims);
@@ -473,7 +511,7 @@ int main(int argc, char** argv) {
         const auto index = vs::vamana::Index::from_parts(std::move(v), o.n, o.dims, o.index, ref.quantizer(),
                                                          std::move(codes), std::move(g));
         r.recall = measure(index, o, queries, truth);
-        r.sections["search"] = search_work(o, st, o.graph().bf16_vectors ? 2 : 4, 0);
+        r.sections["search"] = search_work(vo, st, vo.graph().bf16_vectors ? 2 : 4, 0);
         r.note = "serial CPU run of the CUDA algorithm (not a speed figure); the CPU build took " +
                  std::to_string(cpu_seconds) + " s; batches " + std::to_string(st.batches) + ", capped searches " +
                  std::to_string(st.capped_searches);
@@ -483,7 +521,7 @@ int main(int argc, char** argv) {
       print(o, r);
       results.push_back(std::move(r));
     }
-    if (results.size() == 2) {
+    if (results.size() >= 2) {  // the first two backends
       const Result &a = results[0], &b = results[1];
       std::printf("{\"compare\":\"%s/%s\",\"speedup\":%.2f,\"recall_gap_points\":{", a.backend.c_str(),
                   b.backend.c_str(), a.total / b.total);
