@@ -132,6 +132,58 @@ TEST(Sbq, StreamRoundTripEncodesIdentically) {
   }
 }
 
+// Training on threads: blocks of rows merged in order, so every thread count gives the same bits;
+// up to one block it is one Trainer fed row by row; and it is the data's statistics.
+TEST(Sbq, TrainingDoesNotDependOnThreads) {
+  const std::size_t dims = 37, n = 3 * Quantizer::kTrainBlockRows + 123;
+  const auto data = vs::test::clustered(n, dims, 6, 91, 2.0f);
+  for (const unsigned bits : {1u, 2u}) {
+    const std::vector<float> one = Quantizer::train(data.data(), n, dims, bits, 1).stream();
+    for (const std::size_t threads : {2u, 3u, 8u})
+      EXPECT_EQ(Quantizer::train(data.data(), n, dims, bits, threads).stream(), one) << threads << " threads";
+    std::vector<double> mean, sd;
+    reference_stats(data, n, dims, mean, sd);
+    for (std::size_t d = 0; d < dims; ++d) {
+      ASSERT_NEAR(one[d], mean[d], 1e-5 * (1 + std::abs(mean[d]))) << "dimension " << d;
+      if (bits > 1) {
+        ASSERT_NEAR(one[dims + d], sd[d], 1e-4 * (1 + sd[d])) << "dimension " << d;
+      }
+    }
+    // One block: the row-by-row Trainer exactly.
+    vs::sbq::Trainer t(dims, bits);
+    for (std::size_t i = 0; i < Quantizer::kTrainBlockRows; ++i) t.add(&data[i * dims]);
+    EXPECT_EQ(Quantizer::train(data.data(), Quantizer::kTrainBlockRows, dims, bits, 4).stream(), t.finish());
+  }
+  // A bad value in any block is the caller's error, whichever thread met it.
+  auto bad = data;
+  bad[(n - 5) * dims + 3] = std::nanf("");
+  EXPECT_THROW((void)Quantizer::train(bad.data(), n, dims, 2, 3), vs::Error);
+}
+
+TEST(Sbq, TrainerMergeIsOneTrainer) {
+  const std::size_t dims = 5, n = 300;
+  const auto data = vs::test::clustered(n, dims, 3, 17, 4.0f);
+  for (const std::size_t cut : {std::size_t{0}, std::size_t{1}, std::size_t{120}, n}) {
+    vs::sbq::Trainer whole(dims, 2), a(dims, 2), b(dims, 2);
+    for (std::size_t i = 0; i < n; ++i) {
+      (i < cut ? a : b).add(&data[i * dims]);
+      whole.add(&data[i * dims]);
+    }
+    vs::sbq::Trainer merged(dims, 2);
+    merged.merge(a);
+    if (cut == n) {
+      EXPECT_EQ(merged.finish(), a.finish());  // into an empty trainer: a copy
+    }
+    merged.merge(b);
+    EXPECT_EQ(merged.count(), n);
+    const auto got = merged.finish(), want = whole.finish();
+    for (std::size_t k = 0; k < got.size(); ++k) EXPECT_NEAR(got[k], want[k], 1e-6 * (1 + std::abs(want[k])));
+  }
+  vs::sbq::Trainer other(dims + 1, 2);
+  vs::sbq::Trainer t(dims, 2);
+  EXPECT_THROW(t.merge(other), vs::Error);
+}
+
 TEST(Sbq, RejectsBadParametersAndInput) {
   EXPECT_THROW(vs::sbq::Trainer(0, 1), vs::Error);
   EXPECT_THROW(vs::sbq::Trainer(16001, 1), vs::Error);

@@ -229,7 +229,7 @@ TEST(Vamana, DeterministicWithOneThreadAndSeed) {
 // Normalisation and SBQ codes run on the build's threads, row by row: the stored vectors and
 // codes are the one-thread build's, bit for bit, whatever the number of threads.
 TEST(Vamana, VectorsAndCodesDoNotDependOnThreads) {
-  const std::size_t n = 1001, dims = 40;
+  const std::size_t n = 2 * vs::sbq::Quantizer::kTrainBlockRows + 809, dims = 40;  // SBQ trains on 3 blocks
   const auto base = vs::test::clustered(n, dims, 10, 13);
   IndexParams ip;
   ip.build.metric = Metric::kCosine;
@@ -242,6 +242,7 @@ TEST(Vamana, VectorsAndCodesDoNotDependOnThreads) {
   ip.build.threads = 3;
   const Index three = Index::build(base.data(), n, dims, ip);
   ASSERT_EQ(one.quantizer().words(), three.quantizer().words());
+  EXPECT_EQ(one.quantizer().stream(), three.quantizer().stream());
   EXPECT_EQ(std::memcmp(one.vector(0), three.vector(0), n * dims * sizeof(float)), 0);
   EXPECT_EQ(std::memcmp(one.code(0), three.code(0), n * one.quantizer().words() * sizeof(std::uint64_t)), 0);
   EXPECT_NEAR(vs::distance::dot(one.vector(n - 1), one.vector(n - 1), dims), 1.0f, 1e-5f);  // normalised

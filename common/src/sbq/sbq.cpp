@@ -1,9 +1,12 @@
 #include "vectorscale/sbq/sbq.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "vectorscale/core/error.hpp"
+#include "vectorscale/core/threads.hpp"
 
 namespace vs::sbq {
 
@@ -24,6 +27,22 @@ void Trainer::add(const float* v) {
     mean_[d] += delta * inv_n;
     m2_[d] += delta * (x - mean_[d]);
   }
+}
+
+void Trainer::merge(const Trainer& other) {
+  VS_EXPECTS(other.dims_ == dims_ && other.bits_ == bits_, "merging trainers of different shapes");
+  if (other.count_ == 0) return;
+  if (count_ == 0) {
+    *this = other;
+    return;
+  }
+  const double na = static_cast<double>(count_), nb = static_cast<double>(other.count_), n = na + nb;
+  for (std::size_t d = 0; d < dims_; ++d) {
+    const double delta = other.mean_[d] - mean_[d];
+    mean_[d] += delta * (nb / n);
+    m2_[d] += other.m2_[d] + delta * delta * (na * nb / n);
+  }
+  count_ += other.count_;
 }
 
 // Mean, then the population standard deviation when more than one bit is used.
@@ -57,11 +76,19 @@ Quantizer::Quantizer(std::size_t dims, std::uint32_t bits, std::span<const float
   for (std::size_t d = 0; d < dims; ++d) VS_EXPECTS(std::isfinite(mean_[d]), "bad mean for dimension %zu", d);
 }
 
-Quantizer Quantizer::train(const float* vectors, std::size_t n, std::size_t dims, std::uint32_t bits) {
+Quantizer Quantizer::train(const float* vectors, std::size_t n, std::size_t dims, std::uint32_t bits,
+                           std::size_t threads) {
+  const std::size_t blocks = (n + kTrainBlockRows - 1) / kTrainBlockRows;
+  std::vector<Trainer> parts(blocks, Trainer(dims, bits));
+  const std::size_t workers = std::max<std::size_t>(1, std::min(threads, blocks));
+  run_workers(workers, [&](std::size_t w) {
+    for (std::size_t b = w; b < blocks; b += workers)
+      for (std::size_t i = b * kTrainBlockRows; i < std::min(n, (b + 1) * kTrainBlockRows); ++i)
+        parts[b].add(vectors + i * dims);
+  });
   Trainer t(dims, bits);
-  for (std::size_t i = 0; i < n; ++i) t.add(vectors + i * dims);
-  const auto stream = t.finish();
-  return Quantizer(dims, bits, stream);
+  for (const Trainer& part : parts) t.merge(part);
+  return Quantizer(dims, bits, t.finish());
 }
 
 std::vector<float> Quantizer::stream() const {

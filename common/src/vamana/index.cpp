@@ -51,7 +51,7 @@ Index Index::build(Array<float>&& vectors, std::size_t n, std::size_t dims, cons
 
   if (params.storage == Storage::kMemoryOptimized) {
     const std::uint32_t bits = params.bits_per_dim == 0 ? sbq::default_bits_per_dim(dims) : params.bits_per_dim;
-    ix.quantizer_ = sbq::Quantizer::train(ix.vectors_.data(), n, dims, bits);
+    ix.quantizer_ = sbq::Quantizer::train(ix.vectors_.data(), n, dims, bits, workers);
     ix.codes_ = Array<std::uint64_t>(n * ix.quantizer_.words(), kUninitialized);  // encode writes every word
     each_row([&](std::size_t i) {
       ix.quantizer_.encode(ix.vector(static_cast<std::uint32_t>(i)), ix.codes_.data() + i * ix.quantizer_.words());

@@ -46,6 +46,11 @@ class Trainer {
   Trainer(std::size_t dims, std::uint32_t bits);
   /** Adds one vector of `dims` floats; non-finite values are rejected with vs::Error. */
   void add(const float* v);
+  /**
+   * Adds the vectors another trainer (same dims and bits) accumulated (Chan et al.'s pairwise
+   * combination). Merging into an empty trainer copies the other exactly.
+   */
+  void merge(const Trainer& other);
   /** Vectors added so far. */
   [[nodiscard]] std::uint64_t count() const noexcept { return count_; }
   /** Mean (and standard deviation when bits > 1) as a quantizer stream. */
@@ -69,9 +74,17 @@ class Quantizer {
    */
   Quantizer(std::size_t dims, std::uint32_t bits, std::span<const float> stream);
 
-  /** Trains on n row-major vectors (all of them; the caller samples if it wants to). */
+  /**
+   * Trains on n row-major vectors (all of them; the caller samples if it wants to), on
+   * `threads` threads: blocks of kTrainBlockRows rows are accumulated apart and merged in block
+   * order, so the result does not depend on the number of threads (and up to kTrainBlockRows
+   * rows it is one Trainer's, row by row).
+   */
   [[nodiscard]] static Quantizer train(const float* vectors, std::size_t n, std::size_t dims,
-                                       std::uint32_t bits);
+                                       std::uint32_t bits, std::size_t threads = 1);
+
+  /** Rows of one block of train(). */
+  static constexpr std::size_t kTrainBlockRows = 4096;
 
   [[nodiscard]] std::size_t dims() const noexcept { return dims_; }
   [[nodiscard]] std::uint32_t bits() const noexcept { return bits_; }
