@@ -390,6 +390,42 @@ class Builder {
 }  // namespace
 
 // Links every node unreachable from the medoid to the nearest reachable node a search finds.
+namespace {
+
+// Marks in `reached` every node reachable from g.medoid (reached all 0 on entry): breadth-first,
+// level by level, a level's nodes spread over `threads` workers when it is large. A node is
+// claimed by an atomic exchange of its mark, so it enters the queue once whoever finds it; the
+// set does not depend on the number of threads. No allocation inside the workers.
+void mark_reachable(const Graph& g, std::vector<std::uint8_t>& reached, std::size_t threads) {
+  constexpr std::size_t kParallelLevel = 4096;  // smaller levels: the calling thread alone
+  constexpr std::size_t kBuffer = 256;          // nodes a worker finds before it reserves room
+  std::vector<std::uint32_t> queue(g.num_nodes);  // every node enters at most once
+  std::atomic<std::size_t> tail{1};
+  queue[0] = g.medoid;
+  reached[g.medoid] = 1;
+  for (std::size_t begin = 0, end = 1; begin < end; begin = end, end = tail.load()) {
+    const std::size_t workers = end - begin < kParallelLevel ? 1 : std::max<std::size_t>(1, threads);
+    run_workers(workers, [&](std::size_t w) {
+      std::uint32_t found[kBuffer];
+      std::size_t count = 0;
+      auto flush = [&] {
+        std::copy_n(found, count, queue.begin() + static_cast<std::ptrdiff_t>(tail.fetch_add(count)));
+        count = 0;
+      };
+      for (std::size_t i = begin + w; i < end; i += workers) {
+        for (const std::uint32_t v : g.neighbors_of(queue[i])) {
+          if (std::atomic_ref<std::uint8_t>(reached[v]).exchange(1, std::memory_order_relaxed) != 0) continue;
+          found[count++] = v;
+          if (count == kBuffer) flush();
+        }
+      }
+      flush();
+    });
+  }
+}
+
+}  // namespace
+
 std::uint32_t link_unreachable(Graph& g, const float* vectors, std::size_t dims, const BuildParams& params,
                                const Control& control, std::uint64_t* distance_computations) {
   const std::size_t n = g.num_nodes;
@@ -420,6 +456,7 @@ std::uint32_t link_unreachable(Graph& g, const float* vectors, std::size_t dims,
 
   std::vector<std::uint8_t> reached(n, 0);
   std::vector<std::uint32_t> stack;
+  // Marks what a newly linked node makes reachable (usually little: serially).
   auto flood = [&](std::uint32_t from) {
     if (reached[from]) return;
     reached[from] = 1;
@@ -437,7 +474,7 @@ std::uint32_t link_unreachable(Graph& g, const float* vectors, std::size_t dims,
   std::uint32_t repaired = 0;
   for (int round = 0; round < 8; ++round) {
     std::fill(reached.begin(), reached.end(), 0);
-    flood(g.medoid);
+    mark_reachable(g, reached, params.threads);
     bool all = true;
     for (std::uint32_t u = 0; u < n; ++u) {
       if ((u & 255) == 0) {  // long only when many nodes are unreachable (e.g. duplicates)

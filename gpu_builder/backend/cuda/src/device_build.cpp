@@ -413,9 +413,10 @@ class DeviceBuilder {
       local_slots_ /= 2;
     if (local_slots_ < core::kLocalProbes) local_slots_ = 0;
     if (control_.log)
-      control_.log(LogLevel::kInfo, vs::detail::format("cuda build: visited sets of %u shared slots per search, %u "
-                                                       "global",
-                                                       local_slots_, plan_.table_slots));
+      control_.log(LogLevel::kInfo,
+                   vs::detail::format("cuda build: visited sets of %u slots in shared memory in front of %u in global "
+                                      "memory per search",
+                                      local_slots_, plan_.table_slots));
     VS_CUDA_TRY(cudaMemsetAsync(w_->degrees.data(), 0, w_->degrees.bytes(), stream_.get()));
     // Searches read whole list rows (core::greedy_search_one): no uninitialised reads.
     VS_CUDA_TRY(cudaMemsetAsync(w_->neighbors.data(), 0, w_->neighbors.bytes(), stream_.get()));
