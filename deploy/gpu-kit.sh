@@ -613,6 +613,11 @@ json_field() {
   grep "\"backend\":\"$2\"" "$1" | tail -1 | grep -o "\"$3\":[0-9.]*" | head -1 | cut -d: -f2 || true
 }
 
+# Recall@10 of a backend at L=10 and L=100: "R10/R100 at L=10/100": json_recall FILE BACKEND.
+json_recall() {
+  echo "$(json_field "$1" "$2" 10)/$(json_field "$1" "$2" 100) at L=10/100"
+}
+
 # One object of a gpu_build_bench JSON line as "key value, key value": json_section FILE BACKEND NAME.
 json_section() {
   grep "\"backend\":\"$2\"" "$1" | tail -1 | grep -o "\"$3\":{[^}]*}" | head -1 |
@@ -643,9 +648,9 @@ step_bench() {
   cpu=$(json_field "$small" cpu total)
   cuda_small=$(json_field "$small" cuda total)
   speedup=$(grep -o '"speedup":[0-9.]*' "$small" | cut -d: -f2 || true)
-  summary "cpu $cpu_n x $dims: ${cpu:-?}s, recall@10 $(json_field "$small" cpu 100) at L=100"
+  summary "cpu $cpu_n x $dims: ${cpu:-?}s, recall@10 $(json_recall "$small" cpu)"
   [[ -z $cuda_small ]] ||
-    summary "cuda $cpu_n x $dims: ${cuda_small}s, recall@10 $(json_field "$small" cuda 100); speed-up ${speedup}x"
+    summary "cuda $cpu_n x $dims: ${cuda_small}s, recall@10 $(json_recall "$small" cuda); speed-up ${speedup}x"
   if [[ $(cat "$STATE/has_gpu") == 1 ]]; then
     bench_run "$big" --n "$n" --dims "$dims" --backends "cuda${variants:+,$variants}"
     cuda=$(json_field "$big" cuda total)
@@ -653,13 +658,13 @@ step_bench() {
     echo "no CUDA device (info.log): no CUDA run at $n rows" >"$big"
   fi
   if [[ -n $cuda ]]; then
-    summary "cuda $n x $dims: ${cuda}s, recall@10 $(json_field "$big" cuda 100) at L=100"
+    summary "cuda $n x $dims: ${cuda}s, recall@10 $(json_recall "$big" cuda)"
     summary "  phases: $(json_section "$big" cuda seconds)"
     summary "  graph phase on the device, seconds: $(json_section "$big" cuda device_seconds)"
     summary "  searches: $(json_section "$big" cuda search)"
     local v
     for v in ${variants//,/ }; do
-      summary "$v $n x $dims: $(json_field "$big" "$v" total)s, recall@10 $(json_field "$big" "$v" 100) at L=100;" \
+      summary "$v $n x $dims: $(json_field "$big" "$v" total)s, recall@10 $(json_recall "$big" "$v");" \
         "device seconds: $(json_section "$big" "$v" device_seconds); searches: $(json_section "$big" "$v" search)"
     done
   else
@@ -680,9 +685,9 @@ step_bench_full() {
   local cpu cuda
   cpu=$(json_field "$out" cpu total)
   cuda=$(json_field "$out" cuda total)
-  summary "$n x $dims: cpu ${cpu:-?}s, recall@10 $(json_field "$out" cpu 100) at L=100"
+  summary "$n x $dims: cpu ${cpu:-?}s, recall@10 $(json_recall "$out" cpu)"
   if [[ -n $cuda ]]; then
-    summary "cuda ${cuda}s, recall@10 $(json_field "$out" cuda 100) at L=100;" \
+    summary "cuda ${cuda}s, recall@10 $(json_recall "$out" cuda);" \
       "$(grep -o '"speedup".*' "$out" | tr -d '{}"' | sed 's/,recall_gap_points:/x, recall gap in points at L=/')"
   else
     summary "cuda: not run ($(grep -m1 'skipping cuda' "$out" | sed 's/.*skipping cuda: //'))"
