@@ -433,6 +433,9 @@ TEST(CudaCore, ChunksAreTheRowsElements) {
   EXPECT_FALSE(core::wide_rows(row + 1, 4));
   EXPECT_TRUE(core::wide_rows(reinterpret_cast<const core::Bf16*>(row), 8));
   EXPECT_FALSE(core::wide_rows(reinterpret_cast<const core::Bf16*>(row), 12));
+  // A misaligned Chunk access stops, as it faults on the device.
+  EXPECT_DEATH((void)core::load_chunk(row + 1), "");
+  EXPECT_DEATH(core::store_chunk(&stored.w[1], stored), "");
 }
 
 // The search core on a random graph against vamana::greedy_search: the same expansions in the

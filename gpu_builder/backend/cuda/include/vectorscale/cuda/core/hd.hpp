@@ -164,12 +164,25 @@ VS_HD inline bool wide_rows(const V* vectors, std::uint32_t dims) noexcept {
   return dims % kChunkElements<V> == 0 && reinterpret_cast<std::uintptr_t>(vectors) % sizeof(Chunk) == 0;
 }
 
+/**
+ * Stops at a Chunk address that is not 16-byte aligned, as the device's 128-bit access faults:
+ * so that the emulated kernels and the host tests find such a bug too.
+ */
+VS_HD inline void expect_chunk_aligned(const void* p) noexcept {
+#if !defined(__CUDA_ARCH__)
+  if ((reinterpret_cast<std::uintptr_t>(p) & (sizeof(Chunk) - 1)) != 0) __builtin_trap();
+#else
+  (void)p;
+#endif
+}
+
 /** The Chunk at p (16-byte aligned): one 128-bit load on the device. */
 VS_HD inline Chunk load_chunk(const void* p) noexcept {
 #if defined(__CUDA_ARCH__)
   const uint4 v = *static_cast<const uint4*>(p);
   return Chunk{{v.x, v.y, v.z, v.w}};
 #else
+  expect_chunk_aligned(p);
   Chunk c;
   std::memcpy(&c, p, sizeof c);
   return c;
@@ -181,6 +194,7 @@ VS_HD inline void store_chunk(void* p, const Chunk& c) noexcept {
 #if defined(__CUDA_ARCH__)
   *static_cast<uint4*>(p) = uint4{c.w[0], c.w[1], c.w[2], c.w[3]};
 #else
+  expect_chunk_aligned(p);
   std::memcpy(p, &c, sizeof c);
 #endif
 }
