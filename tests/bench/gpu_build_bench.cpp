@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "vecio.hpp"
 #include "vectorscale/core/error.hpp"
 #include "vectorscale/core/threads.hpp"
 #include "vectorscale/cuda/reference.hpp"
@@ -51,6 +52,8 @@ double since(Clock::time_point t) {
 
 struct Options {
   std::size_t n = 100000, dims = 768, clusters = 1000, queries = 1000, k = 10;
+  std::string data;  // prefix of real data (<data>.base.fvecs, <data>.query.fvecs) instead of generated data
+  bool n_given = false, queries_given = false;
   std::size_t latent = 32;  // dimensions the clusters live in (0: all of dims)
   float spread = 0.35f, noise = 0.2f;
   std::uint64_t seed = 42;
@@ -85,6 +88,7 @@ struct Options {
   std::fprintf(stderr,
                "gpu_build_bench: %s\n"
                "usage: gpu_build_bench [--n N] [--dims D] [--clusters C] [--spread S] [--latent K] [--noise E]\n"
+               "         [--data PREFIX (PREFIX.base.fvecs and PREFIX.query.fvecs instead of generated data)]\n"
                "         [--seed X]\n"
                "         [--metric cosine|l2|ip] [--R 50] [--L 100] [--alpha 1.2] [--storage sbq|plain] [--bits B]\n"
                "         [--threads T] [--queries Q] [--search-l 10,20,50,100,200] [--rescore 50]\n"
@@ -116,8 +120,12 @@ void parse_onto(Options& o, int first, int argc, char** argv) {
       return argv[++i];
     };
     auto num = [&]() { return std::strtod(value().c_str(), nullptr); };
-    if (a == "--n")
+    if (a == "--n") {
       o.n = static_cast<std::size_t>(num());
+      o.n_given = true;
+    }
+    else if (a == "--data")
+      o.data = value();
     else if (a == "--dims")
       o.dims = static_cast<std::size_t>(num());
     else if (a == "--clusters")
@@ -130,8 +138,10 @@ void parse_onto(Options& o, int first, int argc, char** argv) {
       o.noise = static_cast<float>(num());
     else if (a == "--seed")
       o.seed = static_cast<std::uint64_t>(num());
-    else if (a == "--queries")
+    else if (a == "--queries") {
       o.queries = static_cast<std::size_t>(num());
+      o.queries_given = true;
+    }
     else if (a == "--metric") {
       const std::string m = value();
       o.metric = m == "l2"       ? Metric::kL2
@@ -388,14 +398,31 @@ void print(const Options& o, const Result& r) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+  Options o = parse(argc, argv);
   try {
     auto t = Clock::now();
-    std::vector<float> all = clustered(o.n + o.queries, o.dims, o);
-    std::vector<float> queries(all.begin() + static_cast<std::ptrdiff_t>(o.n * o.dims), all.end());
-    all.resize(o.n * o.dims);
-    std::fprintf(stderr, "gpu_build_bench: generated %zu x %zu (+%zu queries) in %.1f s\n", o.n, o.dims, o.queries,
-                 since(t));
+    std::vector<float> all, queries;
+    if (!o.data.empty()) {
+      // Real data: all its rows and queries (or the first --n / --queries); exact answers by brute force below.
+      auto base = vs::test::read_vecs<float>(o.data + ".base.fvecs", o.n_given ? o.n : static_cast<std::size_t>(-1));
+      auto query = vs::test::read_vecs<float>(o.data + ".query.fvecs",
+                                              o.queries_given ? o.queries : static_cast<std::size_t>(-1));
+      if (base.rows == 0 || query.rows == 0 || query.dims != base.dims)
+        usage(("no rows, or queries of another dimension, in " + o.data).c_str());
+      o.n = base.rows;
+      o.dims = base.dims;
+      o.queries = query.rows;
+      all = std::move(base.data);
+      queries = std::move(query.data);
+      std::fprintf(stderr, "gpu_build_bench: read %zu x %zu (+%zu queries) from %s in %.1f s\n", o.n, o.dims,
+                   o.queries, o.data.c_str(), since(t));
+    } else {
+      all = clustered(o.n + o.queries, o.dims, o);
+      queries.assign(all.begin() + static_cast<std::ptrdiff_t>(o.n * o.dims), all.end());
+      all.resize(o.n * o.dims);
+      std::fprintf(stderr, "gpu_build_bench: generated %zu x %zu (+%zu queries) in %.1f s\n", o.n, o.dims, o.queries,
+                   since(t));
+    }
     if (!o.write.empty()) {
       write_vecs(o.write + ".base.fvecs", all.data(), o.n, o.dims);
       write_vecs(o.write + ".query.fvecs", queries.data(), o.queries, o.dims);
