@@ -66,6 +66,7 @@ struct Options {
   int device = -1;
   double batch_fraction = -1, max_iters_factor = -1;
   int refine_passes = -1;
+  long refine_max_rows = -1;
   long local_visited = -1;
   bool tf32 = false;
   bool fp32 = false;
@@ -75,6 +76,7 @@ struct Options {
     vs::cuda::GraphOptions g;
     if (batch_fraction > 0) g.batch_fraction = batch_fraction;
     if (refine_passes >= 0) g.refine_passes = static_cast<std::uint32_t>(refine_passes);
+    if (refine_max_rows >= 0) g.refine_max_rows = static_cast<std::size_t>(refine_max_rows);
     if (max_iters_factor > 0) g.max_iters_factor = max_iters_factor;
     if (local_visited >= 0) g.local_visited_slots = static_cast<std::uint32_t>(local_visited);
     g.tf32_gram = tf32;
@@ -93,7 +95,7 @@ struct Options {
                "         [--metric cosine|l2|ip] [--R 50] [--L 100] [--alpha 1.2] [--storage sbq|plain] [--bits B]\n"
                "         [--threads T] [--queries Q] [--search-l 10,20,50,100,200] [--rescore 50]\n"
                "         [--backends cpu,cuda,reference[:knob=value...],...] [--cuda-device I]\n"
-               "         [--batch-fraction F] [--refine-passes P]\n"
+               "         [--batch-fraction F] [--refine-passes P] [--refine-max-rows N (0: no limit)]\n"
                "         [--max-iters-factor M] [--local-visited SLOTS] [--tf32] [--fp32] [--write PREFIX]\n",
                why);
   std::exit(2);
@@ -173,6 +175,8 @@ void parse_onto(Options& o, int first, int argc, char** argv) {
       o.batch_fraction = num();
     else if (a == "--refine-passes")
       o.refine_passes = static_cast<int>(num());
+    else if (a == "--refine-max-rows")
+      o.refine_max_rows = static_cast<long>(num());
     else if (a == "--max-iters-factor")
       o.max_iters_factor = num();
     else if (a == "--local-visited")
@@ -201,7 +205,7 @@ Options parse(int argc, char** argv) {
 // runs cuda with the GPU build's knobs changed (--refine-passes 0 --fp32) on the same data and
 // queries, so that variants compare side by side in one run; its JSON lines name it in full.
 std::pair<std::string, Options> backend_options(const Options& o, const std::string& spec) {
-  static const char* const kKnobs[] = {"batch-fraction", "refine-passes", "max-iters-factor", "local-visited",
+  static const char* const kKnobs[] = {"batch-fraction", "refine-passes", "refine-max-rows", "max-iters-factor", "local-visited",
                                        "tf32", "fp32"};
   std::vector<std::string> parts;
   for (std::size_t at = 0;;) {
@@ -362,10 +366,11 @@ struct Result {
 // distances include the few of the connectivity pass.
 std::map<std::string, double> search_work(const Options& o, const vs::cuda::GraphBuildStats& st,
                                           unsigned element_bytes, double seconds) {
-  const double searches = static_cast<double>(o.n) * (1 + o.graph().refine_passes);
+  const double searches = static_cast<double>(o.n) * (1 + st.refine_passes);
   const double gib = static_cast<double>(st.distance_computations) * static_cast<double>(o.dims * element_bytes) /
                      static_cast<double>(1ull << 30);
   std::map<std::string, double> m = {{"searches", searches},
+                                     {"refine_passes", static_cast<double>(st.refine_passes)},
                                      {"distances_per_search", static_cast<double>(st.distance_computations) / searches},
                                      {"expansions_per_search", static_cast<double>(st.expansions) / searches},
                                      {"vector_gib", gib}};

@@ -552,6 +552,12 @@ TEST(CudaPlan, SettingsFollowBuildParams) {
   EXPECT_EQ(s.max_candidates, 300u);
   EXPECT_EQ(s.prune.schedule.count, 2u);
   EXPECT_TRUE(s.prune.ratio_rule);
+  EXPECT_EQ(s.refine_passes_for(100000), 1u);  // refine_max_rows
+  EXPECT_EQ(s.refine_passes_for(100001), 0u);
+  cuda::GraphOptions unlimited;
+  unlimited.refine_max_rows = 0;
+  unlimited.refine_passes = 2;
+  EXPECT_EQ(cuda::derive_settings(p, unlimited).refine_passes_for(100000000), 2u);
   p.metric = distance::Metric::kInnerProduct;
   EXPECT_FALSE(cuda::derive_settings(p).prune.ratio_rule);
   EXPECT_EQ(cuda::derive_settings(p).prune.schedule.count, 1u);

@@ -145,4 +145,24 @@ TEST(CudaReferenceBuild, DeterministicAndCancellable) {
   EXPECT_THROW((void)cuda::reference_build_graph(data.data(), 1500, 16, p, {}, 0, control), vs::Cancelled);
 }
 
+// Builds of more than refine_max_rows rows make no refinement pass: half the searches.
+TEST(CudaReferenceBuild, LargeBuildsSkipRefinement) {
+  vamana::BuildParams p;
+  p.num_neighbors = 12;
+  p.search_list_size = 24;
+  p.metric = distance::Metric::kL2;
+  const auto data = test::clustered(1500, 16, 8, 5);
+  for (const std::size_t most : {std::size_t{0}, std::size_t{1500}, std::size_t{1499}}) {
+    cuda::GraphOptions o;
+    o.refine_max_rows = most;
+    cuda::GraphBuildStats st;
+    const auto g = cuda::reference_build_graph(data.data(), 1500, 16, p, o, 0, {}, &st);
+    test::expect_graph_invariants(g, 12);
+    const std::uint32_t passes = most == 1499 ? 0 : 1;
+    EXPECT_EQ(st.refine_passes, passes) << "refine_max_rows " << most;
+    const std::size_t insertion_batches = cuda::insertion_batches(1500, 90).size();  // 6% of 1500
+    EXPECT_EQ(st.batches, insertion_batches + passes * ((1500 + 89) / 90)) << "refine_max_rows " << most;
+  }
+}
+
 }  // namespace

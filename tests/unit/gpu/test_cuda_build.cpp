@@ -68,6 +68,7 @@ void expect_same_graph(const vamana::Graph& got, const vamana::Graph& want) {
 // device times of the graph phase: every kind of work that each batch runs took time, and
 // together no more than the phase's wall clock.
 void expect_gram_work(const cuda::DeviceBuildResult& r, std::size_t n, std::uint32_t refine_passes) {
+  EXPECT_EQ(r.stats.refine_passes, refine_passes);
   EXPECT_EQ(r.gram.items, n * (1 + refine_passes) + r.stats.reverse_prunes + r.stats.final_prunes);
   EXPECT_GE(r.gram.sub_batches, r.gram.groups);
   EXPECT_LE(r.gram.flops, r.gram.flops_unbucketed);
@@ -262,7 +263,7 @@ TEST_P(CudaRecall, WithinHalfAPointOfTheCpuBuild) {
               distance::metric_name(c.metric), c.n, c.dims, r.times.train, r.times.insert, r.times.prune,
               r.times.connect, r.plan.describe().c_str(), r.gram.describe().c_str());
   const cuda::DeviceKernelTimes& k = r.times.device;
-  const double searches = static_cast<double>(c.n) * (1 + options_on(dev.device).graph.refine_passes);
+  const double searches = static_cast<double>(c.n) * (1 + r.stats.refine_passes);
   std::printf("  device: search %.3f s, candidates %.3f s, order %.3f s, gather %.3f s, gemm %.3f s, prune %.3f s, "
               "reverse %.3f s, waiting for the host %.3f s; %.0f distances and %.1f expansions a search, %llu "
               "searches past the shared visited table\n",
@@ -270,7 +271,7 @@ TEST_P(CudaRecall, WithinHalfAPointOfTheCpuBuild) {
               static_cast<double>(r.stats.distance_computations) / searches,
               static_cast<double>(r.stats.expansions) / searches,
               static_cast<unsigned long long>(r.stats.spilled_searches));
-  expect_gram_work(r, c.n, cuda::GraphOptions{}.refine_passes);
+  expect_gram_work(r, c.n, cuda::GraphOptions{}.refine_passes);  // these sizes refine (refine_max_rows)
   const auto gpu = vamana::Index::from_parts(std::move(stored), c.n, c.dims, ip, {}, {}, std::move(r.graph));
 
   for (const std::uint32_t L : {10u, 20u, 50u, 100u}) {

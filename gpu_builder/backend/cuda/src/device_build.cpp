@@ -443,7 +443,8 @@ class DeviceBuilder {
   }
 
   void insert_all() {
-    const std::size_t total = n_ * (1 + s_.refine_passes);
+    stats_.refine_passes = s_.refine_passes_for(n_);
+    const std::size_t total = n_ * (1 + stats_.refine_passes);
     std::size_t done = 0;
     poll(vamana::kPhaseInsert, 0, total);
     for (const auto& [begin, end] : insertion_batches(n_, plan_.search_batch, s_.batch_growth)) {
@@ -451,7 +452,7 @@ class DeviceBuilder {
       done += end - begin;
       poll(vamana::kPhaseInsert, done, total);
     }
-    for (std::uint32_t pass = 0; pass < s_.refine_passes; ++pass)
+    for (std::uint32_t pass = 0; pass < stats_.refine_passes; ++pass)
       for (std::size_t begin = 0; begin < n_; begin += plan_.search_batch) {
         const std::size_t end = std::min(n_, begin + plan_.search_batch);
         run_batch(begin, end, true);

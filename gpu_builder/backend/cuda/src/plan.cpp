@@ -45,6 +45,7 @@ GraphSettings derive_settings(const vamana::BuildParams& params, const GraphOpti
   s.batch_fraction = options.batch_fraction;
   s.batch_growth = options.batch_growth;
   s.refine_passes = options.refine_passes;
+  s.refine_max_rows = options.refine_max_rows;
   s.local_slots = std::min(options.local_visited_slots, core::visited_table_slots(s.max_iters, s.stride));
   s.prune.metric = s.metric;
   s.prune.R = s.R;

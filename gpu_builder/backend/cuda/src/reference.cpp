@@ -174,7 +174,8 @@ vamana::Graph reference_build_graph(const float* vectors, std::size_t n, std::si
     ++st.batches;
   };
 
-  const std::size_t total = n * (1 + s.refine_passes);
+  st.refine_passes = s.refine_passes_for(n);
+  const std::size_t total = n * (1 + st.refine_passes);
   std::size_t done = 0;
   auto poll = [&] {
     if (control.cancel && control.cancel()) throw Cancelled();
@@ -185,7 +186,7 @@ vamana::Graph reference_build_graph(const float* vectors, std::size_t n, std::si
     run_batch(begin, end, false);
     done += end - begin;
   }
-  for (std::uint32_t pass = 0; pass < s.refine_passes; ++pass)
+  for (std::uint32_t pass = 0; pass < st.refine_passes; ++pass)
     for (std::size_t begin = 0; begin < n; begin += max_batch) {
       poll();
       const std::size_t end = std::min(n, begin + max_batch);

@@ -24,6 +24,7 @@ struct GraphBuildStats {
   std::uint64_t distance_computations = 0;  ///< distances computed by searches (prunes use Gram matrices)
   std::uint64_t capped_searches = 0;        ///< searches stopped by max_iters
   std::uint64_t expansions = 0;             ///< nodes expanded by searches
+  std::uint32_t refine_passes = 0;          ///< refinement passes made (GraphSettings::refine_passes_for)
   std::uint64_t spilled_searches = 0;       ///< device: searches whose visited set outgrew its team-shared table
   std::uint64_t reverse_prunes = 0;         ///< lists pruned because reverse edges overfilled them
   std::uint64_t final_prunes = 0;           ///< lists pruned to R at the end
