@@ -149,12 +149,17 @@ TEST(Sbq, TrainingDoesNotDependOnThreads) {
         ASSERT_NEAR(one[dims + d], sd[d], 1e-4 * (1 + sd[d])) << "dimension " << d;
       }
     }
-    // One block: the row-by-row Trainer exactly.
+    // One group (below two groups' rows): the row-by-row Trainer exactly.
+    const std::size_t one_group = 2 * Quantizer::kTrainBlockRows - 1;
     vs::sbq::Trainer t(dims, bits);
-    for (std::size_t i = 0; i < Quantizer::kTrainBlockRows; ++i) t.add(&data[i * dims]);
-    EXPECT_EQ(Quantizer::train(data.data(), Quantizer::kTrainBlockRows, dims, bits, 4).stream(), t.finish());
+    for (std::size_t i = 0; i < one_group; ++i) t.add(&data[i * dims]);
+    EXPECT_EQ(Quantizer::train(data.data(), one_group, dims, bits, 4).stream(), t.finish());
   }
-  // A bad value in any block is the caller's error, whichever thread met it.
+  // Past kTrainGroups groups of the fewest rows, groups grow instead: still the same bits.
+  const std::size_t many = Quantizer::kTrainGroups * Quantizer::kTrainBlockRows + 5000;
+  const auto wide = vs::test::clustered(many, 2, 3, 5, 1.0f);
+  EXPECT_EQ(Quantizer::train(wide.data(), many, 2, 2, 3).stream(), Quantizer::train(wide.data(), many, 2, 2, 1).stream());
+  // A bad value in any group is the caller's error, whichever thread met it.
   auto bad = data;
   bad[(n - 5) * dims + 3] = std::nanf("");
   EXPECT_THROW((void)Quantizer::train(bad.data(), n, dims, 2, 3), vs::Error);

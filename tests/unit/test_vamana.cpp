@@ -283,7 +283,7 @@ TEST(Vamana, DeterministicWithOneThreadAndSeed) {
 // Normalisation and SBQ codes run on the build's threads, row by row: the stored vectors and
 // codes are the one-thread build's, bit for bit, whatever the number of threads.
 TEST(Vamana, VectorsAndCodesDoNotDependOnThreads) {
-  const std::size_t n = 2 * vs::sbq::Quantizer::kTrainBlockRows + 809, dims = 40;  // SBQ trains on 3 blocks
+  const std::size_t n = 2 * vs::sbq::Quantizer::kTrainBlockRows + 809, dims = 40;  // SBQ trains on 2 groups
   const auto base = vs::test::clustered(n, dims, 10, 13);
   IndexParams ip;
   ip.build.metric = Metric::kCosine;

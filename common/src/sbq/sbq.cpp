@@ -78,13 +78,14 @@ Quantizer::Quantizer(std::size_t dims, std::uint32_t bits, std::span<const float
 
 Quantizer Quantizer::train(const float* vectors, std::size_t n, std::size_t dims, std::uint32_t bits,
                            std::size_t threads) {
-  const std::size_t blocks = (n + kTrainBlockRows - 1) / kTrainBlockRows;
-  std::vector<Trainer> parts(blocks, Trainer(dims, bits));
-  const std::size_t workers = std::max<std::size_t>(1, std::min(threads, blocks));
+  // Contiguous groups of rows, as many as n allows (at least kTrainBlockRows rows each) up to
+  // kTrainGroups: fixed by n alone.
+  const std::size_t groups = std::min(kTrainGroups, std::max<std::size_t>(1, n / kTrainBlockRows));
+  std::vector<Trainer> parts(groups, Trainer(dims, bits));
+  const std::size_t workers = std::max<std::size_t>(1, std::min(threads, groups));
   run_workers(workers, [&](std::size_t w) {
-    for (std::size_t b = w; b < blocks; b += workers)
-      for (std::size_t i = b * kTrainBlockRows; i < std::min(n, (b + 1) * kTrainBlockRows); ++i)
-        parts[b].add(vectors + i * dims);
+    for (std::size_t g = w; g < groups; g += workers)
+      for (std::size_t i = n * g / groups; i < n * (g + 1) / groups; ++i) parts[g].add(vectors + i * dims);
   });
   Trainer t(dims, bits);
   for (const Trainer& part : parts) t.merge(part);

@@ -389,7 +389,6 @@ class Builder {
 
 }  // namespace
 
-// Links every node unreachable from the medoid to the nearest reachable node a search finds.
 namespace {
 
 // Marks in `reached` every node reachable from g.medoid (reached all 0 on entry): breadth-first,
@@ -426,6 +425,7 @@ void mark_reachable(const Graph& g, std::vector<std::uint8_t>& reached, std::siz
 
 }  // namespace
 
+// Links every node unreachable from the medoid to the nearest reachable node a search finds.
 std::uint32_t link_unreachable(Graph& g, const float* vectors, std::size_t dims, const BuildParams& params,
                                const Control& control, std::uint64_t* distance_computations) {
   const std::size_t n = g.num_nodes;

@@ -76,15 +76,18 @@ class Quantizer {
 
   /**
    * Trains on n row-major vectors (all of them; the caller samples if it wants to), on
-   * `threads` threads: blocks of kTrainBlockRows rows are accumulated apart and merged in block
-   * order, so the result does not depend on the number of threads (and up to kTrainBlockRows
-   * rows it is one Trainer's, row by row).
+   * `threads` threads: the rows are cut into contiguous groups (as many as n allows with at
+   * least kTrainBlockRows rows each, at most kTrainGroups), accumulated apart and merged in
+   * order. So the result does not depend on the number of threads, and below 2 *
+   * kTrainBlockRows rows it is one Trainer's, row by row.
    */
   [[nodiscard]] static Quantizer train(const float* vectors, std::size_t n, std::size_t dims,
                                        std::uint32_t bits, std::size_t threads = 1);
 
-  /** Rows of one block of train(). */
+  /** Fewest rows of a group of train(). */
   static constexpr std::size_t kTrainBlockRows = 4096;
+  /** Most groups of train(): bounds its memory (two doubles a dimension a group). */
+  static constexpr std::size_t kTrainGroups = 256;
 
   [[nodiscard]] std::size_t dims() const noexcept { return dims_; }
   [[nodiscard]] std::uint32_t bits() const noexcept { return bits_; }

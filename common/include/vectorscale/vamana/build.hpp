@@ -75,8 +75,8 @@ struct BuildStats {
  * greedy search for it (L = params.search_list_size) finds, preferring a node with fewer than R
  * neighbours; a full list gives up its last (longest-alpha) edge. Lists must hold at most R
  * entries and g.stride must be at least R. Finds the reachable nodes on params.threads threads.
- * Reports kPhaseConnect and polls cancellation through `control`. Returns the number of nodes linked; adds the distances it computed to
- * *distance_computations when given.
+ * Reports kPhaseConnect and polls cancellation through `control`. Returns the number of nodes
+ * linked; adds the distances it computed to *distance_computations when given.
  */
 std::uint32_t link_unreachable(Graph& g, const float* vectors, std::size_t dims, const BuildParams& params,
                                const Control& control = {}, std::uint64_t* distance_computations = nullptr);
