@@ -70,6 +70,7 @@ struct Options {
   long local_visited = -1;
   bool tf32 = false;
   bool fp32 = false;
+  bool full_occupancy = false;
 
   // The GPU build's knobs, defaults unless given.
   [[nodiscard]] vs::cuda::GraphOptions graph() const {
@@ -80,6 +81,7 @@ struct Options {
     if (max_iters_factor > 0) g.max_iters_factor = max_iters_factor;
     if (local_visited >= 0) g.local_visited_slots = static_cast<std::uint32_t>(local_visited);
     g.tf32_gram = tf32;
+    g.search_full_occupancy = full_occupancy;
     g.bf16_vectors = !fp32;
     return g;
   }
@@ -96,7 +98,8 @@ struct Options {
                "         [--threads T] [--queries Q] [--search-l 10,20,50,100,200] [--rescore 50]\n"
                "         [--backends cpu,cuda,reference[:knob=value...],...] [--cuda-device I]\n"
                "         [--batch-fraction F] [--refine-passes P] [--refine-max-rows N (0: no limit)]\n"
-               "         [--max-iters-factor M] [--local-visited SLOTS] [--tf32] [--fp32] [--write PREFIX]\n",
+               "         [--max-iters-factor M] [--local-visited SLOTS] [--search-full-occupancy] [--tf32] [--fp32]\n"
+               "         [--write PREFIX]\n",
                why);
   std::exit(2);
 }
@@ -187,6 +190,8 @@ void parse_onto(Options& o, int first, int argc, char** argv) {
       o.tf32 = true;
     else if (a == "--fp32")
       o.fp32 = true;
+    else if (a == "--search-full-occupancy")
+      o.full_occupancy = true;
     else
       usage(("unknown option " + a).c_str());
   }
@@ -205,8 +210,8 @@ Options parse(int argc, char** argv) {
 // runs cuda with the GPU build's knobs changed (--refine-passes 0 --fp32) on the same data and
 // queries, so that variants compare side by side in one run; its JSON lines name it in full.
 std::pair<std::string, Options> backend_options(const Options& o, const std::string& spec) {
-  static const char* const kKnobs[] = {"batch-fraction", "refine-passes", "refine-max-rows", "max-iters-factor", "local-visited",
-                                       "tf32", "fp32"};
+  static const char* const kKnobs[] = {"batch-fraction", "refine-passes", "refine-max-rows", "max-iters-factor",
+                                       "local-visited", "search-full-occupancy", "tf32", "fp32"};
   std::vector<std::string> parts;
   for (std::size_t at = 0;;) {
     const std::size_t colon = spec.find(':', at);

@@ -147,6 +147,7 @@ TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
       auto o = options_on(dev.device);
       o.graph.refine_passes = refine;
       o.graph.bf16_vectors = refine == 0;  // each metric once with either precision
+      o.graph.search_full_occupancy = metric == distance::Metric::kL2;  // both search kernels
       const auto r = cuda::build_on_device(data.data(), n, dims, ip, {}, o);
       int major = 0;
       ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev.device), cudaSuccess);

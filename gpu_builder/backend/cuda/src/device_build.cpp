@@ -473,7 +473,8 @@ class DeviceBuilder {
     clock_.mark(KernelClock::kSearch);
     auto search = [&](const auto& args) {
       VS_CUDA_TRY(kernels::search(args, rows, count, medoid_, w_->tables.data(), plan_.table_slots, w_->log_id.data(),
-                                  w_->log_key.data(), w_->log_count.data(), w_->counters.data(), stream_.get()));
+                                  w_->log_key.data(), w_->log_count.data(), w_->counters.data(),
+                                  options_.graph.search_full_occupancy, stream_.get()));
     };
     if (xh_ != nullptr)
       search(search_args(xh_));

@@ -47,16 +47,18 @@ std::size_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride, s
  * sets (each in front of a team-shared table of args.local_slots); log_id/log_key (count *
  * args.max_iters) receive the expansions, log_count[b] their number. The counters (kCounters)
  * grow by the distances computed, the searches that hit max_iters, the nodes expanded and the
- * searches that used their global table.
+ * searches that used their global table. full_occupancy: the kernel held to 32 registers a
+ * thread, so that 16 blocks fit an SM (GraphOptions::search_full_occupancy).
  */
 enum SearchCounter : unsigned { kDistances, kCapped, kExpansions, kSpilled, kCounters };
 cudaError_t search(const core::SearchArgs& args, const std::uint32_t* queries, std::uint32_t count, std::uint32_t start,
                    std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id, float* log_key,
-                   std::uint32_t* log_count, unsigned long long* counters, cudaStream_t stream);
+                   std::uint32_t* log_count, unsigned long long* counters, bool full_occupancy, cudaStream_t stream);
 /** The same over bfloat16 vectors. */
 cudaError_t search(const core::SearchArgsOf<core::Bf16>& args, const std::uint32_t* queries, std::uint32_t count,
                    std::uint32_t start, std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id,
-                   float* log_key, std::uint32_t* log_count, unsigned long long* counters, cudaStream_t stream);
+                   float* log_key, std::uint32_t* log_count, unsigned long long* counters, bool full_occupancy,
+                   cudaStream_t stream);
 
 // ---- prune (prune.cu) -----------------------------------------------------------------------
 // A prune group is `count` items: nodes[i], its candidates cand[i * cand_stride ...] and

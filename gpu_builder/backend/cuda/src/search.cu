@@ -8,13 +8,14 @@ namespace vs::cuda::kernels {
 namespace {
 
 constexpr unsigned kSearchThreads = 128;
+constexpr unsigned kFullOccupancyBlocks = 2048 / kSearchThreads;  // an SM's most threads (sm_80, sm_90)
 
+// The searches of one block, b = blockIdx.x, blockIdx.x + gridDim.x, ...
 template <class V>
-__global__ void search_kernel(core::SearchArgsOf<V> args, const std::uint32_t* __restrict__ queries,
-                              std::uint32_t count, std::uint32_t start, std::uint32_t* __restrict__ tables,
-                              std::uint32_t table_slots, std::uint32_t* __restrict__ log_id,
-                              float* __restrict__ log_key, std::uint32_t* __restrict__ log_count,
-                              unsigned long long* __restrict__ counters) {
+__device__ __forceinline__ void search_queries(const core::SearchArgsOf<V>& args, const std::uint32_t* queries,
+                                               std::uint32_t count, std::uint32_t start, std::uint32_t* tables,
+                                               std::uint32_t table_slots, std::uint32_t* log_id, float* log_key,
+                                               std::uint32_t* log_count, unsigned long long* counters) {
   VS_DYNAMIC_SHARED(float4, search_shared);
   const detail::BlockTeam team;
   const core::SearchShared shared =
@@ -36,21 +37,43 @@ __global__ void search_kernel(core::SearchArgsOf<V> args, const std::uint32_t* _
   }
 }
 
+// With the registers the compiler chooses.
+template <class V>
+__global__ void search_kernel(core::SearchArgsOf<V> args, const std::uint32_t* __restrict__ queries,
+                              std::uint32_t count, std::uint32_t start, std::uint32_t* __restrict__ tables,
+                              std::uint32_t table_slots, std::uint32_t* __restrict__ log_id,
+                              float* __restrict__ log_key, std::uint32_t* __restrict__ log_count,
+                              unsigned long long* __restrict__ counters) {
+  search_queries(args, queries, count, start, tables, table_slots, log_id, log_key, log_count, counters);
+}
+
+// Held to the registers that let kFullOccupancyBlocks blocks share an SM (32 a thread;
+// GraphOptions::search_full_occupancy).
+template <class V>
+__global__ void __launch_bounds__(kSearchThreads, kFullOccupancyBlocks)
+    search_kernel_full(core::SearchArgsOf<V> args, const std::uint32_t* __restrict__ queries, std::uint32_t count,
+                       std::uint32_t start, std::uint32_t* __restrict__ tables, std::uint32_t table_slots,
+                       std::uint32_t* __restrict__ log_id, float* __restrict__ log_key,
+                       std::uint32_t* __restrict__ log_count, unsigned long long* __restrict__ counters) {
+  search_queries(args, queries, count, start, tables, table_slots, log_id, log_key, log_count, counters);
+}
+
 template <class V>
 cudaError_t launch_search(const core::SearchArgsOf<V>& args, const std::uint32_t* queries, std::uint32_t count,
                           std::uint32_t start, std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id,
-                          float* log_key, std::uint32_t* log_count, unsigned long long* counters,
+                          float* log_key, std::uint32_t* log_count, unsigned long long* counters, bool full_occupancy,
                           cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
+  const auto kernel = full_occupancy ? search_kernel_full<V> : search_kernel<V>;
   const std::size_t shared = core::search_shared_bytes(args.list_size, args.stride, args.local_slots);
   if (shared > 48 * 1024) {
     const cudaError_t st =
-        cudaFuncSetAttribute(search_kernel<V>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
     if (st != cudaSuccess) return st;
   }
   const unsigned grid = count < 65535u * 32u ? count : 65535u * 32u;
-  VS_LAUNCH(search_kernel<V>, grid, kSearchThreads, shared, stream, args, queries, count, start, tables, table_slots,
-            log_id, log_key, log_count, counters);
+  VS_LAUNCH(kernel, grid, kSearchThreads, shared, stream, args, queries, count, start, tables, table_slots, log_id,
+            log_key, log_count, counters);
   return cudaGetLastError();
 }
 
@@ -62,14 +85,17 @@ std::size_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride, s
 
 cudaError_t search(const core::SearchArgs& args, const std::uint32_t* queries, std::uint32_t count, std::uint32_t start,
                    std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id, float* log_key,
-                   std::uint32_t* log_count, unsigned long long* counters, cudaStream_t stream) {
-  return launch_search(args, queries, count, start, tables, table_slots, log_id, log_key, log_count, counters, stream);
+                   std::uint32_t* log_count, unsigned long long* counters, bool full_occupancy, cudaStream_t stream) {
+  return launch_search(args, queries, count, start, tables, table_slots, log_id, log_key, log_count, counters,
+                       full_occupancy, stream);
 }
 
 cudaError_t search(const core::SearchArgsOf<core::Bf16>& args, const std::uint32_t* queries, std::uint32_t count,
                    std::uint32_t start, std::uint32_t* tables, std::uint32_t table_slots, std::uint32_t* log_id,
-                   float* log_key, std::uint32_t* log_count, unsigned long long* counters, cudaStream_t stream) {
-  return launch_search(args, queries, count, start, tables, table_slots, log_id, log_key, log_count, counters, stream);
+                   float* log_key, std::uint32_t* log_count, unsigned long long* counters, bool full_occupancy,
+                   cudaStream_t stream) {
+  return launch_search(args, queries, count, start, tables, table_slots, log_id, log_key, log_count, counters,
+                       full_occupancy, stream);
 }
 
 }  // namespace vs::cuda::kernels

@@ -64,6 +64,13 @@ struct GraphOptions {
    * device's shared memory.
    */
   std::uint32_t local_visited_slots = 4096;
+  /**
+   * The search kernel held to 32 registers a thread (__launch_bounds__), so that 16 blocks of
+   * 128 threads share an SM instead of the 10 that its 44 registers allow on sm_90 (ptxas fits
+   * it without spills by keeping fewer loads in flight). A tuning knob until a GPU run compares
+   * the two.
+   */
+  bool search_full_occupancy = false;
 };
 
 /** The derived settings every stage of the GPU build uses. */

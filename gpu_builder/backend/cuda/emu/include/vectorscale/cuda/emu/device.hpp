@@ -125,6 +125,9 @@ T from_bits(std::uint64_t b) {
 #define blockDim (::vs::cuda::emu::t_index->block_dim)
 #define gridDim (::vs::cuda::emu::t_index->grid_dim)
 
+// Register and occupancy hints mean nothing on the CPU (cuda_runtime.h defines this for nvcc only).
+#define __launch_bounds__(...)
+
 inline void __syncthreads() {
   ::vs::cuda::emu::sync_block();
 }
