@@ -128,8 +128,7 @@ void parse_onto(Options& o, int first, int argc, char** argv) {
     if (a == "--n") {
       o.n = static_cast<std::size_t>(num());
       o.n_given = true;
-    }
-    else if (a == "--data")
+    } else if (a == "--data")
       o.data = value();
     else if (a == "--dims")
       o.dims = static_cast<std::size_t>(num());
@@ -146,8 +145,7 @@ void parse_onto(Options& o, int first, int argc, char** argv) {
     else if (a == "--queries") {
       o.queries = static_cast<std::size_t>(num());
       o.queries_given = true;
-    }
-    else if (a == "--metric") {
+    } else if (a == "--metric") {
       const std::string m = value();
       o.metric = m == "l2"       ? Metric::kL2
                  : m == "ip"     ? Metric::kInnerProduct
@@ -210,8 +208,14 @@ Options parse(int argc, char** argv) {
 // runs cuda with the GPU build's knobs changed (--refine-passes 0 --fp32) on the same data and
 // queries, so that variants compare side by side in one run; its JSON lines name it in full.
 std::pair<std::string, Options> backend_options(const Options& o, const std::string& spec) {
-  static const char* const kKnobs[] = {"batch-fraction", "refine-passes", "refine-max-rows", "max-iters-factor",
-                                       "local-visited", "search-full-occupancy", "tf32", "fp32"};
+  static const char* const kKnobs[] = {"batch-fraction",
+                                       "refine-passes",
+                                       "refine-max-rows",
+                                       "max-iters-factor",
+                                       "local-visited",
+                                       "search-full-occupancy",
+                                       "tf32",
+                                       "fp32"};
   std::vector<std::string> parts;
   for (std::size_t at = 0;;) {
     const std::size_t colon = spec.find(':', at);
@@ -424,8 +428,8 @@ int main(int argc, char** argv) {
       o.queries = query.rows;
       all = std::move(base.data);
       queries = std::move(query.data);
-      std::fprintf(stderr, "gpu_build_bench: read %zu x %zu (+%zu queries) from %s in %.1f s\n", o.n, o.dims,
-                   o.queries, o.data.c_str(), since(t));
+      std::fprintf(stderr, "gpu_build_bench: read %zu x %zu (+%zu queries) from %s in %.1f s\n", o.n, o.dims, o.queries,
+                   o.data.c_str(), since(t));
     } else {
       all = clustered(o.n + o.queries, o.dims, o);
       queries.assign(all.begin() + static_cast<std::ptrdiff_t>(o.n * o.dims), all.end());

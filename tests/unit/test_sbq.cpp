@@ -158,7 +158,8 @@ TEST(Sbq, TrainingDoesNotDependOnThreads) {
   // Past kTrainGroups groups of the fewest rows, groups grow instead: still the same bits.
   const std::size_t many = Quantizer::kTrainGroups * Quantizer::kTrainBlockRows + 5000;
   const auto wide = vs::test::clustered(many, 2, 3, 5, 1.0f);
-  EXPECT_EQ(Quantizer::train(wide.data(), many, 2, 2, 3).stream(), Quantizer::train(wide.data(), many, 2, 2, 1).stream());
+  EXPECT_EQ(Quantizer::train(wide.data(), many, 2, 2, 3).stream(),
+            Quantizer::train(wide.data(), many, 2, 2, 1).stream());
   // A bad value in any group is the caller's error, whichever thread met it.
   auto bad = data;
   bad[(n - 5) * dims + 3] = std::nanf("");

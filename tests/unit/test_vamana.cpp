@@ -139,7 +139,8 @@ TEST(Vamana, LinkUnreachableJoinsEveryNodeWhateverTheThreads) {
   std::mt19937_64 rng(8);
   auto link = [&](std::uint32_t from, std::uint32_t to) {
     auto* slots = g.neighbors.data() + std::size_t{from} * R;
-    if (from == to || g.degrees[from] >= R - 2 || std::find(slots, slots + g.degrees[from], to) != slots + g.degrees[from])
+    if (from == to || g.degrees[from] >= R - 2 ||
+        std::find(slots, slots + g.degrees[from], to) != slots + g.degrees[from])
       return;
     slots[g.degrees[from]++] = to;
   };

@@ -396,8 +396,8 @@ namespace {
 // claimed by an atomic exchange of its mark, so it enters the queue once whoever finds it; the
 // set does not depend on the number of threads. No allocation inside the workers.
 void mark_reachable(const Graph& g, std::vector<std::uint8_t>& reached, std::size_t threads) {
-  constexpr std::size_t kParallelLevel = 4096;  // smaller levels: the calling thread alone
-  constexpr std::size_t kBuffer = 256;          // nodes a worker finds before it reserves room
+  constexpr std::size_t kParallelLevel = 4096;    // smaller levels: the calling thread alone
+  constexpr std::size_t kBuffer = 256;            // nodes a worker finds before it reserves room
   std::vector<std::uint32_t> queue(g.num_nodes);  // every node enters at most once
   std::atomic<std::size_t> tail{1};
   queue[0] = g.medoid;

@@ -312,7 +312,8 @@ TEST(CudaCore, TwoLevelVisitedSetSemantics) {
     }
   }
   EXPECT_EQ(spilled, 1u);  // 300 ids, 32 local slots
-  const auto in_local = static_cast<std::size_t>(local_slots - std::count(local.begin(), local.end(), core::kEmptySlot));
+  const auto in_local =
+      static_cast<std::size_t>(local_slots - std::count(local.begin(), local.end(), core::kEmptySlot));
   const auto in_global = static_cast<std::size_t>(slots - std::count(table.begin(), table.end(), core::kEmptySlot));
   EXPECT_EQ(in_local + in_global, seen.size());  // each id in one table
   EXPECT_EQ(in_local, local_slots);
@@ -486,9 +487,9 @@ TEST(CudaCore, GreedySearchOneIsCommonsGreedySearch) {
       std::vector<float> log_key(a.max_iters);
       const auto shared = core::carve_search_shared(mem.data(), L, stride, a.local_slots);
       EXPECT_EQ(shared.local != nullptr, a.local_slots != 0);
-      const auto r = core::greedy_search_one(SerialTeam{}, a, shared, q.data(), start, table.data(),
-                                             static_cast<std::uint32_t>(table.size() - 1), log_id.data(),
-                                             log_key.data());
+      const auto r =
+          core::greedy_search_one(SerialTeam{}, a, shared, q.data(), start, table.data(),
+                                  static_cast<std::uint32_t>(table.size() - 1), log_id.data(), log_key.data());
       ASSERT_EQ(r.expanded, want.size());
       EXPECT_EQ(r.computed, computed + 1);  // + the start node
       for (std::uint32_t i = 0; i < r.expanded; ++i) {
@@ -501,9 +502,9 @@ TEST(CudaCore, GreedySearchOneIsCommonsGreedySearch) {
       EXPECT_EQ(std::count(table.begin(), table.end(), core::kEmptySlot), static_cast<std::ptrdiff_t>(table.size()));
       // A cap stops the search after max_iters expansions, with the log of the first ones.
       a.max_iters = 2;
-      const auto capped = core::greedy_search_one(SerialTeam{}, a, shared, q.data(), start, table.data(),
-                                                  static_cast<std::uint32_t>(table.size() - 1), log_id.data(),
-                                                  log_key.data());
+      const auto capped =
+          core::greedy_search_one(SerialTeam{}, a, shared, q.data(), start, table.data(),
+                                  static_cast<std::uint32_t>(table.size() - 1), log_id.data(), log_key.data());
       EXPECT_EQ(capped.expanded, std::min<std::size_t>(2, want.size()));
       for (std::uint32_t i = 0; i < capped.expanded; ++i) EXPECT_EQ(log_id[i], want[i].first);
     }

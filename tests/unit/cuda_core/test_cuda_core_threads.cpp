@@ -249,10 +249,9 @@ TEST(CudaCoreThreads, GreedySearchOne) {
                    std::vector<std::uint32_t>(a.max_iters), std::vector<float>(a.max_iters)};
       };
       auto search = [&](const auto& team, Run& run) {
-        const auto r = core::greedy_search_one(team, a, core::carve_search_shared(run.mem.data(), L, stride, a.local_slots),
-                                               q.data(), start, run.table.data(),
-                                               static_cast<std::uint32_t>(run.table.size() - 1), run.log_id.data(),
-                                               run.log_key.data());
+        const auto r = core::greedy_search_one(
+            team, a, core::carve_search_shared(run.mem.data(), L, stride, a.local_slots), q.data(), start,
+            run.table.data(), static_cast<std::uint32_t>(run.table.size() - 1), run.log_id.data(), run.log_key.data());
         return std::make_tuple(r.expanded, r.computed);
       };
       Run serial = make_run(), threaded = make_run();

@@ -265,13 +265,13 @@ TEST_P(CudaRecall, WithinHalfAPointOfTheCpuBuild) {
               r.times.connect, r.plan.describe().c_str(), r.gram.describe().c_str());
   const cuda::DeviceKernelTimes& k = r.times.device;
   const double searches = static_cast<double>(c.n) * (1 + r.stats.refine_passes);
-  std::printf("  device: search %.3f s, candidates %.3f s, order %.3f s, gather %.3f s, gemm %.3f s, prune %.3f s, "
-              "reverse %.3f s, waiting for the host %.3f s; %.0f distances and %.1f expansions a search, %llu "
-              "searches past the shared visited table\n",
-              k.search, k.candidates, k.order, k.gather, k.gemm, k.prune, k.reverse, k.host,
-              static_cast<double>(r.stats.distance_computations) / searches,
-              static_cast<double>(r.stats.expansions) / searches,
-              static_cast<unsigned long long>(r.stats.spilled_searches));
+  std::printf(
+      "  device: search %.3f s, candidates %.3f s, order %.3f s, gather %.3f s, gemm %.3f s, prune %.3f s, "
+      "reverse %.3f s, waiting for the host %.3f s; %.0f distances and %.1f expansions a search, %llu "
+      "searches past the shared visited table\n",
+      k.search, k.candidates, k.order, k.gather, k.gemm, k.prune, k.reverse, k.host,
+      static_cast<double>(r.stats.distance_computations) / searches, static_cast<double>(r.stats.expansions) / searches,
+      static_cast<unsigned long long>(r.stats.spilled_searches));
   expect_gram_work(r, c.n, cuda::GraphOptions{}.refine_passes);  // these sizes refine (refine_max_rows)
   const auto gpu = vamana::Index::from_parts(std::move(stored), c.n, c.dims, ip, {}, {}, std::move(r.graph));
 

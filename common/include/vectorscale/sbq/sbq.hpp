@@ -81,8 +81,8 @@ class Quantizer {
    * order. So the result does not depend on the number of threads, and below 2 *
    * kTrainBlockRows rows it is one Trainer's, row by row.
    */
-  [[nodiscard]] static Quantizer train(const float* vectors, std::size_t n, std::size_t dims,
-                                       std::uint32_t bits, std::size_t threads = 1);
+  [[nodiscard]] static Quantizer train(const float* vectors, std::size_t n, std::size_t dims, std::uint32_t bits,
+                                       std::size_t threads = 1);
 
   /** Fewest rows of a group of train(). */
   static constexpr std::size_t kTrainBlockRows = 4096;

@@ -178,7 +178,9 @@ VS_HD SearchResult greedy_search_one(const Team& team, const SearchArgsOf<V>& a,
         constexpr std::uint32_t w = kChunkElements<V>;
         team.for_each_reduce(
             fresh, a.dims / w,
-            [&](std::uint32_t j, std::uint32_t c) { return chunk_distance_terms(a.metric, query + c * w, row(j) + c * w); },
+            [&](std::uint32_t j, std::uint32_t c) {
+              return chunk_distance_terms(a.metric, query + c * w, row(j) + c * w);
+            },
             done);
       } else {
         team.for_each_reduce(
