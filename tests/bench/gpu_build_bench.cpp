@@ -521,6 +521,7 @@ int main(int argc, char** argv) {
                                         {"reverse", k.reverse}, {"host", k.host}};
         r.sections["search"] = search_work(vo, d.stats, d.bf16_vectors ? 2 : 4, k.search);
         r.sections["search"]["spilled_searches"] = static_cast<double>(d.stats.spilled_searches);
+        r.sections["search"]["local_visited_slots"] = static_cast<double>(d.local_visited_slots);
         // The prunes' Gram GEMMs as done (sorted by candidate count) and unbucketed.
         r.sections["prune_gemm"] = {{"gflop", d.gram.flops * 1e-9},
                         {"gflop_unbucketed", d.gram.flops_unbucketed * 1e-9},

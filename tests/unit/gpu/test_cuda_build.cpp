@@ -152,6 +152,9 @@ TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
       int major = 0;
       ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev.device), cudaSuccess);
       EXPECT_EQ(r.bf16_vectors, o.graph.bf16_vectors && major >= 8);
+      // 4,096 shared visited slots fit any block; for 16 blocks an SM (a 228 KiB SM's 16th, less
+      // 1 KiB per block) the full-occupancy kernel gets 2,048 (L 40, R 16: 9 KiB in all).
+      EXPECT_EQ(r.local_visited_slots, o.graph.search_full_occupancy ? 2048u : 4096u);
       test::expect_graph_invariants(r.graph, 16);
       expect_gram_work(r, n, refine);
       cuda::GraphBuildStats st;

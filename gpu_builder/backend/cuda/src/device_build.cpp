@@ -138,6 +138,20 @@ std::size_t max_shared_bytes(int device) {
   return static_cast<std::size_t>(bytes);
 }
 
+// Most dynamic shared memory of a search block: what a block may opt in to, and with the
+// full-occupancy kernel what lets kSearchFullOccupancyBlocks blocks share an SM.
+std::size_t search_shared_limit(int device, bool full_occupancy) {
+  std::size_t limit = max_shared_bytes(device);
+  if (full_occupancy) {
+    int per_sm = 0, reserved = 0;
+    VS_CUDA_TRY(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
+    VS_CUDA_TRY(cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, device));
+    const std::size_t share = static_cast<std::size_t>(per_sm) / kernels::kSearchFullOccupancyBlocks;
+    limit = std::min(limit, share > static_cast<std::size_t>(reserved) ? share - reserved : 0);
+  }
+  return limit;
+}
+
 // The device half of one build; members live as long as the build.
 class DeviceBuilder {
  public:
@@ -184,6 +198,7 @@ class DeviceBuilder {
     final_prune();
     out.times.prune = seconds_since(t);
     out.times.device = clock_.times();
+    out.local_visited_slots = local_slots_;
     t = Clock::now();
     out.graph = download_graph();
     release_device_memory();
@@ -406,9 +421,10 @@ class DeviceBuilder {
     w_.emplace(n_, dims_, s_, plan_);
     // The searches' global visited tables start empty and every search leaves its table so.
     VS_CUDA_TRY(cudaMemsetAsync(w_->tables.data(), 0xFF, w_->tables.bytes(), stream_.get()));
-    // Their team-shared tables: the settings' slots, halved until a search block fits the device.
+    // Their team-shared tables: the settings' slots, halved until a search block fits the device
+    // (and, for the full-occupancy kernel, until that many blocks fit an SM).
     local_slots_ = s_.local_slots;
-    const std::size_t limit = max_shared_bytes(options_.device);
+    const std::size_t limit = search_shared_limit(options_.device, options_.graph.search_full_occupancy);
     while (local_slots_ >= core::kLocalProbes && kernels::search_shared_bytes(s_.L, s_.stride, local_slots_) > limit)
       local_slots_ /= 2;
     if (local_slots_ < core::kLocalProbes) local_slots_ = 0;

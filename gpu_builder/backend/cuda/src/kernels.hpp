@@ -39,6 +39,8 @@ cudaError_t min_key(void* temp, std::size_t& temp_bytes, const std::uint64_t* ke
                     cudaStream_t stream);
 
 // ---- greedy search (search.cu) --------------------------------------------------------------
+/** Blocks of the full-occupancy search kernel that share an SM (its registers allow them). */
+inline constexpr unsigned kSearchFullOccupancyBlocks = 16;
 /** Dynamic shared memory the search kernel needs with a team-shared visited table of local_slots. */
 std::size_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride, std::uint32_t local_slots = 0);
 /**
@@ -48,7 +50,8 @@ std::size_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride, s
  * args.max_iters) receive the expansions, log_count[b] their number. The counters (kCounters)
  * grow by the distances computed, the searches that hit max_iters, the nodes expanded and the
  * searches that used their global table. full_occupancy: the kernel held to 32 registers a
- * thread, so that 16 blocks fit an SM (GraphOptions::search_full_occupancy).
+ * thread, so that kSearchFullOccupancyBlocks blocks fit an SM (GraphOptions::search_full_occupancy;
+ * their shared memory must fit too).
  */
 enum SearchCounter : unsigned { kDistances, kCapped, kExpansions, kSpilled, kCounters };
 cudaError_t search(const core::SearchArgs& args, const std::uint32_t* queries, std::uint32_t count, std::uint32_t start,

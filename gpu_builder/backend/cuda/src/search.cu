@@ -8,7 +8,7 @@ namespace vs::cuda::kernels {
 namespace {
 
 constexpr unsigned kSearchThreads = 128;
-constexpr unsigned kFullOccupancyBlocks = 2048 / kSearchThreads;  // an SM's most threads (sm_80, sm_90)
+static_assert(kSearchFullOccupancyBlocks * kSearchThreads == 2048, "an SM's most threads (sm_80, sm_90)");
 
 // The searches of one block, b = blockIdx.x, blockIdx.x + gridDim.x, ...
 template <class V>
@@ -47,10 +47,10 @@ __global__ void search_kernel(core::SearchArgsOf<V> args, const std::uint32_t* _
   search_queries(args, queries, count, start, tables, table_slots, log_id, log_key, log_count, counters);
 }
 
-// Held to the registers that let kFullOccupancyBlocks blocks share an SM (32 a thread;
+// Held to the registers that let kSearchFullOccupancyBlocks blocks share an SM (32 a thread;
 // GraphOptions::search_full_occupancy).
 template <class V>
-__global__ void __launch_bounds__(kSearchThreads, kFullOccupancyBlocks)
+__global__ void __launch_bounds__(kSearchThreads, kSearchFullOccupancyBlocks)
     search_kernel_full(core::SearchArgsOf<V> args, const std::uint32_t* __restrict__ queries, std::uint32_t count,
                        std::uint32_t start, std::uint32_t* __restrict__ tables, std::uint32_t table_slots,
                        std::uint32_t* __restrict__ log_id, float* __restrict__ log_key,

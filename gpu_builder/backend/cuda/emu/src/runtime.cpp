@@ -49,6 +49,7 @@ constexpr int kComputeMajor = 9, kComputeMinor = 0;  // an H100's: the backend's
 // (only what the backend and its tests ask a device for is answered)
 constexpr std::size_t kDefaultShared = 48 * 1024;
 constexpr std::size_t kOptinShared = 227 * 1024;
+constexpr std::size_t kSharedPerSm = 228 * 1024, kReservedSharedPerBlock = 1024;  // an H100's
 constexpr std::size_t kAlignment = 256;  // cudaMalloc's
 constexpr unsigned char kFill = 0xA5;    // fresh device and pinned memory: never zero by chance
 
@@ -693,6 +694,12 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
       break;
     case cudaDevAttrMaxSharedMemoryPerBlockOptin:
       *value = static_cast<int>(kOptinShared);
+      break;
+    case cudaDevAttrMaxSharedMemoryPerMultiprocessor:
+      *value = static_cast<int>(kSharedPerSm);
+      break;
+    case cudaDevAttrReservedSharedMemoryPerBlock:
+      *value = static_cast<int>(kReservedSharedPerBlock);
       break;
     default:
       return record(cudaErrorInvalidValue);  // not one the backend asks for

@@ -67,8 +67,9 @@ struct GraphOptions {
   /**
    * The search kernel held to 32 registers a thread (__launch_bounds__), so that 16 blocks of
    * 128 threads share an SM instead of the 10 that its 44 registers allow on sm_90 (ptxas fits
-   * it without spills by keeping fewer loads in flight). A tuning knob until a GPU run compares
-   * the two.
+   * it without spills by keeping fewer loads in flight); the shared visited table is cut so
+   * that 16 blocks' shared memory fits too (2,048 slots at L 100). A tuning knob until a GPU
+   * run compares the two.
    */
   bool search_full_occupancy = false;
 };
