@@ -78,8 +78,8 @@ cmp_ok($n1, '>=', 1, 'fleet: the first builder did some of the builds');
 cmp_ok($n2, '>=', 1, 'fleet: the second builder did some of the builds');
 is($n1 + $n2, 4, 'fleet: each build was done once');
 like(slurp_file($node->logfile),
-	qr/LOG:  diskann index "t_rr1" built through builder "\Q$target\E" by "gpu_builder[^"]*" at ipv4:127\.0\.0\.1:(\Q$b1->[1]\E|\Q$b2->[1]\E), backend cpu: 3000 rows, \d+ pages, [\d.]+ s/,
-	'fleet: a LOG line names the builder, its address, rows, pages and time');
+	qr/LOG:  diskann index "t_rr1" built through builder "\Q$target\E" by "gpu_builder[^"]*" at ipv4:127\.0\.0\.1:(\Q$b1->[1]\E|\Q$b2->[1]\E), backend cpu: 3000 rows, \d+ pages, [\d.]+ s \(scan and send [\d.]+ s, builder until the last page [\d.]+ s, check [\d.]+ s, write [\d.]+ s, WAL [\d.]+ s\)/,
+	'fleet: a LOG line names the builder, its address, rows, pages, time and where the time went');
 $node->safe_psql('postgres', join(' ', map { "SELECT diskann_validate_index('t_rr$_'); DROP INDEX t_rr$_;" } 1 .. 4));
 
 SKIP:

@@ -128,11 +128,17 @@ TEST(CudaReferenceBuild, TinyInputsAndBatchesOfOne) {
   }
 }
 
-TEST(CudaReferenceBuild, DeterministicAndCancellable) {
+// L2, R 12, L 24: small builds of the tests below.
+vamana::BuildParams small_l2_params() {
   vamana::BuildParams p;
   p.num_neighbors = 12;
   p.search_list_size = 24;
   p.metric = distance::Metric::kL2;
+  return p;
+}
+
+TEST(CudaReferenceBuild, DeterministicAndCancellable) {
+  const vamana::BuildParams p = small_l2_params();
   const auto data = test::clustered(1500, 16, 8, 5);
   const auto a = cuda::reference_build_graph(data.data(), 1500, 16, p);
   const auto b = cuda::reference_build_graph(data.data(), 1500, 16, p);
@@ -147,10 +153,7 @@ TEST(CudaReferenceBuild, DeterministicAndCancellable) {
 
 // Builds of more than refine_max_rows rows make no refinement pass: half the searches.
 TEST(CudaReferenceBuild, LargeBuildsSkipRefinement) {
-  vamana::BuildParams p;
-  p.num_neighbors = 12;
-  p.search_list_size = 24;
-  p.metric = distance::Metric::kL2;
+  const vamana::BuildParams p = small_l2_params();
   const auto data = test::clustered(1500, 16, 8, 5);
   for (const std::size_t most : {std::size_t{0}, std::size_t{1500}, std::size_t{1499}}) {
     cuda::GraphOptions o;
