@@ -91,15 +91,15 @@ TEST(CudaCore, MergeListsKeepsTheBestCap) {
     auto less = [](const auto& x, const auto& y) {
       return core::candidate_less(std::get<0>(x), std::get<1>(x), std::get<0>(y), std::get<1>(y));
     };
-    std::sort(a.begin(), a.end(), less);
-    std::sort(b.begin(), b.end(), less);
+    std::sort(a.begin(), a.end(), less);  // b stays in any order
     std::vector<float> ak, bk, ok(cap);
     std::vector<std::uint32_t> ai, bi, oi(cap);
     std::vector<std::uint8_t> af, of(cap);
     for (auto& [k, i, f] : a) ak.push_back(k), ai.push_back(i), af.push_back(f);
     for (auto& [k, i, f] : b) bk.push_back(k), bi.push_back(i);
+    std::uint32_t first = core::kNoNode;
     const std::uint32_t size = core::merge_lists(SerialTeam{}, ak.data(), ai.data(), af.data(), na, bk.data(),
-                                                 bi.data(), nb, ok.data(), oi.data(), of.data(), cap);
+                                                 bi.data(), nb, ok.data(), oi.data(), of.data(), cap, &first);
     std::vector<std::tuple<float, std::uint32_t, std::uint8_t>> want(a);
     want.insert(want.end(), b.begin(), b.end());
     std::sort(want.begin(), want.end(), less);
@@ -110,6 +110,8 @@ TEST(CudaCore, MergeListsKeepsTheBestCap) {
       EXPECT_EQ(oi[i], std::get<1>(want[i]));
       EXPECT_EQ(of[i], std::get<2>(want[i]));
     }
+    const auto unexpanded = std::find_if(want.begin(), want.end(), [](const auto& e) { return std::get<2>(e) == 0; });
+    EXPECT_EQ(first, unexpanded == want.end() ? core::kNoNode : static_cast<std::uint32_t>(unexpanded - want.begin()));
   }
 }
 

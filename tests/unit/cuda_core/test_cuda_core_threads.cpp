@@ -75,31 +75,27 @@ TEST(CudaCoreThreads, MergeLists) {
       for (auto& k : ak) k = static_cast<float>(rng() % 10);
       for (auto& k : bk) k = static_cast<float>(rng() % 10);
       for (auto& f : af) f = static_cast<std::uint8_t>(rng() % 2);
-      auto sort_list = [](std::vector<float>& k, std::vector<std::uint32_t>& i, std::vector<std::uint8_t>* f) {
-        std::vector<std::uint32_t> order(k.size());
-        std::iota(order.begin(), order.end(), 0u);
-        std::sort(order.begin(), order.end(),
-                  [&](auto x, auto y) { return core::candidate_less(k[x], i[x], k[y], i[y]); });
-        auto k2 = k;
-        auto i2 = i;
-        for (std::size_t t = 0; t < order.size(); ++t) k[t] = k2[order[t]], i[t] = i2[order[t]];
-        if (f != nullptr) {
-          auto f2 = *f;
-          for (std::size_t t = 0; t < order.size(); ++t) (*f)[t] = f2[order[t]];
-        }
-      };
-      sort_list(ak, ai, &af);
-      sort_list(bk, bi, nullptr);
+      // a sorted (with its flags); b stays in any order.
+      std::vector<std::uint32_t> order(na);
+      std::iota(order.begin(), order.end(), 0u);
+      std::sort(order.begin(), order.end(),
+                [&](auto x, auto y) { return core::candidate_less(ak[x], ai[x], ak[y], ai[y]); });
+      const auto k0 = ak;
+      const auto i0 = ai;
+      const auto f0 = af;
+      for (std::uint32_t t = 0; t < na; ++t) ak[t] = k0[order[t]], ai[t] = i0[order[t]], af[t] = f0[order[t]];
       std::vector<float> wk(cap), ok(cap);
       std::vector<std::uint32_t> wi(cap), oi(cap);
       std::vector<std::uint8_t> wf(cap), of(cap);
+      std::uint32_t want_first = core::kNoNode, got_first = core::kNoNode;
       const std::uint32_t want = core::merge_lists(SerialTeam{}, ak.data(), ai.data(), af.data(), na, bk.data(),
-                                                   bi.data(), nb, wk.data(), wi.data(), wf.data(), cap);
+                                                   bi.data(), nb, wk.data(), wi.data(), wf.data(), cap, &want_first);
       const std::uint32_t got = run_team(size, [&](const ThreadTeam& team) {
         return core::merge_lists(team, ak.data(), ai.data(), af.data(), na, bk.data(), bi.data(), nb, ok.data(),
-                                 oi.data(), of.data(), cap);
+                                 oi.data(), of.data(), cap, &got_first);
       });
       ASSERT_EQ(got, want);
+      EXPECT_EQ(got_first, want_first);
       for (std::uint32_t t = 0; t < got; ++t) {
         EXPECT_EQ(ok[t], wk[t]);
         EXPECT_EQ(oi[t], wi[t]);
@@ -218,7 +214,8 @@ TEST(CudaCoreThreads, PruneNode) {
   }
 }
 
-// The search core on a random graph: the same expansions, in the same order, as the serial team.
+// The search core on a random graph: the same expansions, in the same order, as the serial team,
+// within its barrier budget.
 TEST(CudaCoreThreads, GreedySearchOne) {
   std::mt19937_64 rng(13);
   for (const std::uint32_t size : kTeamSizes) {
@@ -256,9 +253,13 @@ TEST(CudaCoreThreads, GreedySearchOne) {
       };
       Run serial = make_run(), threaded = make_run();
       const auto want = search(SerialTeam{}, serial);
-      const auto got = run_team(size, [&](const ThreadTeam& team) { return search(team, threaded); });
+      std::uint64_t barriers = 0;
+      const auto got = run_team(size, [&](const ThreadTeam& team) { return search(team, threaded); }, &barriers);
       ASSERT_EQ(got, want) << "team " << size << " round " << round;
       const auto expanded = std::get<0>(got);
+      // At most three barriers a step (distances, merge, neighbours), plus the start (clearing
+      // the team-shared table, the first candidate), the last step's two and the table's clearing.
+      EXPECT_LE(barriers, 3u * expanded + 5u) << expanded << " steps";
       EXPECT_TRUE(std::equal(threaded.log_id.begin(), threaded.log_id.begin() + expanded, serial.log_id.begin()));
       EXPECT_TRUE(std::equal(threaded.log_key.begin(), threaded.log_key.begin() + expanded, serial.log_key.begin()));
       EXPECT_EQ(std::count(threaded.table.begin(), threaded.table.end(), core::kEmptySlot),

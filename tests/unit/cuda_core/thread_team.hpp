@@ -106,9 +106,10 @@ class ThreadTeam {
  * Runs body(team) on `size` threads, one per rank, and returns rank 0's result. Fails the
  * current test when the ranks return different results or passed different numbers of
  * barriers (a rank that finishes leaves the barrier, so a missing sync cannot hang the test).
+ * `barriers` (may be null) receives the number of barriers each rank passed.
  */
 template <class Body>
-auto run_team(std::uint32_t size, Body&& body) {
+auto run_team(std::uint32_t size, Body&& body, std::uint64_t* barriers = nullptr) {
   using Result = decltype(body(std::declval<const ThreadTeam&>()));
   TeamBarrier barrier(size);
   std::vector<std::optional<Result>> results(size);
@@ -127,6 +128,7 @@ auto run_team(std::uint32_t size, Body&& body) {
     EXPECT_EQ(syncs[r], syncs[0]) << "rank " << r << " passed another number of barriers";
     EXPECT_TRUE(*results[r] == *results[0]) << "rank " << r << " returned another result than rank 0";
   }
+  if (barriers != nullptr) *barriers = syncs[0];
   return *results[0];
 }
 

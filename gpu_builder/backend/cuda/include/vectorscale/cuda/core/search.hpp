@@ -4,8 +4,10 @@
  *
  * The list holds the best L candidates by (distance, id). Each step expands the closest
  * unexpanded entry: its neighbours not seen before (a per-query hash set) get their distances
- * (a group of lanes per neighbour), are sorted, and are merged into the list, which keeps the
- * best L. The search ends when every entry is expanded, as in common/, or after max_iters
+ * (a group of lanes per neighbour) and are merged into the list, which keeps the best L; the
+ * merge also finds the next closest unexpanded entry. A step costs the team three barriers
+ * (distances, merge, neighbours), so that a block's warps wait for each other as little as
+ * possible. The search ends when every entry is expanded, as in common/, or after max_iters
  * expansions (a bound on the scratch memory; the planner sets it well above what searches
  * need). Expanded nodes are logged with their distances: they are the RobustPrune candidates
  * of the build, as in common/'s build.
@@ -98,34 +100,36 @@ struct SearchShared {
   float* key[2];          ///< list distances, double buffered (L each)
   std::uint32_t* id[2];   ///< list ids
   std::uint8_t* flag[2];  ///< list "expanded" flags
-  float* new_key;         ///< new candidates (next_pow2(stride) entries)
+  float* new_key;         ///< new candidates (stride entries)
   std::uint32_t* new_id;
-  std::uint32_t* scalars;  ///< [0] first unexpanded, [1] new candidates, [2] the global table was used
+  /** [0], [1]: first unexpanded entry, of even and odd steps; [2] new candidates; [3] the global table was used. */
+  std::uint32_t* scalars;
   std::uint32_t* local;    ///< the visited set's team-shared table (local_slots), null when none
 };
+
+/** Entries of SearchShared::scalars. */
+inline constexpr std::uint32_t kSearchScalars = 4;
 
 /** Team-shared bytes of SearchShared for L, stride and local_slots (device shared-memory planning). */
 VS_HD inline std::uint32_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride,
                                                std::uint32_t local_slots = 0) noexcept {
-  const std::uint32_t nc = next_pow2(stride < 1 ? 1 : stride);
-  return 2 * list_size * (4 + 4 + 1) + nc * (4 + 4) + 3 * 4 + local_slots * 4 + 32;  // + alignment slack
+  return 2 * list_size * (4 + 4 + 1) + stride * (4 + 4) + kSearchScalars * 4 + local_slots * 4 + 32;  // + slack
 }
 
 /** Carves SearchShared out of one buffer of search_shared_bytes() bytes (4-byte aligned). */
 VS_HD inline SearchShared carve_search_shared(void* base, std::uint32_t list_size, std::uint32_t stride,
                                               std::uint32_t local_slots = 0) noexcept {
-  const std::uint32_t nc = next_pow2(stride < 1 ? 1 : stride);
   auto* p = static_cast<std::uint8_t*>(base);
   SearchShared s;
   s.key[0] = reinterpret_cast<float*>(p);
   s.key[1] = s.key[0] + list_size;
   s.new_key = s.key[1] + list_size;
-  s.id[0] = reinterpret_cast<std::uint32_t*>(s.new_key + nc);
+  s.id[0] = reinterpret_cast<std::uint32_t*>(s.new_key + stride);
   s.id[1] = s.id[0] + list_size;
   s.new_id = s.id[1] + list_size;
-  s.scalars = s.new_id + nc;
-  s.local = local_slots != 0 ? s.scalars + 3 : nullptr;
-  s.flag[0] = reinterpret_cast<std::uint8_t*>(s.scalars + 3 + local_slots);
+  s.scalars = s.new_id + stride;
+  s.local = local_slots != 0 ? s.scalars + kSearchScalars : nullptr;
+  s.flag[0] = reinterpret_cast<std::uint8_t*>(s.scalars + kSearchScalars + local_slots);
   s.flag[1] = s.flag[0] + list_size;
   return s;
 }
@@ -152,9 +156,9 @@ template <class Team, class V>
 VS_HD SearchResult greedy_search_one(const Team& team, const SearchArgsOf<V>& a, const SearchShared& s, const V* query,
                                      std::uint32_t start, std::uint32_t* table, std::uint32_t mask,
                                      std::uint32_t* log_id, float* log_key) {
-  constexpr std::uint32_t kFirst = 0, kNew = 1, kSpilled = 2;
+  constexpr std::uint32_t kNew = 2, kSpilled = 3;  // scalars[step % 2]: the step's first unexpanded entry
   SearchResult r;
-  std::uint32_t size = 0, cur = 0;
+  std::uint32_t size = 0, cur = 0, step = 0;
   const std::uint32_t local_mask = a.local_slots - 1;
   if (s.local != nullptr) team.for_each(a.local_slots, [&](std::uint32_t i) { s.local[i] = kEmptySlot; });
   auto visit_node = [&](std::uint32_t id) {
@@ -165,13 +169,15 @@ VS_HD SearchResult greedy_search_one(const Team& team, const SearchArgsOf<V>& a,
     (void)visit_node(start);
     s.new_id[0] = start;
     s.scalars[kNew] = 1;
+    s.scalars[0] = kNoNode;
   }
   team.sync();
   for (;;) {
+    std::uint32_t* const first_slot = &s.scalars[step & 1u];
     const std::uint32_t fresh = s.scalars[kNew];
     if (fresh > 0) {
       // Distances of the new candidates (a group of lanes per candidate, each lane a Chunk or
-      // an element at a time), then sort them and merge them into the list.
+      // an element at a time), then merge them into the list.
       auto row = [&](std::uint32_t j) { return a.vectors + static_cast<std::uint64_t>(s.new_id[j]) * a.dims; };
       auto done = [&](std::uint32_t j, float total) { s.new_key[j] = finish_distance(a.metric, total); };
       if (a.wide) {
@@ -190,35 +196,32 @@ VS_HD SearchResult greedy_search_one(const Team& team, const SearchArgsOf<V>& a,
             },
             done);
       }
-      const std::uint32_t m = next_pow2(fresh);
-      team.for_each(m - fresh, [&](std::uint32_t t) {
-        s.new_key[fresh + t] = infinity();
-        s.new_id[fresh + t] = kNoNode;
-      });
-      bitonic_sort(team, s.new_key, s.new_id, static_cast<std::uint32_t*>(nullptr), m);
+      // Every thread has read the count (before that barrier); the neighbours count from 0.
+      if (team.leader()) s.scalars[kNew] = 0;
       size = merge_lists(team, s.key[cur], s.id[cur], s.flag[cur], size, s.new_key, s.new_id, fresh, s.key[cur ^ 1],
-                         s.id[cur ^ 1], s.flag[cur ^ 1], a.list_size);
+                         s.id[cur ^ 1], s.flag[cur ^ 1], a.list_size, first_slot);
       cur ^= 1;
       r.computed += fresh;
+    } else {
+      // The list is as it was but for the entry expanded last.
+      team.for_each(size, [&](std::uint32_t i) {
+        if (s.flag[cur][i] == 0) (void)team.atomic_min(first_slot, i);
+      });
     }
     if (r.expanded == a.max_iters) break;
-    // The closest unexpanded entry.
-    if (team.leader()) s.scalars[kFirst] = kNoNode;
-    team.sync();
-    team.for_each(size, [&](std::uint32_t i) {
-      if (s.flag[cur][i] == 0) (void)team.atomic_min(&s.scalars[kFirst], i);
-    });
-    const std::uint32_t first = s.scalars[kFirst];
+    const std::uint32_t first = *first_slot;
     if (first == kNoNode) break;
     const std::uint32_t node = s.id[cur][first];
+    ++step;
     if (team.leader()) {
+      // Read by the merge or scan of the next step, after the barrier that ends this one.
       s.flag[cur][first] = 1;
       log_id[r.expanded] = node;
       log_key[r.expanded] = s.key[cur][first];
-      s.scalars[kNew] = 0;
+      // The next step's slot was last read in the step before this one, before its last barrier.
+      s.scalars[step & 1u] = kNoNode;
     }
     ++r.expanded;
-    team.sync();
     // Its neighbours not seen before become the new candidates. The list's whole row is read
     // (the entries past the degree are ignored), so that its load need not wait for the degree's.
     const std::uint32_t degree = a.degrees[node];

@@ -58,33 +58,41 @@ VS_HD inline std::uint32_t count_before(const float* key, const std::uint32_t* i
   return lo;
 }
 
+/** Number of the n entries of a list in any order that come before (d, i). */
+VS_HD inline std::uint32_t count_before_unsorted(const float* key, const std::uint32_t* id, std::uint32_t n, float d,
+                                                 std::uint32_t i) noexcept {
+  std::uint32_t c = 0;
+  for (std::uint32_t k = 0; k < n; ++k) c += candidate_less(key[k], id[k], d, i) ? 1u : 0u;
+  return c;
+}
+
 /**
- * Merges sorted list a (na entries with flags) and sorted list b (nb entries, flag 0) into out,
- * keeping the first `cap` entries; returns the merged size. The ids of a and b must be distinct:
- * then every entry has its own output position (its rank in a plus its rank in b), which is
- * what lets the team write them in parallel.
+ * Merges sorted list a (na entries with flags) and the nb entries of b, in any order (flag 0),
+ * into out, keeping the first `cap` entries; returns the merged size. The ids of a and b must be
+ * distinct: then every entry has its own output position (the entries of a and of b before
+ * it: a binary search in a, a count over b), which is what lets the team write them in
+ * parallel without sorting b first (b is short: the new candidates of one search step).
+ * When first_unexpanded (team-shared) is not null, the least output position of an entry with
+ * flag 0 is atomic_min'ed into it; the caller sets it to kNoNode before.
  */
 template <class Team>
 VS_HD std::uint32_t merge_lists(const Team& team, const float* a_key, const std::uint32_t* a_id,
                                 const std::uint8_t* a_flag, std::uint32_t na, const float* b_key,
                                 const std::uint32_t* b_id, std::uint32_t nb, float* out_key, std::uint32_t* out_id,
-                                std::uint8_t* out_flag, std::uint32_t cap) {
+                                std::uint8_t* out_flag, std::uint32_t cap, std::uint32_t* first_unexpanded = nullptr) {
   team.for_each(na + nb, [&](std::uint32_t t) {
-    if (t < na) {
-      const std::uint32_t pos = t + count_before(b_key, b_id, nb, a_key[t], a_id[t]);
-      if (pos < cap) {
-        out_key[pos] = a_key[t];
-        out_id[pos] = a_id[t];
-        out_flag[pos] = a_flag[t];
-      }
-    } else {
-      const std::uint32_t j = t - na;
-      const std::uint32_t pos = j + count_before(a_key, a_id, na, b_key[j], b_id[j]);
-      if (pos < cap) {
-        out_key[pos] = b_key[j];
-        out_id[pos] = b_id[j];
-        out_flag[pos] = 0;
-      }
+    const bool in_a = t < na;
+    const std::uint32_t j = in_a ? t : t - na;
+    const float key = in_a ? a_key[j] : b_key[j];
+    const std::uint32_t id = in_a ? a_id[j] : b_id[j];
+    const std::uint8_t flag = in_a ? a_flag[j] : 0;
+    const std::uint32_t pos =
+        (in_a ? j : count_before(a_key, a_id, na, key, id)) + count_before_unsorted(b_key, b_id, nb, key, id);
+    if (pos < cap) {
+      out_key[pos] = key;
+      out_id[pos] = id;
+      out_flag[pos] = flag;
+      if (flag == 0 && first_unexpanded != nullptr) (void)team.atomic_min(first_unexpanded, pos);
     }
   });
   return na + nb < cap ? na + nb : cap;
