@@ -18,6 +18,9 @@ data set with binary COPY, and measures, side by side in one run:
   inserts   streaming inserts: half the rows indexed, the other half inserted row by row, in
             rows per second, for diskann (SBQ, plain) and pgvector HNSW when installed.
 
+The vector column is stored EXTERNAL (pgvector's default: wide vectors in TOAST), or in the
+heap with --column-storage plain (README, Tuning).
+
 Recall is measured against exact answers: the data set's ground truth (unfiltered) or a
 brute-force NumPy search over the matching rows (filtered). Results go to a JSON file and
 PNG plots (python3-matplotlib) in --out. Every loop is bounded by --queries and --rows.
@@ -519,6 +522,8 @@ def main():
                     help="comma-separated gpu_builder backends to build through, one builder each (auto, cpu, cuda)")
     ap.add_argument("--sweep-builder-indexes", action="store_true",
                     help="also run the sweep and clients sections on the indexes built through gpu_builder")
+    ap.add_argument("--column-storage", choices=("external", "plain"), default="external",
+                    help="storage of the vector column (plain: in the heap, no TOAST; README, Tuning)")
     ap.add_argument("--bindir", default=None, help="PostgreSQL bindir (default: pg_config --bindir)")
     ap.add_argument("--out", default="build/bench", help="directory for results.json and the plots")
     args = ap.parse_args()
@@ -536,6 +541,7 @@ def main():
     cluster = Cluster(bindir)
     builders = []
     results = {"dataset": name, "rows": n, "dims": dims, "metric": args.metric, "queries": len(qtexts),
+               "column_storage": args.column_storage,
                "build": [], "sweep": [], "filtered": [], "clients": [], "inserts": []}
     try:
         conn = cluster.connect()
@@ -547,11 +553,13 @@ def main():
         args.hnsw = cur.fetchone()[0] == 1
         cur.execute(f"CREATE TABLE items (id int, embedding vector({dims})"
                     + (", labels smallint[])" if labels is not None else ")"))
+        if args.column_storage == "plain":
+            cur.execute("ALTER TABLE items ALTER COLUMN embedding SET STORAGE PLAIN")
         t0 = time.perf_counter()
         copy_binary(cur, "items", base, labels)
         cur.execute("VACUUM ANALYZE items")
-        log(f"== {name}: {n} rows of {dims} dimensions, {args.metric}, {len(qtexts)} queries, PostgreSQL "
-            f"{results['postgres']}; loaded in {time.perf_counter() - t0:.1f} s"
+        log(f"== {name}: {n} rows of {dims} dimensions ({args.column_storage} storage), {args.metric}, "
+            f"{len(qtexts)} queries, PostgreSQL {results['postgres']}; loaded in {time.perf_counter() - t0:.1f} s"
             + ("" if args.hnsw else " (pgvector's hnsw is not installed: no HNSW figures)"))
         op, _ = OPS[args.metric]
         sql = f"SELECT id FROM items ORDER BY embedding {op} %s::vector LIMIT 10"
