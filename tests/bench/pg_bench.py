@@ -16,10 +16,10 @@ data set with binary COPY, and measures, side by side in one run:
             reaching recall@10 >= 0.95 and the speed-up of the labeled index over the others;
   clients   throughput with 1, 2 and 4 concurrent clients at the default settings;
   inserts   streaming inserts: half the rows indexed, the other half inserted row by row, in
-            rows per second, for diskann (SBQ, plain) and pgvector HNSW when installed.
-
-The vector column is stored EXTERNAL (pgvector's default: wide vectors in TOAST), or in the
-heap with --column-storage plain (README, Tuning).
+            rows per second, for diskann (SBQ, plain) and pgvector HNSW when installed;
+  storage   the vector column stored EXTERNAL (pgvector's default: wide vectors out of line in
+            TOAST) against PLAIN (in the heap), each table with the default SBQ index, the same
+            queries against each in turn, three rounds: QPS, the ratio, recall (README, Tuning).
 
 Recall is measured against exact answers: the data set's ground truth (unfiltered) or a
 brute-force NumPy search over the matching rows (filtered). Results go to a JSON file and
@@ -375,6 +375,40 @@ def section_inserts(cur, args, dims, results):
         log(f"    {name:<28} {rate:8.1f} rows/s")
 
 
+def section_storage(cur, args, dims, params, truth, results, rounds=3):
+    op, opclass = OPS[args.metric]
+    if 4 * dims + 64 > 8000:
+        log(f"== column storage: skipped, a row of {dims} dimensions does not fit a heap page")
+        return
+    log(f"== column storage: EXTERNAL against PLAIN vectors, the same queries against each in turn, {rounds} rounds")
+    tables = {"external": "items", "plain": "items_plain"}
+    cur.execute(f"CREATE TABLE items_plain (id int, embedding vector({dims}))")
+    cur.execute("ALTER TABLE items_plain ALTER COLUMN embedding SET STORAGE PLAIN")
+    cur.execute("INSERT INTO items_plain SELECT id, embedding FROM items")
+    cur.execute("VACUUM ANALYZE items_plain")
+    for table in tables.values():
+        cur.execute(f"CREATE INDEX {table}_storage_idx ON {table} USING diskann (embedding {opclass})")
+    for l, rescore in ((40, 50), (100, 100), (100, 0)):
+        settings = ["SET enable_seqscan = off", f"SET diskann.query_search_list_size = {l}",
+                    f"SET diskann.query_rescore = {rescore}"]
+        qps = {storage: [] for storage in tables}
+        recall = {}
+        for _ in range(rounds):
+            for storage, table in tables.items():
+                ids, lat = run_queries(cur, f"SELECT id FROM {table} ORDER BY embedding {op} %s::vector LIMIT 10",
+                                       params, settings)
+                qps[storage].append(round(len(lat) / lat.sum(), 1))
+                recall[storage] = round(recall_at_10(ids, truth), 4)
+        ratio = round(float(np.mean(qps["plain"]) / np.mean(qps["external"])), 3)
+        results["storage"].append({"setting": f"L={l} rescore={rescore}", "qps": qps, "recall": recall,
+                                   "plain_over_external": ratio})
+        log(f"    L={l:<4} rescore={rescore:<4} QPS external {' '.join(map(str, qps['external']))}  "
+            f"plain {' '.join(map(str, qps['plain']))}  ratio {ratio:.2f}  "
+            f"recall@10 {recall['external']:.4f} / {recall['plain']:.4f}")
+    cur.execute("DROP TABLE items_plain")
+    cur.execute("DROP INDEX items_storage_idx")
+
+
 def pick_label(labels, n, fraction):
     """The label whose share of rows is nearest to fraction (within a factor of 2), or None."""
     counts = {}
@@ -516,14 +550,12 @@ def main():
     ap.add_argument("--metric", choices=OPS, default="cosine")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--rows", type=int, default=None, help="load at most this many base rows")
-    ap.add_argument("--sections", default="build,sweep,filtered,clients,inserts")
+    ap.add_argument("--sections", default="build,sweep,filtered,clients,inserts,storage")
     ap.add_argument("--builder", help="gpu_builder executable: also build through it")
     ap.add_argument("--builder-backends", default="auto",
                     help="comma-separated gpu_builder backends to build through, one builder each (auto, cpu, cuda)")
     ap.add_argument("--sweep-builder-indexes", action="store_true",
                     help="also run the sweep and clients sections on the indexes built through gpu_builder")
-    ap.add_argument("--column-storage", choices=("external", "plain"), default="external",
-                    help="storage of the vector column (plain: in the heap, no TOAST; README, Tuning)")
     ap.add_argument("--bindir", default=None, help="PostgreSQL bindir (default: pg_config --bindir)")
     ap.add_argument("--out", default="build/bench", help="directory for results.json and the plots")
     args = ap.parse_args()
@@ -541,8 +573,7 @@ def main():
     cluster = Cluster(bindir)
     builders = []
     results = {"dataset": name, "rows": n, "dims": dims, "metric": args.metric, "queries": len(qtexts),
-               "column_storage": args.column_storage,
-               "build": [], "sweep": [], "filtered": [], "clients": [], "inserts": []}
+               "build": [], "sweep": [], "filtered": [], "clients": [], "inserts": [], "storage": []}
     try:
         conn = cluster.connect()
         cur = conn.cursor()
@@ -553,12 +584,10 @@ def main():
         args.hnsw = cur.fetchone()[0] == 1
         cur.execute(f"CREATE TABLE items (id int, embedding vector({dims})"
                     + (", labels smallint[])" if labels is not None else ")"))
-        if args.column_storage == "plain":
-            cur.execute("ALTER TABLE items ALTER COLUMN embedding SET STORAGE PLAIN")
         t0 = time.perf_counter()
         copy_binary(cur, "items", base, labels)
         cur.execute("VACUUM ANALYZE items")
-        log(f"== {name}: {n} rows of {dims} dimensions ({args.column_storage} storage), {args.metric}, "
+        log(f"== {name}: {n} rows of {dims} dimensions, {args.metric}, "
             f"{len(qtexts)} queries, PostgreSQL {results['postgres']}; loaded in {time.perf_counter() - t0:.1f} s"
             + ("" if args.hnsw else " (pgvector's hnsw is not installed: no HNSW figures)"))
         op, _ = OPS[args.metric]
@@ -582,6 +611,8 @@ def main():
             section_inserts(cur, args, dims, results)
         if "filtered" in sections and labels is not None:
             section_filtered(cur, args, base, queries, labels, qtexts, results)
+        if "storage" in sections:
+            section_storage(cur, args, dims, params, truth_all, results)
         conn.close()
     finally:
         for proc in builders:
