@@ -17,7 +17,7 @@ data set with binary COPY, and measures, side by side in one run:
   clients   throughput with 1, 2 and 4 concurrent clients at the default settings;
   inserts   streaming inserts: half the rows indexed, the other half inserted row by row, in
             rows per second, for diskann (SBQ, plain) and pgvector HNSW when installed;
-  storage   the vector column stored EXTERNAL (pgvector's default: wide vectors out of line in
+  storage   (only when asked for) the vector column stored EXTERNAL (pgvector's default: wide vectors out of line in
             TOAST) against PLAIN (in the heap), each table with the default SBQ index, the same
             queries against each in turn, three rounds: QPS, the ratio, recall (README, Tuning).
 
@@ -550,7 +550,8 @@ def main():
     ap.add_argument("--metric", choices=OPS, default="cosine")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--rows", type=int, default=None, help="load at most this many base rows")
-    ap.add_argument("--sections", default="build,sweep,filtered,clients,inserts,storage")
+    ap.add_argument("--sections", default="build,sweep,filtered,clients,inserts",
+                    help="comma-separated; storage is not run by default")
     ap.add_argument("--builder", help="gpu_builder executable: also build through it")
     ap.add_argument("--builder-backends", default="auto",
                     help="comma-separated gpu_builder backends to build through, one builder each (auto, cpu, cuda)")
