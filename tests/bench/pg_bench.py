@@ -17,9 +17,10 @@ data set with binary COPY, and measures, side by side in one run:
   clients   throughput with 1, 2 and 4 concurrent clients at the default settings;
   inserts   streaming inserts: half the rows indexed, the other half inserted row by row, in
             rows per second, for diskann (SBQ, plain) and pgvector HNSW when installed;
-  storage   (only when asked for) the vector column stored EXTERNAL (pgvector's default: wide vectors out of line in
-            TOAST) against PLAIN (in the heap), each table with the default SBQ index, the same
-            queries against each in turn, three rounds: QPS, the ratio, recall (README, Tuning).
+  storage   (only when asked for) the vector column stored EXTERNAL (pgvector's default: wide
+            vectors out of line in TOAST) against PLAIN (in the heap), each table with the
+            default SBQ index, the same queries against each in turn, three rounds: QPS, the
+            ratio, recall (README, Tuning).
 
 Recall is measured against exact answers: the data set's ground truth (unfiltered) or a
 brute-force NumPy search over the matching rows (filtered). Results go to a JSON file and
