@@ -21,8 +21,8 @@
 #   deploy/gpu-kit.sh run [STEP...]  on the GPU machine, in the repo root, with DIR carried:
 #                                    unpack (xz, else python3's tarfile) into $VS_KIT_ROOT, print
 #                                    the machine (nvidia-smi, the device properties, where every
-#                                    library resolves), run the steps (default: core gpu sanitize
-#                                    bench e2e), each logged to $OUT/STEP.log, then one summary
+#                                    library resolves), run the steps (default: core gpu bench
+#                                    e2e sanitize), each logged to $OUT/STEP.log, then one summary
 #                                    line per step (also $OUT/summary.txt)
 #
 # The device tool's call, from the checkout the session started in, after `pack` there
@@ -921,7 +921,9 @@ SQL
 # ---- run: the driver -------------------------------------------------------------------------
 
 declare -A budget=([core]=60 [gpu]=150 [sanitize]=170 [bench]=220 [bench-full]=590 [e2e]=200)
-steps_default=(core gpu sanitize bench e2e)
+# The acceptance's figures first (gpu tests, builder and CREATE INDEX times); sanitize last,
+# where the run's deadline may cut it short (then: `run sanitize` in a call of its own).
+steps_default=(core gpu bench e2e sanitize)
 
 run_step() {
   local name=$1 t left rc=0 started=$SECONDS outcome
