@@ -44,8 +44,9 @@
 #               time scaled linearly with the rows: a lower bound, Vamana grows a little faster
 #               than linearly); `bench-full` measures it. The 1M run also builds the variants
 #               $VS_KIT_BENCH_VARIANTS on the same data (default: with a refinement pass,
-#               without the shared-memory visited sets, and with the search kernel held to 32
-#               registers), each summarised with its recall, device seconds and searches
+#               without the shared-memory visited sets, with the search kernel held to 32
+#               registers, and with the query read from global memory), each summarised
+#               with its recall, device seconds and searches
 #   bench-full  gpu_build_bench --n $VS_KIT_BENCH_N --dims $VS_KIT_BENCH_DIMS, CPU then CUDA on
 #               the same data (the last line is the measured speed-up and recall gap); in a call
 #               of its own: `VS_KIT_DEADLINE=590 bash deploy/gpu-kit.sh run bench-full`
@@ -71,11 +72,12 @@
 #   VS_KIT_BENCH_N=1000000 VS_KIT_BENCH_DIMS=768 VS_KIT_BENCH_CPU_N=200000
 #   VS_KIT_BENCH_ARGS=""      more gpu_build_bench options for bench and bench-full, e.g.
 #                             "--fp32" (graph phase in FP32 instead of BF16) or "--tf32"
-#   VS_KIT_BENCH_VARIANTS=cuda:refine-max-rows=0,cuda:local-visited=0,cuda:search-full-occupancy
+#   VS_KIT_BENCH_VARIANTS=cuda:refine-max-rows=0,cuda:local-visited=0,cuda:search-full-occupancy,cuda:query-in-shared=0
 #                             more CUDA builds in bench's 1M run, comma-separated backends of
 #                             gpu_build_bench with the GPU build's knobs (with the refinement
 #                             pass that builds above 100,000 rows skip; visited sets in global
-#                             memory only; the search kernel at 32 registers); empty: none
+#                             memory only; the search kernel at 32 registers; the query read
+#                             from global memory); empty: none
 #   VS_KIT_E2E_N=100000 VS_KIT_E2E_QUERIES=100 VS_KIT_E2E_LOCAL=1 (0: no local build)
 #   VS_KIT_SANITIZE_TOOLS="memcheck racecheck synccheck"
 #   VS_KIT_COMPAT=auto        1: the kit's libstdc++/libgcc_s always; 0: never; auto: when the
@@ -642,7 +644,7 @@ bench_run() {
 
 step_bench() {
   local n=${VS_KIT_BENCH_N:-1000000} dims=${VS_KIT_BENCH_DIMS:-768} cpu_n=${VS_KIT_BENCH_CPU_N:-200000}
-  local variants=${VS_KIT_BENCH_VARIANTS-cuda:refine-max-rows=0,cuda:local-visited=0,cuda:search-full-occupancy}
+  local variants=${VS_KIT_BENCH_VARIANTS-cuda:refine-max-rows=0,cuda:local-visited=0,cuda:search-full-occupancy,cuda:query-in-shared=0}
   local big=$STATE/bench.big small=$STATE/bench.small cuda='' cpu cuda_small speedup est status=0
   # The side-by-side run first: its figures stay in the summary if the big run hits the limit.
   bench_run "$small" --n "$cpu_n" --dims "$dims" --backends cpu,cuda

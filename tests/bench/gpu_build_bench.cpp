@@ -71,6 +71,7 @@ struct Options {
   bool tf32 = false;
   bool fp32 = false;
   bool full_occupancy = false;
+  int query_in_shared = -1;
 
   // The GPU build's knobs, defaults unless given.
   [[nodiscard]] vs::cuda::GraphOptions graph() const {
@@ -82,6 +83,7 @@ struct Options {
     if (local_visited >= 0) g.local_visited_slots = static_cast<std::uint32_t>(local_visited);
     g.tf32_gram = tf32;
     g.search_full_occupancy = full_occupancy;
+    if (query_in_shared >= 0) g.search_query_in_shared = query_in_shared != 0;
     g.bf16_vectors = !fp32;
     return g;
   }
@@ -99,6 +101,7 @@ struct Options {
                "         [--backends cpu,cuda,reference[:knob=value...],...] [--cuda-device I]\n"
                "         [--batch-fraction F] [--refine-passes P] [--refine-max-rows N (0: no limit)]\n"
                "         [--max-iters-factor M] [--local-visited SLOTS] [--search-full-occupancy] [--tf32] [--fp32]\n"
+               "         [--query-in-shared 0|1]\n"
                "         [--write PREFIX]\n",
                why);
   std::exit(2);
@@ -190,6 +193,8 @@ void parse_onto(Options& o, int first, int argc, char** argv) {
       o.fp32 = true;
     else if (a == "--search-full-occupancy")
       o.full_occupancy = true;
+    else if (a == "--query-in-shared")
+      o.query_in_shared = static_cast<int>(num());
     else
       usage(("unknown option " + a).c_str());
   }
@@ -208,14 +213,9 @@ Options parse(int argc, char** argv) {
 // runs cuda with the GPU build's knobs changed (--refine-passes 0 --fp32) on the same data and
 // queries, so that variants compare side by side in one run; its JSON lines name it in full.
 std::pair<std::string, Options> backend_options(const Options& o, const std::string& spec) {
-  static const char* const kKnobs[] = {"batch-fraction",
-                                       "refine-passes",
-                                       "refine-max-rows",
-                                       "max-iters-factor",
-                                       "local-visited",
-                                       "search-full-occupancy",
-                                       "tf32",
-                                       "fp32"};
+  static const char* const kKnobs[] = {"batch-fraction",   "refine-passes", "refine-max-rows",
+                                       "max-iters-factor", "local-visited", "search-full-occupancy",
+                                       "query-in-shared",  "tf32",          "fp32"};
   std::vector<std::string> parts;
   for (std::size_t at = 0;;) {
     const std::size_t colon = spec.find(':', at);
@@ -522,6 +522,7 @@ int main(int argc, char** argv) {
         r.sections["search"] = search_work(vo, d.stats, d.bf16_vectors ? 2 : 4, k.search);
         r.sections["search"]["spilled_searches"] = static_cast<double>(d.stats.spilled_searches);
         r.sections["search"]["local_visited_slots"] = static_cast<double>(d.local_visited_slots);
+        r.sections["search"]["query_in_shared"] = d.query_in_shared ? 1.0 : 0.0;
         // The prunes' Gram GEMMs as done (sorted by candidate count) and unbucketed.
         r.sections["prune_gemm"] = {{"gflop", d.gram.flops * 1e-9},
                         {"gflop_unbucketed", d.gram.flops_unbucketed * 1e-9},

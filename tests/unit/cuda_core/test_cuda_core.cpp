@@ -444,8 +444,9 @@ TEST(CudaCore, ChunksAreTheRowsElements) {
 // The search core on a random graph against vamana::greedy_search: the same expansions in the
 // same order (integer points make every distance exact on both sides), reading rows an element
 // or a Chunk at a time, with a visited set in the global table alone, or behind a team-shared
-// table too small for the search (most ids spill to the global table) or large enough. Each
-// search leaves its global table empty.
+// table too small for the search (most ids spill to the global table) or large enough, reading
+// the query where it is or from its copy in team-shared memory. Each search leaves its global
+// table empty.
 TEST(CudaCore, GreedySearchOneIsCommonsGreedySearch) {
   std::mt19937_64 rng(13);
   for (int round = 0; round < 30; ++round) {
@@ -483,15 +484,22 @@ TEST(CudaCore, GreedySearchOneIsCommonsGreedySearch) {
       a.max_iters = 10 * n;
       a.wide = round % 2 == 1;
       a.local_slots = std::array<std::uint32_t, 3>{0, core::kLocalProbes, 1024}[round % 3];
-      std::vector<std::uint32_t> mem(core::search_shared_bytes(L, stride, a.local_slots) / 4 + 1);
+      a.query_bytes = round % 4 >= 2 ? core::staged_query_bytes<float>(dims) : 0;
+      std::vector<core::Chunk> mem(core::search_shared_bytes(L, stride, a.local_slots, a.query_bytes) / 16 + 1);
       std::vector<std::uint32_t> table(core::visited_table_slots(a.max_iters, stride), core::kEmptySlot);
       std::vector<std::uint32_t> log_id(a.max_iters);
       std::vector<float> log_key(a.max_iters);
-      const auto shared = core::carve_search_shared(mem.data(), L, stride, a.local_slots);
+      const auto shared = core::carve_search_shared(mem.data(), L, stride, a.local_slots, a.query_bytes);
       EXPECT_EQ(shared.local != nullptr, a.local_slots != 0);
-      const auto r =
-          core::greedy_search_one(SerialTeam{}, a, shared, q.data(), start, table.data(),
-                                  static_cast<std::uint32_t>(table.size() - 1), log_id.data(), log_key.data());
+      EXPECT_EQ(shared.query != nullptr, a.query_bytes != 0);
+      auto search = [&] {
+        const auto mask = static_cast<std::uint32_t>(table.size() - 1);
+        return a.query_bytes != 0 ? core::greedy_search_one<true>(SerialTeam{}, a, shared, q.data(), start,
+                                                                  table.data(), mask, log_id.data(), log_key.data())
+                                  : core::greedy_search_one<false>(SerialTeam{}, a, shared, q.data(), start,
+                                                                   table.data(), mask, log_id.data(), log_key.data());
+      };
+      const auto r = search();
       ASSERT_EQ(r.expanded, want.size());
       EXPECT_EQ(r.computed, computed + 1);  // + the start node
       for (std::uint32_t i = 0; i < r.expanded; ++i) {
@@ -501,12 +509,13 @@ TEST(CudaCore, GreedySearchOneIsCommonsGreedySearch) {
       if (a.local_slots == 0 || (a.local_slots == core::kLocalProbes && r.computed > core::kLocalProbes)) {
         EXPECT_TRUE(r.spilled);
       }
+      if (shared.query != nullptr) {
+        EXPECT_TRUE(std::equal(q.begin(), q.end(), static_cast<const float*>(shared.query)));
+      }
       EXPECT_EQ(std::count(table.begin(), table.end(), core::kEmptySlot), static_cast<std::ptrdiff_t>(table.size()));
       // A cap stops the search after max_iters expansions, with the log of the first ones.
       a.max_iters = 2;
-      const auto capped =
-          core::greedy_search_one(SerialTeam{}, a, shared, q.data(), start, table.data(),
-                                  static_cast<std::uint32_t>(table.size() - 1), log_id.data(), log_key.data());
+      const auto capped = search();
       EXPECT_EQ(capped.expanded, std::min<std::size_t>(2, want.size()));
       for (std::uint32_t i = 0; i < capped.expanded; ++i) EXPECT_EQ(log_id[i], want[i].first);
     }

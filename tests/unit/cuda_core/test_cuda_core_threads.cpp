@@ -236,19 +236,26 @@ TEST(CudaCoreThreads, GreedySearchOne) {
       a.list_size = L;
       a.max_iters = round % 4 == 3 ? 3 : 10 * n;  // some searches stop at the cap
       a.local_slots = round % 2 == 0 ? 0 : core::kLocalProbes;  // a team-shared table the search outgrows
+      a.query_bytes = round % 3 == 0 ? core::staged_query_bytes<float>(dims) : 0;  // the query copied in
       struct Run {
-        std::vector<std::uint32_t> mem, table, log_id;
+        std::vector<core::Chunk> mem;
+        std::vector<std::uint32_t> table, log_id;
         std::vector<float> log_key;
       };
       auto make_run = [&] {
-        return Run{std::vector<std::uint32_t>(core::search_shared_bytes(L, stride, a.local_slots) / 4 + 1),
-                   std::vector<std::uint32_t>(core::visited_table_slots(a.max_iters, stride), core::kEmptySlot),
-                   std::vector<std::uint32_t>(a.max_iters), std::vector<float>(a.max_iters)};
+        return Run{
+            std::vector<core::Chunk>(core::search_shared_bytes(L, stride, a.local_slots, a.query_bytes) / 16 + 1),
+            std::vector<std::uint32_t>(core::visited_table_slots(a.max_iters, stride), core::kEmptySlot),
+            std::vector<std::uint32_t>(a.max_iters), std::vector<float>(a.max_iters)};
       };
       auto search = [&](const auto& team, Run& run) {
-        const auto r = core::greedy_search_one(
-            team, a, core::carve_search_shared(run.mem.data(), L, stride, a.local_slots), q.data(), start,
-            run.table.data(), static_cast<std::uint32_t>(run.table.size() - 1), run.log_id.data(), run.log_key.data());
+        const auto shared = core::carve_search_shared(run.mem.data(), L, stride, a.local_slots, a.query_bytes);
+        const auto mask = static_cast<std::uint32_t>(run.table.size() - 1);
+        const auto r = a.query_bytes != 0
+                           ? core::greedy_search_one<true>(team, a, shared, q.data(), start, run.table.data(), mask,
+                                                           run.log_id.data(), run.log_key.data())
+                           : core::greedy_search_one<false>(team, a, shared, q.data(), start, run.table.data(), mask,
+                                                            run.log_id.data(), run.log_key.data());
         return std::make_tuple(r.expanded, r.computed);
       };
       Run serial = make_run(), threaded = make_run();

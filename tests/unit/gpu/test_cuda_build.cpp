@@ -131,7 +131,8 @@ TEST(CudaBuild, SbqStatisticsAndCodesAreCommonsQuantizer) {
 // Small integers are exact in bfloat16 too, so both precisions of the graph phase
 // (GraphOptions::bf16_vectors) must give the reference graph. Rows of 16 bfloat16 or 12 float
 // values are whole 16-byte chunks: the kernels' wide loads (OutOfCoreTinyTiles reads rows an
-// element at a time).
+// element at a time). The searches read their query from shared memory, in whole chunks too
+// (OutOfCoreTinyTiles: from global memory).
 TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
   REQUIRE_DEVICE(dev);
   for (const auto metric : {distance::Metric::kL2, distance::Metric::kInnerProduct}) {
@@ -155,6 +156,7 @@ TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
       // 4,096 shared visited slots fit any block; for 16 blocks an SM (a 228 KiB SM's 16th, less
       // 1 KiB per block) the full-occupancy kernel gets 2,048 (L 40, R 16: 9 KiB in all).
       EXPECT_EQ(r.local_visited_slots, o.graph.search_full_occupancy ? 2048u : 4096u);
+      EXPECT_TRUE(r.query_in_shared);
       test::expect_graph_invariants(r.graph, 16);
       expect_gram_work(r, n, refine);
       cuda::GraphBuildStats st;
@@ -173,8 +175,9 @@ TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
 // prune groups of 3 nodes (Gram buffers for 3 items of max_candidates, more of shorter lists);
 // and resident vectors uploaded in many small chunks; a refinement pass, so that every kernel
 // runs. Same graph as the reference with the same batches. Rows of 22 values are not whole
-// 16-byte chunks: the kernels read them an element at a time. Team-shared visited tables of 16
-// slots: every search spills into its global table, which it must leave empty for the next.
+// 16-byte chunks: the kernels read them an element at a time, and the searches read their
+// query from global memory. Team-shared visited tables of 16 slots: every search spills into
+// its global table, which it must leave empty for the next.
 TEST(CudaBuild, OutOfCoreTinyTilesGiveTheReferenceGraph) {
   REQUIRE_DEVICE(dev);
   const std::size_t n = test::gpu_rows(3001, 1201), dims = 22;
@@ -192,8 +195,10 @@ TEST(CudaBuild, OutOfCoreTinyTilesGiveTheReferenceGraph) {
     o.limits.upload_rows = 256;
     o.graph.refine_passes = 1;
     o.graph.local_visited_slots = cuda::core::kLocalProbes;
+    o.graph.search_query_in_shared = false;
     const auto r = cuda::build_on_device(data.data(), n, dims, ip, {}, o);
     EXPECT_EQ(r.plan.resident, !mapped);
+    EXPECT_FALSE(r.query_in_shared);
     if (mapped) {
       EXPECT_FALSE(r.bf16_vectors);  // mapped host vectors stay float
     }

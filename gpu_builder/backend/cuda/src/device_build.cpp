@@ -199,6 +199,7 @@ class DeviceBuilder {
     out.times.prune = seconds_since(t);
     out.times.device = clock_.times();
     out.local_visited_slots = local_slots_;
+    out.query_in_shared = query_bytes_ != 0;
     t = Clock::now();
     out.graph = download_graph();
     release_device_memory();
@@ -421,18 +422,28 @@ class DeviceBuilder {
     w_.emplace(n_, dims_, s_, plan_);
     // The searches' global visited tables start empty and every search leaves its table so.
     VS_CUDA_TRY(cudaMemsetAsync(w_->tables.data(), 0xFF, w_->tables.bytes(), stream_.get()));
-    // Their team-shared tables: the settings' slots, halved until a search block fits the device
-    // (and, for the full-occupancy kernel, until that many blocks fit an SM).
-    local_slots_ = s_.local_slots;
+    // The staged query (where it fits beside the smallest visited table) and the team-shared
+    // tables: the settings' slots, halved until a search block fits the device (and, for the
+    // full-occupancy kernel, until that many blocks fit an SM).
     const std::size_t limit = search_shared_limit(options_.device, options_.graph.search_full_occupancy);
-    while (local_slots_ >= core::kLocalProbes && kernels::search_shared_bytes(s_.L, s_.stride, local_slots_) > limit)
+    const auto dims = static_cast<std::uint32_t>(dims_);
+    query_bytes_ = 0;
+    if (options_.graph.search_query_in_shared) {
+      const std::uint32_t bytes =
+          xh_ != nullptr ? core::staged_query_bytes<core::Bf16>(dims) : core::staged_query_bytes<float>(dims);
+      if (kernels::search_shared_bytes(s_.L, s_.stride, core::kLocalProbes, bytes) <= limit) query_bytes_ = bytes;
+    }
+    local_slots_ = s_.local_slots;
+    while (local_slots_ >= core::kLocalProbes &&
+           kernels::search_shared_bytes(s_.L, s_.stride, local_slots_, query_bytes_) > limit)
       local_slots_ /= 2;
     if (local_slots_ < core::kLocalProbes) local_slots_ = 0;
     if (control_.log)
       control_.log(LogLevel::kInfo,
                    vs::detail::format("cuda build: visited sets of %u slots in shared memory in front of %u in global "
-                                      "memory per search",
-                                      local_slots_, plan_.table_slots));
+                                      "memory per search; the query %s",
+                                      local_slots_, plan_.table_slots,
+                                      query_bytes_ != 0 ? "in shared memory" : "read from global memory"));
     VS_CUDA_TRY(cudaMemsetAsync(w_->degrees.data(), 0, w_->degrees.bytes(), stream_.get()));
     // Searches read whole list rows (core::greedy_search_one): no uninitialised reads.
     VS_CUDA_TRY(cudaMemsetAsync(w_->neighbors.data(), 0, w_->neighbors.bytes(), stream_.get()));
@@ -455,6 +466,7 @@ class DeviceBuilder {
     a.max_iters = s_.max_iters;
     a.wide = core::wide_rows(vectors, a.dims);
     a.local_slots = local_slots_;
+    a.query_bytes = query_bytes_;
     return a;
   }
 
@@ -662,6 +674,7 @@ class DeviceBuilder {
   GramWork gram_work_;
   std::uint32_t medoid_ = 0;
   std::uint32_t local_slots_ = 0;  // team-shared visited slots per search (SearchArgs::local_slots)
+  std::uint32_t query_bytes_ = 0;  // team-shared bytes of the staged query (SearchArgs::query_bytes)
 
   // Declared before the buffers, destroyed after them.
   Stream stream_;

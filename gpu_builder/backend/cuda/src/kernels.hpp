@@ -41,8 +41,12 @@ cudaError_t min_key(void* temp, std::size_t& temp_bytes, const std::uint64_t* ke
 // ---- greedy search (search.cu) --------------------------------------------------------------
 /** Blocks of the full-occupancy search kernel that share an SM (its registers allow them). */
 inline constexpr unsigned kSearchFullOccupancyBlocks = 16;
-/** Dynamic shared memory the search kernel needs with a team-shared visited table of local_slots. */
-std::size_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride, std::uint32_t local_slots = 0);
+/**
+ * Dynamic shared memory the search kernel needs with a team-shared visited table of local_slots
+ * and a staged query of query_bytes (SearchArgs::query_bytes).
+ */
+std::size_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride, std::uint32_t local_slots = 0,
+                                std::uint32_t query_bytes = 0);
 /**
  * One block per query: core::greedy_search_one for vectors queries[b] from `start`. Tables
  * (count * table_slots, all core::kEmptySlot, and left so) are the global halves of the visited

@@ -125,6 +125,7 @@ struct DeviceBuildResult {
   DeviceBuildTimes times;
   bool bf16_vectors = false;  ///< the graph phase read bfloat16 vectors (GraphOptions::bf16_vectors)
   std::uint32_t local_visited_slots = 0;  ///< the searches' shared-memory visited slots, as cut to fit the device
+  bool query_in_shared = false;           ///< the searches read their query from shared memory (search_query_in_shared)
 };
 
 /**

@@ -72,6 +72,13 @@ struct GraphOptions {
    * run compares the two.
    */
   bool search_full_occupancy = false;
+  /**
+   * Each search copies its query row into shared memory and reads it from there (768 bfloat16
+   * dims: 1.5 KiB a block), where it would otherwise read it from global memory for every
+   * distance, through an L1 that the streaming rows keep evicting it from. Only where it fits
+   * beside the smallest shared visited table; the visited table is cut to make room for it.
+   */
+  bool search_query_in_shared = true;
 };
 
 /** The derived settings every stage of the GPU build uses. */

@@ -92,6 +92,8 @@ struct SearchArgsOf {
   bool wide = false;
   /** Slots of the team-shared visited table (visit_two_level; 0: the global table alone). */
   std::uint32_t local_slots = 0;
+  /** Team-shared bytes of the staged query (staged_query_bytes<V>(dims)); 0: read from global memory. */
+  std::uint32_t query_bytes = 0;
 };
 using SearchArgs = SearchArgsOf<float>;
 
@@ -105,22 +107,42 @@ struct SearchShared {
   /** [0], [1]: first unexpanded entry, of even and odd steps; [2] new candidates; [3] the global table was used. */
   std::uint32_t* scalars;
   std::uint32_t* local;    ///< the visited set's team-shared table (local_slots), null when none
+  /**
+   * The query row, copied in at the start (query_bytes; null: read from global memory). Every
+   * distance reads the whole query, and the rows streaming through L1 would evict it.
+   */
+  void* query;
 };
 
 /** Entries of SearchShared::scalars. */
 inline constexpr std::uint32_t kSearchScalars = 4;
 
-/** Team-shared bytes of SearchShared for L, stride and local_slots (device shared-memory planning). */
-VS_HD inline std::uint32_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride,
-                                               std::uint32_t local_slots = 0) noexcept {
-  return 2 * list_size * (4 + 4 + 1) + stride * (4 + 4) + kSearchScalars * 4 + local_slots * 4 + 32;  // + slack
+/** Team-shared bytes of a query row of dims elements of V (whole Chunks). */
+template <class V>
+VS_HD inline std::uint32_t staged_query_bytes(std::uint32_t dims) noexcept {
+  return static_cast<std::uint32_t>((dims * sizeof(V) + sizeof(Chunk) - 1) / sizeof(Chunk) * sizeof(Chunk));
 }
 
-/** Carves SearchShared out of one buffer of search_shared_bytes() bytes (4-byte aligned). */
+/**
+ * Team-shared bytes of SearchShared for L, stride, local_slots and a staged query of
+ * query_bytes (0: none; staged_query_bytes) (device shared-memory planning).
+ */
+VS_HD inline std::uint32_t search_shared_bytes(std::uint32_t list_size, std::uint32_t stride,
+                                               std::uint32_t local_slots = 0, std::uint32_t query_bytes = 0) noexcept {
+  return query_bytes + 2 * list_size * (4 + 4 + 1) + stride * (4 + 4) + kSearchScalars * 4 + local_slots * 4 +
+         32;  // + alignment slack
+}
+
+/**
+ * Carves SearchShared out of one buffer of search_shared_bytes() bytes (16-byte aligned when a
+ * query is staged and read a Chunk at a time, else 4-byte aligned). The query comes first.
+ */
 VS_HD inline SearchShared carve_search_shared(void* base, std::uint32_t list_size, std::uint32_t stride,
-                                              std::uint32_t local_slots = 0) noexcept {
+                                              std::uint32_t local_slots = 0, std::uint32_t query_bytes = 0) noexcept {
   auto* p = static_cast<std::uint8_t*>(base);
   SearchShared s;
+  s.query = query_bytes != 0 ? p : nullptr;
+  p += query_bytes;
   s.key[0] = reinterpret_cast<float*>(p);
   s.key[1] = s.key[0] + list_size;
   s.new_key = s.key[1] + list_size;
@@ -144,7 +166,10 @@ struct SearchResult {
 /**
  * Greedy search for `query` from `start` (a node of the graph). The visited set is the
  * team-shared table of a.local_slots slots (carved by carve_search_shared with the same count)
- * in front of `table` (visit_two_level).
+ * in front of `table` (visit_two_level). kStagedQuery: the search copies the query into `s`
+ * (carved with staged_query_bytes<V>(a.dims) for it) and reads it from there; a compile-time
+ * choice, so that the device code knows which memory it reads (a pointer that may be either
+ * costs the kernel 12 more registers a thread).
  *
  * @param table   this query's global visited table, `mask` + 1 slots, all kEmptySlot; the
  *                search leaves it so (it clears it after use, which only searches that spill
@@ -152,7 +177,7 @@ struct SearchResult {
  * @param log_id  receives the expanded nodes in expansion order (max_iters entries)
  * @param log_key their distances to the query
  */
-template <class Team, class V>
+template <bool kStagedQuery = false, class Team, class V>
 VS_HD SearchResult greedy_search_one(const Team& team, const SearchArgsOf<V>& a, const SearchShared& s, const V* query,
                                      std::uint32_t start, std::uint32_t* table, std::uint32_t mask,
                                      std::uint32_t* log_id, float* log_key) {
@@ -160,7 +185,18 @@ VS_HD SearchResult greedy_search_one(const Team& team, const SearchArgsOf<V>& a,
   SearchResult r;
   std::uint32_t size = 0, cur = 0, step = 0;
   const std::uint32_t local_mask = a.local_slots - 1;
-  if (s.local != nullptr) team.for_each(a.local_slots, [&](std::uint32_t i) { s.local[i] = kEmptySlot; });
+  // Clear the team-shared table and stage the query (one barrier for both).
+  V* const staged = kStagedQuery ? static_cast<V*>(s.query) : nullptr;
+  const std::uint32_t local_slots = s.local != nullptr ? a.local_slots : 0;
+  const std::uint32_t first_items = kStagedQuery && a.dims > local_slots ? a.dims : local_slots;
+  if (first_items != 0)
+    team.for_each(first_items, [&](std::uint32_t i) {
+      if (i < local_slots) s.local[i] = kEmptySlot;
+      if constexpr (kStagedQuery) {
+        if (i < a.dims) staged[i] = query[i];
+      }
+    });
+  const V* const q = kStagedQuery ? staged : query;
   auto visit_node = [&](std::uint32_t id) {
     return visit_two_level(team, s.local, local_mask, table, mask, &s.scalars[kSpilled], id);
   };
@@ -184,15 +220,13 @@ VS_HD SearchResult greedy_search_one(const Team& team, const SearchArgsOf<V>& a,
         constexpr std::uint32_t w = kChunkElements<V>;
         team.for_each_reduce(
             fresh, a.dims / w,
-            [&](std::uint32_t j, std::uint32_t c) {
-              return chunk_distance_terms(a.metric, query + c * w, row(j) + c * w);
-            },
+            [&](std::uint32_t j, std::uint32_t c) { return chunk_distance_terms(a.metric, q + c * w, row(j) + c * w); },
             done);
       } else {
         team.for_each_reduce(
             fresh, a.dims,
             [&](std::uint32_t j, std::uint32_t d) {
-              return distance_term(a.metric, to_float(query[d]), to_float(row(j)[d]));
+              return distance_term(a.metric, to_float(q[d]), to_float(row(j)[d]));
             },
             done);
       }
