@@ -130,37 +130,34 @@ TEST(Vamana, LinkUnreachableJoinsEveryNodeWhateverTheThreads) {
   const std::uint32_t n = big + islands * island + isolated;
   const std::size_t dims = 6;
   const auto vectors = vs::test::clustered(n, dims, 5, 23);
-  Graph g;
-  g.num_nodes = n;
-  g.stride = R;
-  g.neighbors = vs::Array<std::uint32_t>(std::size_t{n} * R);
-  g.degrees = vs::Array<std::uint32_t>(n);
-  g.medoid = 0;
-  std::mt19937_64 rng(8);
-  auto link = [&](std::uint32_t from, std::uint32_t to) {
-    auto* slots = g.neighbors.data() + std::size_t{from} * R;
-    if (from == to || g.degrees[from] >= R - 2 ||
-        std::find(slots, slots + g.degrees[from], to) != slots + g.degrees[from])
-      return;
-    slots[g.degrees[from]++] = to;
+  // The same graph for each run (the pass changes it).
+  auto make_graph = [&] {
+    Graph g;
+    g.num_nodes = n;
+    g.stride = R;
+    g.neighbors = vs::Array<std::uint32_t>(std::size_t{n} * R);
+    g.degrees = vs::Array<std::uint32_t>(n);
+    g.medoid = 0;
+    std::mt19937_64 rng(8);
+    auto link = [&](std::uint32_t from, std::uint32_t to) {
+      auto* slots = g.neighbors.data() + std::size_t{from} * R;
+      if (from == to || g.degrees[from] >= R - 2 ||
+          std::find(slots, slots + g.degrees[from], to) != slots + g.degrees[from])
+        return;
+      slots[g.degrees[from]++] = to;
+    };
+    for (std::uint32_t i = 0; i < big; ++i)
+      for (int k = 0; k < 6; ++k) link(i, static_cast<std::uint32_t>(rng() % big));
+    for (std::uint32_t c = 0; c < islands; ++c)
+      for (std::uint32_t i = 0; i < island; ++i) link(big + c * island + i, big + c * island + (i + 1) % island);
+    return g;
   };
-  for (std::uint32_t i = 0; i < big; ++i)
-    for (int k = 0; k < 6; ++k) link(i, static_cast<std::uint32_t>(rng() % big));
-  for (std::uint32_t c = 0; c < islands; ++c)
-    for (std::uint32_t i = 0; i < island; ++i) link(big + c * island + i, big + c * island + (i + 1) % island);
   BuildParams p;
   p.num_neighbors = R;
   p.search_list_size = 20;
   std::vector<std::pair<std::vector<std::uint32_t>, std::uint32_t>> results;
   for (const std::uint32_t threads : {1u, 4u}) {
-    Graph h;
-    h.num_nodes = n;
-    h.stride = R;
-    h.medoid = g.medoid;
-    h.neighbors = vs::Array<std::uint32_t>(g.neighbors.size());
-    h.degrees = vs::Array<std::uint32_t>(n);
-    std::copy_n(g.neighbors.data(), g.neighbors.size(), h.neighbors.data());
-    std::copy_n(g.degrees.data(), n, h.degrees.data());
+    Graph h = make_graph();
     p.threads = threads;
     const std::uint32_t repaired = link_unreachable(h, vectors.data(), dims, p);
     EXPECT_GE(repaired, islands + isolated);  // one per island at least, and each isolated node

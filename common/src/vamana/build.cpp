@@ -387,10 +387,6 @@ class Builder {
   std::atomic<bool> stop_{false};
 };
 
-}  // namespace
-
-namespace {
-
 // Marks in `reached` every node reachable from g.medoid (reached all 0 on entry): breadth-first,
 // level by level, a level's nodes spread over `threads` workers when it is large. A node is
 // claimed by an atomic exchange of its mark, so it enters the queue once whoever finds it; the
