@@ -1,6 +1,7 @@
 // gpu_builder's CUDA backend on a device (ctest label `gpu`; skipped with the runtime's reason
 // where none exists): its pages pass the same validation as the CPU backend's, labelled builds
-// go to the CPU backend and say so, device memory is reported, and cancellation works.
+// and builds too large for the device go to the CPU backend and say so, device memory is
+// reported, and cancellation works.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -19,21 +20,22 @@ using namespace vs;
 namespace vb = vs::builder;
 
 // The backend, or skip with the reason.
-std::unique_ptr<vb::CudaBackend> open_backend(std::string& reason) {
+std::unique_ptr<vb::CudaBackend> open_backend(std::string& reason, const vb::CudaBackendOptions& options = {}) {
   try {
-    return vb::CudaBackend::create({});
+    return vb::CudaBackend::create(options);
   } catch (const vs::Error& e) {
     reason = e.what();
     return nullptr;
   }
 }
 
-#define REQUIRE_BACKEND(b)                          \
+#define REQUIRE_BACKEND_WITH(b, options)            \
   std::string b##_why;                              \
-  auto b = open_backend(b##_why);                   \
+  auto b = open_backend(b##_why, options);          \
   if (!b) {                                         \
     GTEST_SKIP() << "no CUDA backend: " << b##_why; \
   }
+#define REQUIRE_BACKEND(b) REQUIRE_BACKEND_WITH(b, vb::CudaBackendOptions{})
 
 vb::BuildInput make_input(std::size_t n, std::size_t dims, distance::Metric metric, bool labelled) {
   vb::BuildInput in;
@@ -114,6 +116,23 @@ TEST(CudaBackend, LabelledBuildsRunOnTheCpuBackend) {
   EXPECT_TRUE(meta.has_labels);
   ASSERT_FALSE(log.empty());
   EXPECT_NE(log[0].find("labelled"), std::string::npos) << log[0];
+}
+
+TEST(CudaBackend, BuildsTooLargeForTheDeviceRunOnTheCpuBackend) {
+  vb::CudaBackendOptions options;
+  options.limits.budget = 1 << 20;  // 1 MiB of device memory: not even the graph of 1,500 rows fits
+  REQUIRE_BACKEND_WITH(b, options);
+  std::vector<std::string> log;
+  Control control;
+  control.log = [&](LogLevel, std::string_view line) { log.emplace_back(line); };
+  vb::BackendStats stats;
+  const auto meta = build_and_validate(*b, make_input(1500, 32, distance::Metric::kL2, false), &stats, control);
+  EXPECT_EQ(meta.build_backend, format::BuildBackend::kCpu);
+  EXPECT_EQ(stats.backend, format::BuildBackend::kCpu);
+  EXPECT_EQ(meta.node_count, 1500u);
+  ASSERT_FALSE(log.empty());
+  EXPECT_NE(log[0].find("building on the CPU"), std::string::npos) << log[0];
+  EXPECT_NE(log[0].find("does not fit"), std::string::npos) << log[0];
 }
 
 TEST(CudaBackend, ReportsDeviceMemoryAndCancels) {

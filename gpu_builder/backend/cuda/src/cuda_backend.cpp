@@ -62,8 +62,13 @@ BackendStats CudaBackend::build(BuildInput&& in, const Control& control, const f
     return build_on_cpu(
         std::move(in), control, sink,
         "the CUDA device failed earlier in this process (" + fault_ + "); restart gpu_builder to build on it again");
+  cuda::DeviceBuildOptions o;
+  o.device = device_;
+  o.graph = options_.graph;
+  o.limits = options_.limits;
+  o.train_phase = kPhaseTrain;
   std::string why;
-  if (!cuda::device_supports(in.params, in.dims, device_, options_.graph, why))
+  if (!cuda::device_supports(in.params, in.rows, in.dims, o, why))
     return build_on_cpu(std::move(in), control, sink, why);
 
   // One GPU build at a time: wait for the device, still answering cancellation.
@@ -80,11 +85,6 @@ BackendStats CudaBackend::build(BuildInput&& in, const Control& control, const f
   if (in.params.build.metric == distance::Metric::kCosine)
     normalize_rows(in.vectors.data(), in.rows, in.dims, in.params.build.threads);
 
-  cuda::DeviceBuildOptions o;
-  o.device = device_;
-  o.graph = options_.graph;
-  o.limits = options_.limits;
-  o.train_phase = kPhaseTrain;
   auto device_build = [&] {
     try {
       return cuda::build_on_device(in.vectors.data(), in.rows, in.dims, in.params, control, o);

@@ -138,6 +138,23 @@ std::size_t max_shared_bytes(int device) {
   return static_cast<std::size_t>(bytes);
 }
 
+// Bits per dimension of the build's SBQ codes; 0 for plain storage (no codes).
+std::uint32_t sbq_bits(const vamana::IndexParams& params, std::size_t dims) {
+  if (params.storage != vamana::Storage::kMemoryOptimized) return 0;
+  return params.bits_per_dim == 0 ? sbq::default_bits_per_dim(dims) : params.bits_per_dim;
+}
+
+// 64-bit words of one row's SBQ code; 0 for plain storage.
+std::size_t code_words(const vamana::IndexParams& params, std::size_t dims) {
+  const std::uint32_t bits = sbq_bits(params, dims);
+  return bits != 0 ? sbq::code_words(dims, bits) : 0;
+}
+
+// Bytes a build may plan for when the device has free_bytes free.
+std::uint64_t plan_budget(std::uint64_t free_bytes, const DeviceBuildOptions& options) {
+  return static_cast<std::uint64_t>(static_cast<double>(free_bytes) * options.memory_fraction);
+}
+
 // Most dynamic shared memory of a search block: what a block may opt in to, and with the
 // full-occupancy kernel what lets kSearchFullOccupancyBlocks blocks share an SM.
 std::size_t search_shared_limit(int device, bool full_occupancy) {
@@ -165,8 +182,8 @@ class DeviceBuilder {
         options_(options),
         s_(derive_settings(params.build, options.graph)),
         sbq_(params.storage == vamana::Storage::kMemoryOptimized),
-        bits_(sbq_ ? (params.bits_per_dim == 0 ? sbq::default_bits_per_dim(dims) : params.bits_per_dim) : 0),
-        words_(sbq_ ? sbq::code_words(dims, bits_) : 0),
+        bits_(sbq_bits(params, dims)),
+        words_(code_words(params, dims)),
         blas_(stream_.get()) {}
   DeviceBuilder(const DeviceBuilder&) = delete;
   DeviceBuilder& operator=(const DeviceBuilder&) = delete;
@@ -180,8 +197,7 @@ class DeviceBuilder {
     const auto t0 = Clock::now();
     std::size_t free_bytes = 0, total_bytes = 0;
     VS_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
-    plan_ = plan_device_memory(static_cast<std::uint64_t>(static_cast<double>(free_bytes) * options_.memory_fraction),
-                               n_, dims_, words_, s_, options_.limits);
+    plan_ = plan_device_memory(plan_budget(free_bytes, options_), n_, dims_, words_, s_, options_.limits);
     out.plan = plan_;
     if (control_.log) control_.log(LogLevel::kInfo, "cuda build plan: " + plan_.describe());
 
@@ -784,23 +800,44 @@ std::string shared_memory_problem(const GraphSettings& s, int device) {
 
 }  // namespace
 
-bool device_supports(const vamana::IndexParams& params, std::size_t dims, int device, const GraphOptions& options,
-                     std::string& reason) {
+bool device_supports(const vamana::IndexParams& params, std::size_t rows, std::size_t dims,
+                     const DeviceBuildOptions& options, std::string& reason) {
   // Far beyond any device's shared memory (and beyond what derive_settings accepts): the CPU
   // backend decides what to do with such a list size.
-  if (std::ceil(options.max_iters_factor * params.build.search_list_size) *
+  if (std::ceil(options.graph.max_iters_factor * params.build.search_list_size) *
           std::ceil(params.build.slack * static_cast<float>(params.build.num_neighbors)) >
       kMaxSearchReach) {
     reason = vs::detail::format("search_list_size %u is too large for the GPU build", params.build.search_list_size);
     return false;
   }
-  const GraphSettings s = derive_settings(params.build, options);
+  const GraphSettings s = derive_settings(params.build, options.graph);
   if (dims == 0 || dims > 0xFFFFFFFFu) {
     reason = "unsupported number of dimensions";
     return false;
   }
-  reason = shared_memory_problem(s, device);
-  return reason.empty();
+  if (rows >= 0x80000000u) {
+    reason = vs::detail::format("%zu rows are more than the GPU build's 32-bit node ids allow", rows);
+    return false;
+  }
+  reason = shared_memory_problem(s, options.device);
+  if (!reason.empty()) return false;
+  // Out of core, the vectors stay in host memory, but the graph and a batch's working memory
+  // must fit on the device: a build that cannot is the CPU backend's, not a failed build.
+  if (rows == 0) return true;
+  const DeviceMemoryInfo m = device_memory_info(options.device);
+  if (m.total_bytes == 0 && options.limits.budget == 0) {
+    reason = "the device's free memory cannot be queried";
+    return false;
+  }
+  try {
+    (void)plan_device_memory(plan_budget(m.free_bytes, options), rows, dims, code_words(params, dims), s,
+                             options.limits);
+  } catch (const vs::Error& e) {
+    if (e.code() != ErrorCode::kOutOfMemory) throw;
+    reason = e.what();
+    return false;
+  }
+  return true;
 }
 
 DeviceBuildResult build_on_device(const float* vectors, std::size_t n, std::size_t dims,

@@ -76,10 +76,6 @@ struct DeviceMemoryInfo {
  */
 [[nodiscard]] std::string device_fault(int device) noexcept;
 
-/** Whether the device pipeline can build with these parameters on `device`; the reason when not. */
-[[nodiscard]] bool device_supports(const vamana::IndexParams& params, std::size_t dims, int device,
-                                   const GraphOptions& options, std::string& reason);
-
 /** Options of one device build. */
 struct DeviceBuildOptions {
   int device = 0;                 ///< from choose_device
@@ -88,6 +84,16 @@ struct DeviceBuildOptions {
   double memory_fraction = 0.9;   ///< share of the device's free memory the plan may use
   std::uint32_t train_phase = 0;  ///< progress phase of training (gpu_builder's kPhaseTrain); 0: not reported
 };
+
+/**
+ * Whether build_on_device can build `rows` rows of `dims` dimensions with these parameters
+ * and options on options.device; the reason when not. Besides the parameters the kernels
+ * accept (shared memory), the device's free memory now must hold the graph and the smallest
+ * batch's working memory (the vectors may stay in host memory): larger builds are the CPU
+ * backend's, so that a build that fits host memory never fails for lack of device memory.
+ */
+[[nodiscard]] bool device_supports(const vamana::IndexParams& params, std::size_t rows, std::size_t dims,
+                                   const DeviceBuildOptions& options, std::string& reason);
 
 /**
  * Device time of the graph phase (insertion, refinement, final prune) by kind of work, from
