@@ -66,10 +66,10 @@ struct GraphOptions {
   std::uint32_t local_visited_slots = 4096;
   /**
    * The search kernel held to 32 registers a thread (__launch_bounds__), so that 16 blocks of
-   * 128 threads share an SM instead of the 10 that its 44 registers allow on sm_90 (ptxas fits
-   * it without spills by keeping fewer loads in flight); the shared visited table is cut so
-   * that 16 blocks' shared memory fits too (2,048 slots at L 100). A tuning knob until a GPU
-   * run compares the two.
+   * 128 threads share an SM instead of the 10 that its shared memory allows on sm_90 (ptxas
+   * fits the bfloat16 kernel without spills by keeping fewer loads in flight; the float one
+   * spills 16 bytes); the shared visited table is cut so that 16 blocks' shared memory fits
+   * too (2,048 slots at L 100). A tuning knob until a GPU run compares the two.
    */
   bool search_full_occupancy = false;
   /**

@@ -99,9 +99,14 @@ using SearchArgs = SearchArgsOf<float>;
 
 /** Team-shared working memory of one search (shared memory on the device). */
 struct SearchShared {
-  float* key[2];          ///< list distances, double buffered (L each)
-  std::uint32_t* id[2];   ///< list ids
-  std::uint8_t* flag[2];  ///< list "expanded" flags
+  /**
+   * The list, double buffered: its distances, ids and "expanded" flags, 2 L entries each, the
+   * buffers at offsets 0 and L. (Offsets rather than pointer pairs indexed by the current
+   * buffer: such an index puts the struct in the device's local memory.)
+   */
+  float* key;
+  std::uint32_t* id;
+  std::uint8_t* flag;
   float* new_key;         ///< new candidates (stride entries)
   std::uint32_t* new_id;
   /** [0], [1]: first unexpanded entry, of even and odd steps; [2] new candidates; [3] the global table was used. */
@@ -143,16 +148,13 @@ VS_HD inline SearchShared carve_search_shared(void* base, std::uint32_t list_siz
   SearchShared s;
   s.query = query_bytes != 0 ? p : nullptr;
   p += query_bytes;
-  s.key[0] = reinterpret_cast<float*>(p);
-  s.key[1] = s.key[0] + list_size;
-  s.new_key = s.key[1] + list_size;
-  s.id[0] = reinterpret_cast<std::uint32_t*>(s.new_key + stride);
-  s.id[1] = s.id[0] + list_size;
-  s.new_id = s.id[1] + list_size;
+  s.key = reinterpret_cast<float*>(p);
+  s.new_key = s.key + 2 * list_size;
+  s.id = reinterpret_cast<std::uint32_t*>(s.new_key + stride);
+  s.new_id = s.id + 2 * list_size;
   s.scalars = s.new_id + stride;
   s.local = local_slots != 0 ? s.scalars + kSearchScalars : nullptr;
-  s.flag[0] = reinterpret_cast<std::uint8_t*>(s.scalars + kSearchScalars + local_slots);
-  s.flag[1] = s.flag[0] + list_size;
+  s.flag = reinterpret_cast<std::uint8_t*>(s.scalars + kSearchScalars + local_slots);
   return s;
 }
 
@@ -183,7 +185,7 @@ VS_HD SearchResult greedy_search_one(const Team& team, const SearchArgsOf<V>& a,
                                      std::uint32_t* log_id, float* log_key) {
   constexpr std::uint32_t kNew = 2, kSpilled = 3;  // scalars[step % 2]: the step's first unexpanded entry
   SearchResult r;
-  std::uint32_t size = 0, cur = 0, step = 0;
+  std::uint32_t size = 0, at = 0, step = 0;  // at: the current list's offset in s (0 or L)
   const std::uint32_t local_mask = a.local_slots - 1;
   // Clear the team-shared table and stage the query (one barrier for both).
   V* const staged = kStagedQuery ? static_cast<V*>(s.query) : nullptr;
@@ -232,26 +234,27 @@ VS_HD SearchResult greedy_search_one(const Team& team, const SearchArgsOf<V>& a,
       }
       // Every thread has read the count (before that barrier); the neighbours count from 0.
       if (team.leader()) s.scalars[kNew] = 0;
-      size = merge_lists(team, s.key[cur], s.id[cur], s.flag[cur], size, s.new_key, s.new_id, fresh, s.key[cur ^ 1],
-                         s.id[cur ^ 1], s.flag[cur ^ 1], a.list_size, first_slot);
-      cur ^= 1;
+      const std::uint32_t next = a.list_size - at;
+      size = merge_lists(team, s.key + at, s.id + at, s.flag + at, size, s.new_key, s.new_id, fresh, s.key + next,
+                         s.id + next, s.flag + next, a.list_size, first_slot);
+      at = next;
       r.computed += fresh;
     } else {
       // The list is as it was but for the entry expanded last.
       team.for_each(size, [&](std::uint32_t i) {
-        if (s.flag[cur][i] == 0) (void)team.atomic_min(first_slot, i);
+        if (s.flag[at + i] == 0) (void)team.atomic_min(first_slot, i);
       });
     }
     if (r.expanded == a.max_iters) break;
     const std::uint32_t first = *first_slot;
     if (first == kNoNode) break;
-    const std::uint32_t node = s.id[cur][first];
+    const std::uint32_t node = s.id[at + first];
     ++step;
     if (team.leader()) {
       // Read by the merge or scan of the next step, after the barrier that ends this one.
-      s.flag[cur][first] = 1;
+      s.flag[at + first] = 1;
       log_id[r.expanded] = node;
-      log_key[r.expanded] = s.key[cur][first];
+      log_key[r.expanded] = s.key[at + first];
       // The next step's slot was last read in the step before this one, before its last barrier.
       s.scalars[step & 1u] = kNoNode;
     }
