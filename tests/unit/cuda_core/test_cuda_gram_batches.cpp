@@ -72,7 +72,7 @@ std::vector<GramBatch> check_group(const std::vector<std::uint32_t>& counts, std
     EXPECT_EQ(b.gram_dim, cuda::gram_dim_for(b.most, cap.max_gram_dim));
     EXPECT_LE(items * b.gram_dim * cap.dims, cap.row_floats) << "rows overflow the planned buffer";
     EXPECT_LE(items * b.gram_dim * b.gram_dim, cap.gram_floats) << "Gram matrices overflow the planned buffer";
-    EXPECT_LE(items, static_cast<std::uint64_t>(std::numeric_limits<int>::max()));
+    EXPECT_LE(items, cuda::kMaxGemmBatch);
     std::uint32_t most = 0;
     for (std::uint32_t j = b.begin; j < b.end; ++j) {
       const std::uint32_t item = order[j];
@@ -254,6 +254,13 @@ TEST(CudaGramBatches, EdgeCases) {
     counts.insert(counts.end(), 40, 300);
     (void)check_group(counts, 300, cap);
     (void)check_group(counts, 300, capacity(3, 301, 20));
+  }
+  // Buffers for far more items of a short list than one GEMM call takes: calls of kMaxGemmBatch.
+  {
+    const GramCapacity big = capacity(8192, 304, 768);
+    EXPECT_EQ(cuda::gram_batch_items(big, 4), cuda::kMaxGemmBatch);
+    const auto b = check_group(std::vector<std::uint32_t>(200000, 2), 300, big);
+    EXPECT_EQ(b.size(), 4u);  // ceil(200,000 / 65,535)
   }
   // Tiny dimensions: launches dominate and classes merge, still within the buffers.
   {

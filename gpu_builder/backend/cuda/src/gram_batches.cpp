@@ -28,8 +28,7 @@ std::uint64_t gram_batch_items(const GramCapacity& cap, std::uint32_t gram_dim) 
   if (gram_dim == 0 || cap.dims == 0) return 0;
   const std::uint64_t g = gram_dim;
   const std::uint64_t by_rows = cap.row_floats / (g * cap.dims), by_gram = cap.gram_floats / (g * g);
-  // cuBLAS takes the batch as an int.
-  return std::min<std::uint64_t>({by_rows, by_gram, std::uint64_t{std::numeric_limits<int>::max()}});
+  return std::min<std::uint64_t>({by_rows, by_gram, kMaxGemmBatch});
 }
 
 namespace {

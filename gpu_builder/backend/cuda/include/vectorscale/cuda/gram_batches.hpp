@@ -62,7 +62,15 @@ struct GramCapacity {
 /** Rows of the Gram matrix of items with at most `most` candidates: 1 + most, aligned, at most max_gram_dim. */
 [[nodiscard]] std::uint32_t gram_dim_for(std::uint32_t most, std::uint32_t max_gram_dim) noexcept;
 
-/** Items of gram_dim rows that fit the buffers at once (at least 1 when gram_dim <= max_gram_dim fits; < 2^31). */
+/**
+ * Most items of one strided-batched GEMM call. cuBLAS takes the count as an int, and batch
+ * counts above 65,535 (a grid's y and z limit) have broken batched GEMMs before (cuBLAS on
+ * sm_70, CUTLASS's GemmBatched); an extra call per 65,535 items costs next to nothing.
+ */
+inline constexpr std::uint64_t kMaxGemmBatch = 65535;
+
+/** Items of gram_dim rows that fit the buffers at once (at least 1 when gram_dim <= max_gram_dim fits; <=
+ * kMaxGemmBatch). */
 [[nodiscard]] std::uint64_t gram_batch_items(const GramCapacity& cap, std::uint32_t gram_dim) noexcept;
 
 /**
