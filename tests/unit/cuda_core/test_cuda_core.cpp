@@ -626,4 +626,62 @@ TEST(CudaPlan, MemoryPlanForOneMillionBy768) {
   EXPECT_EQ(forced.gram_dim % 4, 0u);
 }
 
+// With the graph phase in bfloat16 (the default on devices with BF16 GEMMs): the float vectors
+// resident while training, replaced by their copy; a build whose float vectors do not fit
+// beside the graph keeps the copy alone on the device and trains from host memory, where it
+// used to read every row of every search over the bus.
+TEST(CudaPlan, BfloatGraphPlacements) {
+  vamana::BuildParams bp;  // R 50, L 100
+  const auto s = cuda::derive_settings(bp);
+  const std::size_t dims = 768, words = sbq::code_words(dims, 1);
+  const std::uint64_t budget = 76ull << 30;
+  auto expect_fits = [](const cuda::MemoryPlan& p) {
+    EXPECT_LE(p.peak, p.budget);
+    EXPECT_GE(p.search_batch, 1u);
+    EXPECT_GE(p.prune_batch, 1u);
+  };
+
+  // 1M rows: float resident for training, the copy (half the bytes) for the graph.
+  const auto small = cuda::plan_device_memory(budget, 1000000, dims, words, s, {}, true);
+  EXPECT_TRUE(small.resident);
+  EXPECT_TRUE(small.bf16_graph);
+  EXPECT_EQ(small.train_vector_bytes, 3072000000ull);
+  EXPECT_EQ(small.vector_bytes, 1536000000ull);
+  EXPECT_EQ(small.search_batch, 60000u);
+  expect_fits(small);
+  EXPECT_NE(small.describe().find("bfloat16"), std::string::npos) << small.describe();
+
+  // 25M rows on an 80 GB device: 77 GB of float vectors, 38 GB as bfloat16.
+  const std::size_t n = 25000000;
+  const auto mid = cuda::plan_device_memory(budget, n, dims, words, s, {}, true);
+  EXPECT_FALSE(mid.resident);
+  EXPECT_TRUE(mid.bf16_graph);
+  EXPECT_EQ(mid.train_vector_bytes, 0u);
+  EXPECT_EQ(mid.vector_bytes, std::uint64_t{n} * dims * 2);
+  expect_fits(mid);
+  // The float graph phase: the vectors stay in host memory.
+  const auto mid_float = cuda::plan_device_memory(budget, n, dims, words, s, {}, false);
+  EXPECT_FALSE(mid_float.resident);
+  EXPECT_FALSE(mid_float.bf16_graph);
+  EXPECT_EQ(mid_float.vector_bytes, 0u);
+  expect_fits(mid_float);
+
+  // 60M rows: not even the copy fits beside the graph: mapped host memory throughout.
+  const auto big = cuda::plan_device_memory(budget, 60000000, dims, words, s, {}, true);
+  EXPECT_FALSE(big.resident);
+  EXPECT_FALSE(big.bf16_graph);
+  expect_fits(big);
+
+  // The tests' limits: training from host memory, or no device copy at all.
+  cuda::PlanLimits lim;
+  lim.force_mapped_training = true;
+  const auto trained_mapped = cuda::plan_device_memory(budget, 5000, 96, 3, s, lim, true);
+  EXPECT_FALSE(trained_mapped.resident);
+  EXPECT_TRUE(trained_mapped.bf16_graph);
+  lim.force_mapped = true;
+  const auto mapped = cuda::plan_device_memory(budget, 5000, 96, 3, s, lim, true);
+  EXPECT_FALSE(mapped.resident);
+  EXPECT_FALSE(mapped.bf16_graph);
+}
+
 }  // namespace

@@ -173,11 +173,12 @@ TEST(CudaBuild, GraphIsTheCpuReferenceOnExactData) {
 
 // The out-of-core paths on small data: vectors left in mapped host memory, batches of 7 rows,
 // prune groups of 3 nodes (Gram buffers for 3 items of max_candidates, more of shorter lists);
-// and resident vectors uploaded in many small chunks; a refinement pass, so that every kernel
-// runs. Same graph as the reference with the same batches. Rows of 22 values are not whole
-// 16-byte chunks: the kernels read them an element at a time, and the searches read their
-// query from global memory. Team-shared visited tables of 16 slots: every search spills into
-// its global table, which it must leave empty for the next.
+// training from mapped host memory with the graph phase's bfloat16 copy on the device (on
+// devices with BF16 GEMMs); and resident vectors uploaded in many small chunks; a refinement
+// pass, so that every kernel runs. Same graph as the reference with the same batches. Rows of
+// 22 values are not whole 16-byte chunks: the kernels read them an element at a time, and the
+// searches read their query from global memory. Team-shared visited tables of 16 slots: every
+// search spills into its global table, which it must leave empty for the next.
 TEST(CudaBuild, OutOfCoreTinyTilesGiveTheReferenceGraph) {
   REQUIRE_DEVICE(dev);
   const std::size_t n = test::gpu_rows(3001, 1201), dims = 22;
@@ -187,9 +188,14 @@ TEST(CudaBuild, OutOfCoreTinyTilesGiveTheReferenceGraph) {
   ip.build.num_neighbors = 12;
   ip.build.search_list_size = 24;
   ip.bits_per_dim = 2;
-  for (const bool mapped : {true, false}) {
+  int major = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev.device), cudaSuccess);
+  enum class Vectors { kMapped, kMappedTraining, kResident };
+  for (const Vectors where : {Vectors::kMapped, Vectors::kMappedTraining, Vectors::kResident}) {
+    SCOPED_TRACE(::testing::Message() << "vectors " << static_cast<int>(where));
     auto o = options_on(dev.device);
-    o.limits.force_mapped = mapped;
+    o.limits.force_mapped = where == Vectors::kMapped;
+    o.limits.force_mapped_training = where == Vectors::kMappedTraining;
     o.limits.search_batch = 7;
     o.limits.prune_batch = 3;
     o.limits.upload_rows = 256;
@@ -197,11 +203,11 @@ TEST(CudaBuild, OutOfCoreTinyTilesGiveTheReferenceGraph) {
     o.graph.local_visited_slots = cuda::core::kLocalProbes;
     o.graph.search_query_in_shared = false;
     const auto r = cuda::build_on_device(data.data(), n, dims, ip, {}, o);
-    EXPECT_EQ(r.plan.resident, !mapped);
+    EXPECT_EQ(r.plan.resident, where == Vectors::kResident);
     EXPECT_FALSE(r.query_in_shared);
-    if (mapped) {
-      EXPECT_FALSE(r.bf16_vectors);  // mapped host vectors stay float
-    }
+    // Mapped host vectors stay float; the others get their bfloat16 copy where the device can use it.
+    EXPECT_EQ(r.bf16_vectors, where != Vectors::kMapped && major >= 8);
+    EXPECT_EQ(r.plan.bf16_graph, r.bf16_vectors);
     EXPECT_EQ(r.plan.search_batch, 7u);
     EXPECT_EQ(r.plan.prune_batch, 3u);
     EXPECT_EQ(r.plan.upload_rows, 256u);

@@ -150,9 +150,20 @@ std::size_t code_words(const vamana::IndexParams& params, std::size_t dims) {
   return bits != 0 ? sbq::code_words(dims, bits) : 0;
 }
 
-// Bytes a build may plan for when the device has free_bytes free.
-std::uint64_t plan_budget(std::uint64_t free_bytes, const DeviceBuildOptions& options) {
-  return static_cast<std::uint64_t>(static_cast<double>(free_bytes) * options.memory_fraction);
+// Whether the graph phase may read bfloat16 copies of the vectors: asked for
+// (GraphOptions::bf16_vectors), and the device has BF16 GEMMs (compute capability 8.0).
+bool bf16_graph_possible(const DeviceBuildOptions& options) {
+  if (!options.graph.bf16_vectors) return false;
+  int major = 0;
+  VS_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, options.device));
+  return major >= 8;
+}
+
+// The memory plan of a build on options.device while free_bytes of its memory are free.
+MemoryPlan plan_build(std::uint64_t free_bytes, std::size_t rows, std::size_t dims, const vamana::IndexParams& params,
+                      const GraphSettings& s, const DeviceBuildOptions& options) {
+  return plan_device_memory(static_cast<std::uint64_t>(static_cast<double>(free_bytes) * options.memory_fraction), rows,
+                            dims, code_words(params, dims), s, options.limits, bf16_graph_possible(options));
 }
 
 // Most dynamic shared memory of a search block: what a block may opt in to, and with the
@@ -197,7 +208,7 @@ class DeviceBuilder {
     const auto t0 = Clock::now();
     std::size_t free_bytes = 0, total_bytes = 0;
     VS_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
-    plan_ = plan_device_memory(plan_budget(free_bytes, options_), n_, dims_, words_, s_, options_.limits);
+    plan_ = plan_build(free_bytes, n_, dims_, params_, s_, options_);
     out.plan = plan_;
     if (control_.log) control_.log(LogLevel::kInfo, "cuda build plan: " + plan_.describe());
 
@@ -336,31 +347,24 @@ class DeviceBuilder {
     return static_cast<std::uint32_t>(download_one(best.data(), stream_) & 0xFFFFFFFFu);
   }
 
-  // The vectors the graph phase reads (GraphOptions::bf16_vectors): bfloat16 copies when the
-  // float vectors are on the device, the device has BF16 GEMMs (compute capability 8.0) and
-  // the copy fits; then the float copy is released. Mapped host vectors stay float.
+  // The vectors the graph phase reads (MemoryPlan::bf16_graph): a bfloat16 copy, rounded from
+  // the float vectors on the device or in mapped host memory, which it then replaces (the
+  // device's float copy is freed, the host memory unpinned).
   void graph_vectors() {
-    if (!options_.graph.bf16_vectors) return;
-    const char* why = nullptr;
-    int major = 0;
-    VS_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, options_.device));
-    std::size_t free_bytes = 0, total_bytes = 0;
-    VS_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
-    const std::uint64_t need = std::uint64_t{n_} * dims_ * sizeof(core::Bf16) + (64ull << 20);
-    if (!plan_.resident)
-      why = "the vectors stay in mapped host memory";
-    else if (major < 8)
-      why = "the device has no BF16 GEMM (compute capability below 8.0)";
-    else if (free_bytes < need)
-      why = "no device memory for the copy";
-    if (why != nullptr) {
-      if (control_.log) control_.log(LogLevel::kInfo, std::string("cuda build: float vectors for the graph: ") + why);
+    if (!plan_.bf16_graph) {
+      if (options_.graph.bf16_vectors && control_.log)
+        control_.log(LogLevel::kInfo,
+                     std::string("cuda build: float vectors for the graph: ") +
+                         (bf16_graph_possible(options_)
+                              ? "no device memory for a bfloat16 copy: the vectors stay in mapped host memory"
+                              : "the device has no BF16 GEMM (compute capability below 8.0)"));
       return;
     }
     half_ = DeviceBuffer<core::Bf16>(n_ * dims_);
     VS_CUDA_TRY(kernels::round_bf16(x_, n_ * dims_, half_.data(), stream_.get()));
     stream_.sync();
     vectors_.reset();
+    mapped_.reset();
     x_ = nullptr;
     xh_ = half_.data();
   }
@@ -830,8 +834,7 @@ bool device_supports(const vamana::IndexParams& params, std::size_t rows, std::s
     return false;
   }
   try {
-    (void)plan_device_memory(plan_budget(m.free_bytes, options), rows, dims, code_words(params, dims), s,
-                             options.limits);
+    (void)plan_build(m.free_bytes, rows, dims, params, s, options);
   } catch (const vs::Error& e) {
     if (e.code() != ErrorCode::kOutOfMemory) throw;
     reason = e.what();

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "vectorscale/core/error.hpp"
 #include "vectorscale/cuda/core/search.hpp"
@@ -76,14 +77,15 @@ std::vector<std::pair<std::size_t, std::size_t>> insertion_batches(std::size_t n
 
 std::string MemoryPlan::describe() const {
   return detail::format(
-      "%s vectors, budget %.1f MiB, peak %.1f MiB, search batch %zu, prune batch %zu, gram %u, table %u slots, "
+      "%s vectors%s, budget %.1f MiB, peak %.1f MiB, search batch %zu, prune batch %zu, gram %u, table %u slots, "
       "upload chunk %zu rows",
-      resident ? "resident" : "mapped host", static_cast<double>(budget) / (1 << 20),
-      static_cast<double>(peak) / (1 << 20), search_batch, prune_batch, gram_dim, table_slots, upload_rows);
+      resident ? "resident" : "mapped host", bf16_graph ? " (a bfloat16 copy on the device for the graph)" : "",
+      static_cast<double>(budget) / (1 << 20), static_cast<double>(peak) / (1 << 20), search_batch, prune_batch,
+      gram_dim, table_slots, upload_rows);
 }
 
 MemoryPlan plan_device_memory(std::uint64_t budget, std::size_t n, std::size_t dims, std::size_t code_words,
-                              const GraphSettings& s, const PlanLimits& limits) {
+                              const GraphSettings& s, const PlanLimits& limits, bool bf16_graph) {
   VS_EXPECTS(n >= 1 && dims >= 1, "nothing to plan for");
   MemoryPlan p;
   p.budget = limits.budget != 0 ? limits.budget : budget;
@@ -125,13 +127,22 @@ MemoryPlan plan_device_memory(std::uint64_t budget, std::size_t n, std::size_t d
       std::min(edge_cap, limits.search_batch != 0 ? std::min(limits.search_batch, want_batch) : want_batch);
   const std::size_t prune_cap = limits.prune_batch != 0 ? limits.prune_batch : std::size_t{8192};
 
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    p.resident = attempt == 0 && !limits.force_mapped;
-    if (attempt == 0 && limits.force_mapped) continue;
-    p.vector_bytes = p.resident ? N * D * 4 : 0;
-    const std::uint64_t fixed = p.vector_bytes + kMargin;
-    if (fixed + p.train_bytes > p.budget || fixed + p.graph_bytes > p.budget) continue;
-    const std::uint64_t avail = p.budget - fixed - p.graph_bytes;
+  // The placements of the vectors, in order of preference: (float resident, bfloat16 graph).
+  const std::pair<bool, bool> placements[] = {{true, bf16_graph}, {false, true}, {false, false}};
+  for (const auto& [resident, bf16] : placements) {
+    if (bf16 && !bf16_graph) continue;
+    if (resident && (limits.force_mapped || limits.force_mapped_training)) continue;
+    if (bf16 && limits.force_mapped) continue;
+    p.resident = resident;
+    p.bf16_graph = bf16;
+    p.train_vector_bytes = resident ? N * D * 4 : 0;
+    p.vector_bytes = bf16 ? N * D * 2 : p.train_vector_bytes;
+    // The bfloat16 copy is made while the float vectors are still on the device (if they are).
+    const std::uint64_t copy_bytes = bf16 ? p.train_vector_bytes + p.vector_bytes : 0;
+    if (kMargin + p.train_vector_bytes + p.train_bytes > p.budget || kMargin + copy_bytes > p.budget ||
+        kMargin + p.vector_bytes + p.graph_bytes > p.budget)
+      continue;
+    const std::uint64_t avail = p.budget - kMargin - p.vector_bytes - p.graph_bytes;
     // Pruning gets up to a third of what is left, searching the rest.
     std::size_t prune = static_cast<std::size_t>(std::min<std::uint64_t>(prune_cap, avail / 3 / p.per_prune_bytes));
     if (prune == 0) continue;
@@ -140,7 +151,9 @@ MemoryPlan plan_device_memory(std::uint64_t budget, std::size_t n, std::size_t d
     if (search == 0) continue;
     p.search_batch = search;
     p.prune_batch = prune;
-    p.peak = fixed + std::max(p.train_bytes, p.graph_bytes + search * p.per_query_bytes + prune * p.per_prune_bytes);
+    p.peak =
+        kMargin + std::max({p.train_vector_bytes + p.train_bytes, copy_bytes,
+                            p.vector_bytes + p.graph_bytes + search * p.per_query_bytes + prune * p.per_prune_bytes});
     return p;
   }
   VS_FAIL(ErrorCode::kOutOfMemory,

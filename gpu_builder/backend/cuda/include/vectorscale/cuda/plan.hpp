@@ -133,11 +133,18 @@ struct PlanLimits {
   std::size_t search_batch = 0;  ///< most rows searched at once; 0 = by memory
   std::size_t prune_batch = 0;   ///< most nodes per prune group (and Gram buffers); 0 = by memory
   bool force_mapped = false;     ///< never copy the vectors to the device
+  /** Train from mapped host memory even where the float vectors fit the device (the bfloat16 copy is still made). */
+  bool force_mapped_training = false;
 };
 
 /** The device-memory plan of one build. */
 struct MemoryPlan {
-  bool resident = true;               ///< vectors on the device; false: read from mapped pinned host memory
+  bool resident = true;  ///< float vectors on the device; false: read from mapped pinned host memory
+  /**
+   * The graph phase reads a bfloat16 copy of the vectors on the device (made from the resident
+   * float vectors, which it then replaces, or from mapped host memory); false: the float vectors.
+   */
+  bool bf16_graph = false;
   std::uint64_t budget = 0;           ///< bytes planned for
   std::uint64_t peak = 0;             ///< bytes the plan uses at most
   std::size_t upload_rows = 0;        ///< rows per upload chunk (a multiple of kStatsRows)
@@ -145,7 +152,8 @@ struct MemoryPlan {
   std::size_t prune_batch = 0;        ///< nodes per prune group; the Gram buffers hold this many at gram_dim
   std::uint32_t gram_dim = 0;         ///< rows of the largest Gram matrix: max_candidates + 1, rounded up to 4
   std::uint32_t table_slots = 0;      ///< visited-table slots per search
-  std::uint64_t vector_bytes = 0;     ///< the vectors on the device (0 when mapped)
+  std::uint64_t vector_bytes = 0;     ///< the graph phase's vectors on the device (0 when mapped)
+  std::uint64_t train_vector_bytes = 0;  ///< the float vectors on the device while training (0 when mapped)
   std::uint64_t graph_bytes = 0;      ///< adjacency, degrees, order
   std::uint64_t train_bytes = 0;      ///< SBQ partial sums and codes (before the graph phase)
   std::uint64_t per_query_bytes = 0;  ///< search + reverse-edge scratch + prune order per batch row
@@ -157,13 +165,19 @@ struct MemoryPlan {
 
 /**
  * Plans a build of n rows of `dims` floats with `code_words` SBQ words per row (0 for plain)
- * into `budget` bytes of device memory: the vectors stay resident when they and a working set
- * fit, otherwise kernels read them from mapped host memory (slower, never fails for lack of
- * device memory); batch sizes shrink to fit. Throws vs::Error kOutOfMemory when not even one
- * row's working set fits.
+ * into `budget` bytes of device memory; bf16_graph: the graph phase may read bfloat16 copies
+ * (GraphOptions::bf16_vectors on a device with BF16 GEMMs). The first that fits, with a
+ * working set of at least one row:
+ *  - the float vectors resident (uploaded once; training reads them there), replaced by their
+ *    bfloat16 copy for the graph phase when bf16_graph (both on the device for a moment);
+ *  - bf16_graph: training reads the float vectors from mapped host memory, the graph phase the
+ *    bfloat16 copy on the device (half the bytes of float: mid-size builds keep their searches
+ *    in device memory instead of on the bus);
+ *  - the vectors in mapped host memory throughout (slow, the bus).
+ * Batch sizes shrink to fit. Throws vs::Error kOutOfMemory when none fits (not even the graph).
  */
 [[nodiscard]] MemoryPlan plan_device_memory(std::uint64_t budget, std::size_t n, std::size_t dims,
                                             std::size_t code_words, const GraphSettings& settings,
-                                            const PlanLimits& limits = {});
+                                            const PlanLimits& limits = {}, bool bf16_graph = false);
 
 }  // namespace vs::cuda
