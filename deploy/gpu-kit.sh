@@ -72,12 +72,14 @@
 #   VS_KIT_BENCH_N=1000000 VS_KIT_BENCH_DIMS=768 VS_KIT_BENCH_CPU_N=200000
 #   VS_KIT_BENCH_ARGS=""      more gpu_build_bench options for bench and bench-full, e.g.
 #                             "--fp32" (graph phase in FP32 instead of BF16) or "--tf32"
-#   VS_KIT_BENCH_VARIANTS=cuda:refine-max-rows=0,cuda:local-visited=0,cuda:search-full-occupancy,cuda:query-in-shared=0
+#   VS_KIT_BENCH_VARIANTS=cuda:refine-max-rows=0,cuda:local-visited=0,cuda:search-full-occupancy,cuda:query-in-shared=0,cuda:vectors=mapped-training
 #                             more CUDA builds in bench's 1M run, comma-separated backends of
 #                             gpu_build_bench with the GPU build's knobs (with the refinement
 #                             pass that builds above 100,000 rows skip; visited sets in global
 #                             memory only; the search kernel at 32 registers; the query read
-#                             from global memory); empty: none
+#                             from global memory; training from mapped host memory, the plan
+#                             of builds whose float vectors do not fit beside the graph);
+#                             empty: none
 #   VS_KIT_E2E_N=100000 VS_KIT_E2E_QUERIES=100 VS_KIT_E2E_LOCAL=1 (0: no local build)
 #   VS_KIT_SANITIZE_TOOLS="memcheck racecheck synccheck"
 #   VS_KIT_COMPAT=auto        1: the kit's libstdc++/libgcc_s always; 0: never; auto: when the
@@ -644,7 +646,7 @@ bench_run() {
 
 step_bench() {
   local n=${VS_KIT_BENCH_N:-1000000} dims=${VS_KIT_BENCH_DIMS:-768} cpu_n=${VS_KIT_BENCH_CPU_N:-200000}
-  local variants=${VS_KIT_BENCH_VARIANTS-cuda:refine-max-rows=0,cuda:local-visited=0,cuda:search-full-occupancy,cuda:query-in-shared=0}
+  local variants=${VS_KIT_BENCH_VARIANTS-cuda:refine-max-rows=0,cuda:local-visited=0,cuda:search-full-occupancy,cuda:query-in-shared=0,cuda:vectors=mapped-training}
   local big=$STATE/bench.big small=$STATE/bench.small cuda='' cpu cuda_small speedup est status=0
   # The side-by-side run first: its figures stay in the summary if the big run hits the limit.
   bench_run "$small" --n "$cpu_n" --dims "$dims" --backends cpu,cuda
@@ -668,7 +670,8 @@ step_bench() {
     local v
     for v in ${variants//,/ }; do
       summary "$v $n x $dims: $(json_field "$big" "$v" total)s, recall@10 $(json_recall "$big" "$v");" \
-        "device seconds: $(json_section "$big" "$v" device_seconds); searches: $(json_section "$big" "$v" search)"
+        "phases: $(json_section "$big" "$v" seconds); device seconds: $(json_section "$big" "$v" device_seconds);" \
+        "searches: $(json_section "$big" "$v" search)"
     done
   else
     summary "cuda $n x $dims: not run ($(grep -m1 -e 'skipping cuda' -e 'no CUDA' "$big" | sed 's/.*skipping cuda: //'))"

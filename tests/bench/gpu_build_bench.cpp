@@ -72,6 +72,7 @@ struct Options {
   bool fp32 = false;
   bool full_occupancy = false;
   int query_in_shared = -1;
+  std::string vectors = "auto";  // where the device build keeps the vectors: auto, mapped-training, mapped
 
   // The GPU build's knobs, defaults unless given.
   [[nodiscard]] vs::cuda::GraphOptions graph() const {
@@ -101,7 +102,7 @@ struct Options {
                "         [--backends cpu,cuda,reference[:knob=value...],...] [--cuda-device I]\n"
                "         [--batch-fraction F] [--refine-passes P] [--refine-max-rows N (0: no limit)]\n"
                "         [--max-iters-factor M] [--local-visited SLOTS] [--search-full-occupancy] [--tf32] [--fp32]\n"
-               "         [--query-in-shared 0|1]\n"
+               "         [--query-in-shared 0|1] [--vectors auto|mapped-training|mapped]\n"
                "         [--write PREFIX]\n",
                why);
   std::exit(2);
@@ -195,7 +196,11 @@ void parse_onto(Options& o, int first, int argc, char** argv) {
       o.full_occupancy = true;
     else if (a == "--query-in-shared")
       o.query_in_shared = static_cast<int>(num());
-    else
+    else if (a == "--vectors") {
+      o.vectors = value();
+      if (o.vectors != "auto" && o.vectors != "mapped-training" && o.vectors != "mapped")
+        usage("--vectors takes auto, mapped-training or mapped");
+    } else
       usage(("unknown option " + a).c_str());
   }
 }
@@ -215,7 +220,8 @@ Options parse(int argc, char** argv) {
 std::pair<std::string, Options> backend_options(const Options& o, const std::string& spec) {
   static const char* const kKnobs[] = {"batch-fraction",   "refine-passes", "refine-max-rows",
                                        "max-iters-factor", "local-visited", "search-full-occupancy",
-                                       "query-in-shared",  "tf32",          "fp32"};
+                                       "query-in-shared",  "tf32",          "fp32",
+                                       "vectors"};
   std::vector<std::string> parts;
   for (std::size_t at = 0;;) {
     const std::size_t colon = spec.find(':', at);
@@ -493,6 +499,9 @@ int main(int argc, char** argv) {
         vs::cuda::DeviceBuildOptions bo;
         bo.device = dev.device;
         bo.graph = vo.graph();
+        // The memory plan's placements (plan.hpp): by memory, or forced for a side-by-side run.
+        bo.limits.force_mapped_training = vo.vectors == "mapped-training";
+        bo.limits.force_mapped = vo.vectors == "mapped";
         vs::Array<float> v(o.n * o.dims);
         std::copy(all.begin(), all.end(), v.data());
         const auto t0 = Clock::now();
@@ -523,6 +532,11 @@ int main(int argc, char** argv) {
         r.sections["search"]["spilled_searches"] = static_cast<double>(d.stats.spilled_searches);
         r.sections["search"]["local_visited_slots"] = static_cast<double>(d.local_visited_slots);
         r.sections["search"]["query_in_shared"] = d.query_in_shared ? 1.0 : 0.0;
+        r.sections["plan"] = {{"resident", d.plan.resident ? 1.0 : 0.0},
+                              {"bf16_graph", d.plan.bf16_graph ? 1.0 : 0.0},
+                              {"search_batch", static_cast<double>(d.plan.search_batch)},
+                              {"prune_batch", static_cast<double>(d.plan.prune_batch)},
+                              {"peak_gib", static_cast<double>(d.plan.peak) / (1ull << 30)}};
         // The prunes' Gram GEMMs as done (sorted by candidate count) and unbucketed.
         r.sections["prune_gemm"] = {{"gflop", d.gram.flops * 1e-9},
                         {"gflop_unbucketed", d.gram.flops_unbucketed * 1e-9},
