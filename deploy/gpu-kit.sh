@@ -630,15 +630,26 @@ json_section() {
 }
 
 # Runs gpu_build_bench (output also in $1); a failure is summarised and remembered in status.
+# It stops 15 s before the step's limit, so that the step still summarises the JSON lines of
+# the builds that finished.
 bench_run() {
-  local out=$1 rc=0 extra=()
+  local out=$1 rc=0 extra=() left=$((STEP_END - SECONDS - 15))
   shift
   # Extra options for every benchmark run, e.g. VS_KIT_BENCH_ARGS="--fp32" or "--tf32".
   read -r -a extra <<<"${VS_KIT_BENCH_ARGS:-}"
   set -- "$@" "${extra[@]}"
-  note "gpu_build_bench $*"
-  LD_LIBRARY_PATH=$GPU_LD "$VS_KIT_ROOT/bin/gpu_build_bench" --threads "$(nproc)" "$@" 2>&1 | tee "$out" || rc=$?
-  if ((rc)); then
+  if ((left < 10)); then
+    summary "gpu_build_bench $*: not run (the step's limit)"
+    status=1
+    return 0
+  fi
+  note "gpu_build_bench $* (timeout ${left}s)"
+  LD_LIBRARY_PATH=$GPU_LD timeout -k 5 "$left" "$VS_KIT_ROOT/bin/gpu_build_bench" --threads "$(nproc)" "$@" 2>&1 |
+    tee "$out" || rc=$?
+  if ((rc == 124 || rc == 137)); then
+    summary "gpu_build_bench $*: stopped after ${left}s (the step's limit); the builds that finished are below"
+    status=1
+  elif ((rc)); then
     summary "gpu_build_bench $* exited $rc: $(grep -m1 '^gpu_build_bench: ' "$out" | grep -v 'generated\|brute force' || true)"
     status=1
   fi
