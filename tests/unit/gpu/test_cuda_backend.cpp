@@ -104,6 +104,26 @@ TEST(CudaBackend, PagesValidateForEveryMetricAndStorage) {
   }
 }
 
+// Rows that are not whole 16-byte chunks in either precision, one dimension, and the most
+// dimensions an index takes (16,000), whose staged float query (64,000 bytes) needs more than
+// the 48 KiB of shared memory a kernel gets without opting in; in both precisions.
+TEST(CudaBackend, PagesValidateForOddDimensions) {
+  for (const bool bf16 : {true, false}) {
+    vb::CudaBackendOptions options;
+    options.graph.bf16_vectors = bf16;
+    REQUIRE_BACKEND_WITH(b, options);
+    for (const std::size_t dims : {1, 3, 9, 100, 16000}) {
+      SCOPED_TRACE(::testing::Message() << dims << " dimensions, " << (bf16 ? "bf16" : "fp32"));
+      const std::size_t n = dims > 1000 ? 150 : 600;
+      vb::BackendStats stats;
+      const auto meta = build_and_validate(*b, make_input(n, dims, distance::Metric::kL2, false), &stats);
+      EXPECT_EQ(meta.build_backend, format::BuildBackend::kCuda);
+      EXPECT_EQ(meta.node_count, n);
+      EXPECT_EQ(meta.indexed_dims, dims);
+    }
+  }
+}
+
 TEST(CudaBackend, LabelledBuildsRunOnTheCpuBackend) {
   REQUIRE_BACKEND(b);
   std::vector<std::string> log;
