@@ -77,6 +77,11 @@ BackendStats CudaBackend::build(BuildInput&& in, const Control& control, const f
     if (control.cancel && control.cancel()) throw Cancelled();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  // With the device to itself: does the build fit its free memory?
+  if (!cuda::device_memory_fits(in.params, in.rows, in.dims, o, why)) {
+    lock.unlock();
+    return build_on_cpu(std::move(in), control, sink, why);
+  }
 
   const auto t0 = Clock::now();
   if (control.progress) control.progress(kPhaseTrain, 0, in.rows);

@@ -824,10 +824,13 @@ bool device_supports(const vamana::IndexParams& params, std::size_t rows, std::s
     return false;
   }
   reason = shared_memory_problem(s, options.device);
-  if (!reason.empty()) return false;
-  // Out of core, the vectors stay in host memory, but the graph and a batch's working memory
-  // must fit on the device: a build that cannot is the CPU backend's, not a failed build.
+  return reason.empty();
+}
+
+bool device_memory_fits(const vamana::IndexParams& params, std::size_t rows, std::size_t dims,
+                        const DeviceBuildOptions& options, std::string& reason) {
   if (rows == 0) return true;
+  const GraphSettings s = derive_settings(params.build, options.graph);
   const DeviceMemoryInfo m = device_memory_info(options.device);
   if (m.total_bytes == 0 && options.limits.budget == 0) {
     reason = "the device's free memory cannot be queried";

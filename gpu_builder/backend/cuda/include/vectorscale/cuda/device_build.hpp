@@ -87,13 +87,20 @@ struct DeviceBuildOptions {
 
 /**
  * Whether build_on_device can build `rows` rows of `dims` dimensions with these parameters
- * and options on options.device; the reason when not. Besides the parameters the kernels
- * accept (shared memory), the device's free memory now must hold the graph and the smallest
- * batch's working memory (the vectors may stay in host memory): larger builds are the CPU
- * backend's, so that a build that fits host memory never fails for lack of device memory.
+ * and options on options.device (node ids, list sizes, the kernels' shared memory); the reason
+ * when not.
  */
 [[nodiscard]] bool device_supports(const vamana::IndexParams& params, std::size_t rows, std::size_t dims,
                                    const DeviceBuildOptions& options, std::string& reason);
+
+/**
+ * Whether the device's free memory now holds such a build's graph and its smallest batches
+ * (the vectors may stay in host memory: plan_device_memory); the plan's reason when not. A
+ * build that does not fit is the CPU backend's, so that a build that fits host memory never
+ * fails for lack of device memory. Ask with no other build running on the device.
+ */
+[[nodiscard]] bool device_memory_fits(const vamana::IndexParams& params, std::size_t rows, std::size_t dims,
+                                      const DeviceBuildOptions& options, std::string& reason);
 
 /**
  * Device time of the graph phase (insertion, refinement, final prune) by kind of work, from
