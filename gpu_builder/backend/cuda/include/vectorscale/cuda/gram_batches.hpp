@@ -69,8 +69,10 @@ struct GramCapacity {
  */
 inline constexpr std::uint64_t kMaxGemmBatch = 65535;
 
-/** Items of gram_dim rows that fit the buffers at once (at least 1 when gram_dim <= max_gram_dim fits; <=
- * kMaxGemmBatch). */
+/**
+ * Items of gram_dim rows that fit the buffers at once, at most kMaxGemmBatch (at least 1 when
+ * gram_dim <= max_gram_dim fits).
+ */
 [[nodiscard]] std::uint64_t gram_batch_items(const GramCapacity& cap, std::uint32_t gram_dim) noexcept;
 
 /**

@@ -119,8 +119,7 @@ struct GraphSettings {
 /** Most nodes one search may see (max_iters * stride): keeps the core's 32-bit sizes exact. */
 inline constexpr double kMaxSearchReach = static_cast<double>(1u << 29);
 
-/** Most edges (rows * R) of one batch's reverse-edge step: its run starts and counts, and CUB's item counts, are int.
- */
+/** Most edges (rows * R) of one batch's reverse-edge step: its run starts and counts, and CUB's counts, are int. */
 inline constexpr std::size_t kMaxBatchEdges = (std::size_t{1} << 31) - 1;
 
 /** Rows summed by one block of the SBQ statistics kernels; upload chunks are multiples of it. */
