@@ -46,7 +46,7 @@
 #               $VS_KIT_BENCH_VARIANTS on the same data (default: with a refinement pass,
 #               without the shared-memory visited sets, with the search kernel held to 32
 #               registers, and with the query read from global memory), each summarised
-#               with its recall, device seconds and searches
+#               with its recall, phases, device seconds and searches
 #   bench-full  gpu_build_bench --n $VS_KIT_BENCH_N --dims $VS_KIT_BENCH_DIMS, CPU then CUDA on
 #               the same data (the last line is the measured speed-up and recall gap); in a call
 #               of its own: `VS_KIT_DEADLINE=590 bash deploy/gpu-kit.sh run bench-full`

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "gpu_test_sizes.hpp"
@@ -124,35 +126,36 @@ TEST(CudaBackend, PagesValidateForOddDimensions) {
   }
 }
 
-TEST(CudaBackend, LabelledBuildsRunOnTheCpuBackend) {
-  REQUIRE_BACKEND(b);
+// Builds through a backend that must hand the build to its CPU backend: the pages validate,
+// and the meta page and the stats both name the CPU. Returns the meta page and the first log
+// line (which says why).
+std::pair<format::MetaInfo, std::string> build_on_the_cpu_backend(vb::CudaBackend& b, vb::BuildInput in) {
   std::vector<std::string> log;
   Control control;
   control.log = [&](LogLevel, std::string_view line) { log.emplace_back(line); };
   vb::BackendStats stats;
-  const auto meta = build_and_validate(*b, make_input(1500, 32, distance::Metric::kCosine, true), &stats, control);
+  const auto meta = build_and_validate(b, std::move(in), &stats, control);
   EXPECT_EQ(meta.build_backend, format::BuildBackend::kCpu);
   EXPECT_EQ(stats.backend, format::BuildBackend::kCpu);
+  EXPECT_FALSE(log.empty());
+  return {meta, log.empty() ? std::string() : log[0]};
+}
+
+TEST(CudaBackend, LabelledBuildsRunOnTheCpuBackend) {
+  REQUIRE_BACKEND(b);
+  const auto [meta, why] = build_on_the_cpu_backend(*b, make_input(1500, 32, distance::Metric::kCosine, true));
   EXPECT_TRUE(meta.has_labels);
-  ASSERT_FALSE(log.empty());
-  EXPECT_NE(log[0].find("labelled"), std::string::npos) << log[0];
+  EXPECT_NE(why.find("labelled"), std::string::npos) << why;
 }
 
 TEST(CudaBackend, BuildsTooLargeForTheDeviceRunOnTheCpuBackend) {
   vb::CudaBackendOptions options;
   options.limits.budget = 1 << 20;  // 1 MiB of device memory: not even the graph of 1,500 rows fits
   REQUIRE_BACKEND_WITH(b, options);
-  std::vector<std::string> log;
-  Control control;
-  control.log = [&](LogLevel, std::string_view line) { log.emplace_back(line); };
-  vb::BackendStats stats;
-  const auto meta = build_and_validate(*b, make_input(1500, 32, distance::Metric::kL2, false), &stats, control);
-  EXPECT_EQ(meta.build_backend, format::BuildBackend::kCpu);
-  EXPECT_EQ(stats.backend, format::BuildBackend::kCpu);
+  const auto [meta, why] = build_on_the_cpu_backend(*b, make_input(1500, 32, distance::Metric::kL2, false));
   EXPECT_EQ(meta.node_count, 1500u);
-  ASSERT_FALSE(log.empty());
-  EXPECT_NE(log[0].find("building on the CPU"), std::string::npos) << log[0];
-  EXPECT_NE(log[0].find("does not fit"), std::string::npos) << log[0];
+  EXPECT_NE(why.find("building on the CPU"), std::string::npos) << why;
+  EXPECT_NE(why.find("does not fit"), std::string::npos) << why;
 }
 
 TEST(CudaBackend, ReportsDeviceMemoryAndCancels) {

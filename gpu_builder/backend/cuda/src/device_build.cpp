@@ -192,7 +192,6 @@ class DeviceBuilder {
         control_(control),
         options_(options),
         s_(derive_settings(params.build, options.graph)),
-        sbq_(params.storage == vamana::Storage::kMemoryOptimized),
         bits_(sbq_bits(params, dims)),
         words_(code_words(params, dims)),
         blas_(stream_.get()) {}
@@ -260,7 +259,7 @@ class DeviceBuilder {
     }
     VS_CUDA_TRY(
         kernels::reduce_groups(partials.data(), groups, dims_, static_cast<double>(n_), moments.data(), stream_.get()));
-    const bool second_moment = sbq_ && bits_ > 1;
+    const bool second_moment = bits_ > 1;
     if (second_moment) {
       VS_CUDA_TRY(kernels::column_sums(x_, n_, dims_, moments.data(), 0, partials.data(), stream_.get()));
       VS_CUDA_TRY(kernels::reduce_groups(partials.data(), groups, dims_, static_cast<double>(n_),
@@ -275,7 +274,7 @@ class DeviceBuilder {
     for (std::size_t d = 0; d < dims_; ++d) centroid[d] = static_cast<float>(m[d]);
     DeviceBuffer<float> centroid_d(dims_);
     upload(centroid_d.data(), centroid.data(), dims_, stream_);
-    if (sbq_) {
+    if (bits_ != 0) {  // SBQ storage
       std::vector<float> stream_values(sbq::stream_length(dims_, bits_));
       std::copy(centroid.begin(), centroid.end(), stream_values.begin());
       if (bits_ > 1)
@@ -686,8 +685,7 @@ class DeviceBuilder {
   const Control& control_;
   const DeviceBuildOptions& options_;
   const GraphSettings s_;
-  const bool sbq_;
-  const std::uint32_t bits_;
+  const std::uint32_t bits_;  // SBQ bits per dimension; 0: plain storage, no codes
   const std::size_t words_;
   MemoryPlan plan_;
   GraphBuildStats stats_;
